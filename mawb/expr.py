@@ -109,6 +109,9 @@ def parse_condition(text: str) -> Condition:
     if len(text) > MAX_CONDITION_LENGTH:
         raise ConditionError(f"condition is longer than {MAX_CONDITION_LENGTH} characters")
     tree = _parse(text)
+    if not isinstance(tree, (exp.Condition, exp.Star, exp.Alias)):
+        kind = str(tree.this).upper() if isinstance(tree, exp.Command) else tree.key.upper()
+        raise ConditionError(f"a condition must be an expression, not a {kind} statement")
     if tree.find(exp.Query, exp.Subquery, exp.Exists):
         raise ConditionError("subqueries (SELECT) are not allowed")
     for node in tree.walk():
@@ -207,12 +210,14 @@ def _check_tokens(tokens: list[Token]) -> None:
         raise ConditionError("comments are not allowed (-- or /* */)")
     for index, token in enumerate(tokens):
         if token.token_type == TokenType.SEMICOLON:
-            raise ConditionError("';' is not allowed: a condition is a single expression")
+            raise ConditionError(
+                "';' is not allowed: a condition is one expression, not several statements"
+            )
         if token.token_type in (TokenType.PARAMETER, TokenType.PLACEHOLDER):
             raise ConditionError(f"parameter '{token.text}' is not allowed: write it as :name")
         following = tokens[index + 1] if index + 1 < len(tokens) else None
         if token.token_type == TokenType.COLON and following is not None:
-            if following.token_type == TokenType.VAR and following.start != token.end + 1:
+            if _IDENTIFIER.fullmatch(following.text) and following.start != token.end + 1:
                 raise ConditionError("write parameters as :name, with no space after ':'")
 
 
