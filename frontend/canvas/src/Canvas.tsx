@@ -1,0 +1,196 @@
+// The editable flow canvas. Local React Flow state is the source of truth while the user edits;
+// Python's graph replaces it only when Python really changed it (see sync.ts), and edits go
+// back to Python debounced, never mid-drag, and only when the graph changed.
+import {
+  addEdge,
+  applyEdgeChanges,
+  applyNodeChanges,
+  Background,
+  Controls,
+  MiniMap,
+  ReactFlow,
+  ReactFlowProvider,
+  useReactFlow,
+  type Connection,
+  type Edge,
+  type EdgeChange,
+  type NodeChange,
+} from "@xyflow/react";
+import { useCallback, useEffect, useMemo, useRef, useState, type DragEvent, type ReactElement } from "react";
+import { FlowNode } from "./FlowNode";
+import {
+  CANVAS_NODE_TYPE,
+  fromCanvas,
+  graphSignature,
+  nextEdgeId,
+  nextNodeId,
+  nodeFromPalette,
+  normalizeGraph,
+  toCanvasEdges,
+  toCanvasNode,
+  toCanvasNodes,
+  type CanvasNode,
+} from "./graph";
+import { Palette } from "./Palette";
+import { DRAG_MIME, findPaletteItem } from "./palette";
+import { Debouncer, decideSync, shouldApplyIncoming } from "./sync";
+import type { CanvasProps, FlowGraph } from "./types";
+
+const NODE_TYPES = { [CANVAS_NODE_TYPE]: FlowNode };
+const DELETE_KEYS = ["Delete", "Backspace"];
+/** Where a dropped node's top-left corner lands relative to the cursor (about its centre). */
+const DROP_OFFSET = { x: 100, y: 28 };
+
+export interface CanvasAppProps extends CanvasProps {
+  sendGraph: (graph: FlowGraph) => void;
+}
+
+export function CanvasApp(props: CanvasAppProps): ReactElement {
+  return (
+    <ReactFlowProvider>
+      <FlowCanvas {...props} />
+    </ReactFlowProvider>
+  );
+}
+
+function FlowCanvas({ graph, palette, read_only, height, fit_view, sendGraph }: CanvasAppProps): ReactElement {
+  const incoming = useMemo(() => normalizeGraph(graph), [graph]);
+  const incomingSignature = useMemo(() => graphSignature(incoming), [incoming]);
+  const [nodes, setNodes] = useState<CanvasNode[]>(() => toCanvasNodes(incoming, read_only));
+  const [edges, setEdges] = useState<Edge[]>(() => toCanvasEdges(incoming));
+  const baseline = useRef(incomingSignature);
+  const lastIncoming = useRef<string | null>(incomingSignature);
+  const send = useRef(sendGraph);
+  send.current = sendGraph;
+
+  useEffect(() => {
+    const apply = shouldApplyIncoming(incomingSignature, lastIncoming.current, baseline.current);
+    lastIncoming.current = incomingSignature;
+    if (!apply) return;
+    baseline.current = incomingSignature;
+    setNodes((previous) => toCanvasNodes(incoming, read_only, previous));
+    setEdges(toCanvasEdges(incoming));
+  }, [incoming, incomingSignature, read_only]);
+
+  useGraphSync(nodes, edges, baseline, send);
+
+  const onNodesChange = useCallback(
+    (changes: NodeChange<CanvasNode>[]) => setNodes((current) => applyNodeChanges(changes, current)),
+    [],
+  );
+  const onEdgesChange = useCallback(
+    (changes: EdgeChange[]) => setEdges((current) => applyEdgeChanges(changes, current)),
+    [],
+  );
+  const onConnect = useCallback(
+    (connection: Connection) =>
+      setEdges((current) => {
+        const id = nextEdgeId(
+          connection.source,
+          connection.sourceHandle,
+          connection.target,
+          current.map((edge) => edge.id),
+        );
+        return addEdge({ ...connection, id }, current);
+      }),
+    [],
+  );
+  const { onDragOver, onDrop } = usePaletteDrop(palette, read_only, setNodes);
+
+  return (
+    <div className={read_only ? "mawb-canvas is-read-only" : "mawb-canvas"} style={{ height: `${height}px` }}>
+      {read_only ? null : <Palette items={palette} />}
+      <div className="mawb-flow" onDragOver={onDragOver} onDrop={onDrop}>
+        <ReactFlow<CanvasNode, Edge>
+          nodes={nodes}
+          edges={edges}
+          nodeTypes={NODE_TYPES}
+          onNodesChange={onNodesChange}
+          onEdgesChange={onEdgesChange}
+          onConnect={onConnect}
+          fitView={fit_view}
+          fitViewOptions={{ padding: 0.2, maxZoom: 1.2 }}
+          nodesDraggable={!read_only}
+          nodesConnectable={!read_only}
+          edgesReconnectable={false}
+          elementsSelectable
+          deleteKeyCode={read_only ? null : DELETE_KEYS}
+          minZoom={0.2}
+          maxZoom={2}
+        >
+          <Background gap={16} />
+          <MiniMap pannable zoomable nodeColor={miniMapColor} />
+          <Controls showInteractive={!read_only} />
+        </ReactFlow>
+      </div>
+    </div>
+  );
+}
+
+function miniMapColor(node: CanvasNode): string {
+  if (node.data.payload.error) return "#dc2626";
+  return node.data.payload.color || "#64748b";
+}
+
+/** Send the canvas graph to Python after a pause, never mid-drag, only when it changed. */
+function useGraphSync(
+  nodes: CanvasNode[],
+  edges: Edge[],
+  baseline: { current: string },
+  send: { current: (graph: FlowGraph) => void },
+): void {
+  const current = useMemo(() => fromCanvas(nodes, edges), [nodes, edges]);
+  const signature = useMemo(() => graphSignature(current), [current]);
+  const dragging = nodes.some((node) => node.dragging);
+  const debouncer = useRef<Debouncer | null>(null);
+  debouncer.current ??= new Debouncer();
+
+  useEffect(() => {
+    const timer = debouncer.current as Debouncer;
+    const decision = decideSync({ current: signature, baseline: baseline.current, dragging });
+    if (decision !== "schedule") {
+      timer.cancel();
+      return;
+    }
+    timer.run(() => {
+      baseline.current = signature;
+      send.current(current);
+    });
+  }, [current, signature, dragging, baseline, send]);
+
+  useEffect(() => () => debouncer.current?.cancel(), []);
+}
+
+/** Accept palette items dropped on the canvas and create a node where they land. */
+function usePaletteDrop(
+  palette: CanvasProps["palette"],
+  readOnly: boolean,
+  setNodes: (update: (current: CanvasNode[]) => CanvasNode[]) => void,
+) {
+  const { screenToFlowPosition } = useReactFlow();
+  const onDragOver = useCallback(
+    (event: DragEvent<HTMLDivElement>) => {
+      if (readOnly || !event.dataTransfer.types.includes(DRAG_MIME)) return;
+      event.preventDefault();
+      event.dataTransfer.dropEffect = "move";
+    },
+    [readOnly],
+  );
+  const onDrop = useCallback(
+    (event: DragEvent<HTMLDivElement>) => {
+      if (readOnly) return;
+      const item = findPaletteItem(palette, event.dataTransfer.getData(DRAG_MIME));
+      if (!item) return;
+      event.preventDefault();
+      const point = screenToFlowPosition({ x: event.clientX, y: event.clientY });
+      const position = { x: point.x - DROP_OFFSET.x, y: point.y - DROP_OFFSET.y };
+      setNodes((current) => {
+        const id = nextNodeId(item.type, current.map((node) => node.id));
+        const created = { ...toCanvasNode(nodeFromPalette(item, id, position), false), selected: true };
+        return [...current.map((node) => (node.selected ? { ...node, selected: false } : node)), created];
+      });
+    },
+    [palette, readOnly, screenToFlowPosition],
+  );
+  return { onDragOver, onDrop };
+}

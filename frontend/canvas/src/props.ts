@@ -1,0 +1,18 @@
+// Defensive reading of the `data` Python passes, so a missing option falls back to a default
+// instead of breaking the canvas.
+import { normalizeGraph } from "./graph";
+import type { CanvasProps, PaletteItem } from "./types";
+
+export const DEFAULT_HEIGHT = 560;
+
+export function readProps(data: unknown): CanvasProps {
+  const raw = (data ?? {}) as Partial<Record<keyof CanvasProps, unknown>>;
+  const height = typeof raw.height === "number" && raw.height > 0 ? raw.height : DEFAULT_HEIGHT;
+  return {
+    graph: normalizeGraph(raw.graph as CanvasProps["graph"] | undefined),
+    palette: Array.isArray(raw.palette) ? (raw.palette as PaletteItem[]) : [],
+    read_only: raw.read_only === true,
+    height,
+    fit_view: raw.fit_view !== false,
+  };
+}

@@ -1,0 +1,60 @@
+// When the canvas tells Python about an edit. Each send reruns the whole Streamlit script, so
+// we send only real changes, never mid-drag (a drag would otherwise rerun the app dozens of
+// times), and only after the user paused for a moment.
+export const SYNC_DELAY_MS = 250;
+
+export type SyncDecision = "idle" | "wait-for-drag" | "schedule";
+
+export interface SyncState {
+  /** Signature of the graph currently on the canvas. */
+  current: string;
+  /** Signature of the graph Python last knew about (received from it or sent to it). */
+  baseline: string;
+  dragging: boolean;
+}
+
+export function decideSync(state: SyncState): SyncDecision {
+  if (state.current === state.baseline) return "idle";
+  if (state.dragging) return "wait-for-drag";
+  return "schedule";
+}
+
+/**
+ * Whether a graph arriving from Python should replace the canvas contents. A graph equal to
+ * what Python last knew about is only an echo of our own edit (the app passes the returned
+ * graph back in), and applying it could undo an edit made while the script was rerunning.
+ */
+export function shouldApplyIncoming(incoming: string, lastIncoming: string | null, baseline: string): boolean {
+  if (incoming === lastIncoming) return false;
+  return incoming !== baseline;
+}
+
+/** A restartable timer; the scheduling function is injectable so tests need no real clock. */
+export class Debouncer {
+  private handle: ReturnType<typeof setTimeout> | null = null;
+
+  constructor(
+    private readonly delayMs: number = SYNC_DELAY_MS,
+    private readonly schedule: (callback: () => void, delayMs: number) => ReturnType<typeof setTimeout> = setTimeout,
+    private readonly cancelScheduled: (handle: ReturnType<typeof setTimeout>) => void = clearTimeout,
+  ) {}
+
+  run(callback: () => void): void {
+    this.cancel();
+    this.handle = this.schedule(() => {
+      this.handle = null;
+      callback();
+    }, this.delayMs);
+  }
+
+  cancel(): void {
+    if (this.handle !== null) {
+      this.cancelScheduled(this.handle);
+      this.handle = null;
+    }
+  }
+
+  get pending(): boolean {
+    return this.handle !== null;
+  }
+}

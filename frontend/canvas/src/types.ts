@@ -1,0 +1,81 @@
+// The JSON contract shared with mawb/ui/canvas.py. Python sends a FlowGraph (plus a palette
+// and display options) and receives the edited FlowGraph back in the same shape.
+
+export type OutputsKind = "single" | "branches" | "fanout";
+
+export interface NodeCounts {
+  entered?: number | null;
+  waiting?: number | null;
+  completed?: number | null;
+  failed?: number | null;
+  converted?: number | null;
+}
+
+export interface NodeData {
+  label: string;
+  category: string;
+  color?: string | null;
+  icon?: string | null;
+  summary?: string | null;
+  branches?: string[] | null;
+  outputs?: OutputsKind | null;
+  is_trigger?: boolean | null;
+  error?: string | null;
+  counts?: NodeCounts | null;
+  params?: Record<string, unknown> | null;
+  [extra: string]: unknown;
+}
+
+export interface XY {
+  x: number;
+  y: number;
+}
+
+export interface GraphNode {
+  id: string;
+  type: string;
+  position: XY;
+  data: NodeData;
+}
+
+export interface GraphEdge {
+  id: string;
+  source: string;
+  target: string;
+  sourceHandle: string | null;
+}
+
+export interface FlowGraph {
+  nodes: GraphNode[];
+  edges: GraphEdge[];
+  selected: string | null;
+}
+
+export interface PaletteItem {
+  type: string;
+  category: string;
+  label: string;
+  icon?: string | null;
+  color?: string | null;
+  help?: string | null;
+  branches?: string[] | null;
+  outputs?: OutputsKind | null;
+  is_trigger?: boolean | null;
+  params?: Record<string, unknown> | null;
+}
+
+/** Everything `flow_canvas` passes as the component's `data`. */
+export interface CanvasProps {
+  graph: FlowGraph;
+  palette: PaletteItem[];
+  read_only: boolean;
+  height: number;
+  fit_view: boolean;
+}
+
+/** What a rendered React Flow node carries: the mawb node type and its untouched data. */
+export interface CanvasNodeData {
+  nodeType: string;
+  payload: NodeData;
+  [key: string]: unknown;
+}

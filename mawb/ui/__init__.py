@@ -1,0 +1,1 @@
+"""Streamlit workbench building blocks: mawb's own flow canvas component and page helpers."""
