@@ -1,0 +1,55 @@
+# mawb — two commands on a fresh machine (Python 3.11 + the package registries):
+#   make run    installs, seeds the demo workspace and starts the workbench on localhost
+#   make test   installs everything (system packages too) and runs every test
+SHELL := /bin/bash
+PYTHON ?= python3
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8501
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test setup setup-test system-deps demo notebooks bench lint clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==0.13.8
+
+setup: $(UV)
+	$(UV) sync --frozen --extra ui --extra notebooks
+
+setup-test: $(UV) system-deps
+	$(UV) sync --frozen --all-extras
+
+# Debian chromium drives the browser tests (never a downloaded browser); npm rebuilds the canvas.
+system-deps:
+	@if ! command -v chromium >/dev/null; then \
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+	@if ! command -v npm >/dev/null; then \
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; \
+	fi
+
+demo: setup
+	$(BIN)/mawb demo --home .mawb
+
+run: demo
+	$(BIN)/streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) --server.headless true
+
+test: setup-test
+	$(BIN)/python -m pytest
+
+notebooks: setup
+	$(BIN)/jupyter lab --ip 127.0.0.1 --notebook-dir notebooks
+
+bench: setup-test
+	$(BIN)/python bench/validate.py
+	$(BIN)/python bench/engine.py
+
+lint:
+	$(BIN)/ruff check mawb tests bench
+	$(BIN)/lint-imports
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .mawb artifacts

@@ -1,0 +1,128 @@
+"""What every node type declares: params model, outputs, UI metadata.
+
+A node type is a class, registered by name in `mawb.nodes.registry`. The class carries
+everything the rest of mawb needs to know about the type without special cases elsewhere:
+the pydantic model of its params (defaults and field descriptions feed the config panel),
+the names of its output branches, which params are SQL conditions or Liquid templates (so
+the validator checks them), its category, label, icon and help text, and a one-line summary
+for the canvas. How a cohort of contacts moves through the node lives in the engine, which
+keys its steps by the same type name.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+
+class Category(StrEnum):
+    TRIGGER = "trigger"
+    ACTION = "action"
+    LOGIC = "logic"
+    INTEGRATION = "integration"
+
+
+# One colour per category, used alike by the canvas, the gallery, notebooks and charts.
+CATEGORY_COLORS: dict[Category, str] = {
+    Category.TRIGGER: "#16a34a",
+    Category.ACTION: "#2563eb",
+    Category.LOGIC: "#d97706",
+    Category.INTEGRATION: "#7c3aed",
+}
+
+
+class Outputs(StrEnum):
+    """How a node's outgoing edges are labelled."""
+
+    SINGLE = "single"  # at most one edge, no branch label
+    BRANCHES = "branches"  # one edge per named branch (true/false, met/timeout, cases...)
+    FANOUT = "fanout"  # any number of edges, every one taken (parallel execution)
+
+
+class Params(BaseModel):
+    """Base of every params model: unknown keys are errors, so typos surface."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class NodeType:
+    """Base class of node types. Subclasses set the class attributes below."""
+
+    type: ClassVar[str]
+    category: ClassVar[Category]
+    label: ClassVar[str]
+    icon: ClassVar[str]  # name of a bundled SVG icon
+    help: ClassVar[str]
+    params_model: ClassVar[type[Params]]
+    outputs: ClassVar[Outputs] = Outputs.SINGLE
+    fixed_branches: ClassVar[tuple[str, ...]] = ()
+    channel: ClassVar[str | None] = None  # outbox channel of actions that send
+    condition_fields: ClassVar[tuple[str, ...]] = ()  # params that are SQL conditions
+    template_fields: ClassVar[tuple[str, ...]] = ()  # params that are Liquid templates
+    event_condition_fields: ClassVar[tuple[str, ...]] = ()  # conditions over event properties
+
+    @classmethod
+    def parse(cls, params: Mapping[str, Any]) -> Params:
+        """Validate raw params into the params model (raises pydantic.ValidationError)."""
+        return cls.params_model.model_validate(dict(params))
+
+    @classmethod
+    def branches(cls, params: Params) -> tuple[str, ...]:
+        """Names of the output branches for these params (empty unless BRANCHES)."""
+        return cls.fixed_branches
+
+    @classmethod
+    def conditions(cls, params: Params) -> dict[str, str]:
+        """SQL conditions in these params, keyed by field path, for validation and the engine."""
+        found = {}
+        for name in cls.condition_fields:
+            value = getattr(params, name)
+            if value:
+                found[name] = value
+        return found
+
+    @classmethod
+    def templates(cls, params: Params) -> dict[str, str]:
+        """Liquid templates in these params, keyed by field path."""
+        found = {}
+        for name in cls.template_fields:
+            value = getattr(params, name)
+            if isinstance(value, str) and value:
+                found[name] = value
+            elif isinstance(value, dict):
+                for key, item in value.items():
+                    if isinstance(item, str):
+                        found[f"{name}.{key}"] = item
+        return found
+
+    @classmethod
+    def summary(cls, params: Params) -> str:
+        """One line for the canvas card; subclasses say what matters most."""
+        return cls.label
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        """Everything the UI palette and docs need, as JSON-ready data."""
+        return {
+            "type": cls.type,
+            "category": cls.category.value,
+            "label": cls.label,
+            "icon": cls.icon,
+            "help": cls.help,
+            "color": CATEGORY_COLORS[cls.category],
+            "outputs": cls.outputs.value,
+            "branches": list(cls.fixed_branches),
+            "channel": cls.channel,
+            "params_schema": cls.params_model.model_json_schema(),
+        }
+
+
+def shorten(text: str, limit: int = 48) -> str:
+    """Collapse whitespace and cut to `limit` characters for one-line summaries."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

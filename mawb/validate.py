@@ -1,0 +1,369 @@
+"""Validation: every problem of a flow as a sorted list of diagnostics, never the first error.
+
+The canvas highlights all bad nodes at once, the CLI prints them and the engine refuses a
+flow with any error. Each check is a small function yielding `Diagnostic`s; `validate_flow`
+runs them all. Codes are stable (scripts match on them):
+
+| code | meaning |
+|---|---|
+| schema | the document does not have the flow shape (field named) |
+| bad_id | a flow or node id is not a slug |
+| duplicate_id | two nodes share an id |
+| unknown_type | a node type that is not registered |
+| bad_params | a node's params fail its params model (field named) |
+| missing_node | an edge names a node that does not exist |
+| duplicate_edge | the same edge twice |
+| no_trigger | nothing enrolls contacts |
+| trigger_input | an edge leads into a trigger |
+| unreachable | no trigger leads to the node |
+| missing_branch | an edge from a branching node has no branch label |
+| unknown_branch | an edge names a branch its source does not have |
+| duplicate_branch | two edges leave the same branch |
+| too_many_edges | a single-output node has more than one outgoing edge |
+| illegal_cycle | a cycle that is not a loop_iterator body |
+| loop_not_closed | (warning) a loop whose body never returns to it |
+| merge_inputs | a merge with fewer than two incoming edges |
+| bad_condition | a condition that fails to parse or leaves the allow-list |
+| unknown_param | a condition uses a :param the flow does not define |
+| unknown_column | a condition reads an attribute the contact schema lacks |
+| bad_template | a Liquid syntax error in a message field |
+| bad_settings | invalid flow settings (timezone, goal, tick) |
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import ValidationError
+
+from mawb import graph, nodes
+from mawb.expr import ConditionError, parse_condition
+from mawb.model import Flow, FlowFileError, error_location, migrate
+from mawb.nodes.base import Category, Outputs
+from mawb.personalize import check_template
+
+if TYPE_CHECKING:
+    from collections.abc import Collection, Iterator
+
+    from mawb.nodes.base import NodeType, Params
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+TICK = re.compile(r"^\d+(m|h|d)$")
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+_RANK = {Severity.ERROR: 0, Severity.WARNING: 1}
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One problem, placed on a node (or the flow when node_id is None) and a field."""
+
+    severity: Severity
+    code: str
+    node_id: str | None
+    field: str | None
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["severity"] = self.severity.value
+        return data
+
+    def __str__(self) -> str:
+        where = f"node {self.node_id}" if self.node_id else "flow"
+        if self.field:
+            where += f" · {self.field}"
+        return f"{self.severity.value} [{self.code}] {where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Report:
+    """The outcome of validation: valid when no diagnostic is an error."""
+
+    diagnostics: tuple[Diagnostic, ...]
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity is Severity.ERROR]
+
+    def by_node(self) -> dict[str, list[Diagnostic]]:
+        grouped: dict[str, list[Diagnostic]] = {}
+        for diagnostic in self.diagnostics:
+            if diagnostic.node_id:
+                grouped.setdefault(diagnostic.node_id, []).append(diagnostic)
+        return grouped
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"valid": self.valid, "diagnostics": [d.to_dict() for d in self.diagnostics]}
+
+    def __bool__(self) -> bool:
+        return self.valid
+
+    def _repr_html_(self) -> str:
+        from mawb.display import diagnostics_html  # notebooks only
+
+        return diagnostics_html(self)
+
+
+class FlowInvalidError(ValueError):
+    """Raised by layers that refuse invalid flows (engine, compiler); carries the report."""
+
+    def __init__(self, flow_id: str, report: Report) -> None:
+        self.report = report
+        lines = "\n".join(f"  {d}" for d in report.errors)
+        super().__init__(f"flow {flow_id!r} is invalid:\n{lines}")
+
+
+def _error(code: str, node_id: str | None, field: str | None, message: str) -> Diagnostic:
+    return Diagnostic(Severity.ERROR, code, node_id, field, message)
+
+
+def _warning(code: str, node_id: str | None, field: str | None, message: str) -> Diagnostic:
+    return Diagnostic(Severity.WARNING, code, node_id, field, message)
+
+
+def _sorted(found: list[Diagnostic], order: dict[str, int]) -> Report:
+    def key(d: Diagnostic) -> tuple[int, int, str, str, str]:
+        node_rank = -1 if d.node_id is None else order.get(d.node_id, len(order))
+        return (_RANK[d.severity], node_rank, d.node_id or "", d.field or "", d.code)
+
+    unique = list(dict.fromkeys(found))
+    return Report(tuple(sorted(unique, key=key)))
+
+
+def validate_document(document: Any, columns: Collection[str] | None = None) -> Report:
+    """Validate a raw (already parsed) document: shape errors become `schema` diagnostics."""
+    if not isinstance(document, dict):
+        return Report((_error("schema", None, None, "a flow must be an object"),))
+    try:
+        flow = Flow.model_validate(migrate(document))
+    except FlowFileError as error:
+        return Report((_error("schema", None, "schema_version", error.detail),))
+    except ValidationError as error:
+        found = []
+        for item in error.errors():
+            node_id, field = error_location(document, tuple(item["loc"]))
+            found.append(_error("schema", node_id, field, item["msg"]))
+        return _sorted(found, {})
+    return validate_flow(flow, columns=columns)
+
+
+def validate_flow(flow: Flow, columns: Collection[str] | None = None) -> Report:
+    """Run every check over a Flow. `columns`: the contact schema, for unknown_column checks."""
+    parsed: dict[str, Params] = {}
+    found: list[Diagnostic] = []
+    found += _check_ids(flow)
+    for node in flow.nodes:
+        found += _check_node(flow, node.id, node.type, node.params, parsed)
+    known_columns = None if columns is None else _known_columns(flow, parsed, columns)
+    found += _check_edges(flow, parsed)
+    found += _check_reachability(flow)
+    found += _check_cycles(flow)
+    found += _check_expressions(flow, parsed, known_columns)
+    found += _check_settings(flow, known_columns)
+    order = {node.id: i for i, node in enumerate(flow.nodes)}
+    return _sorted(found, order)
+
+
+def _check_ids(flow: Flow) -> Iterator[Diagnostic]:
+    if not SLUG.match(flow.id):
+        yield _error("bad_id", None, "id", f"flow id {flow.id!r} must be a lower-case slug")
+    counts = Counter(node.id for node in flow.nodes)
+    for node_id, count in counts.items():
+        if count > 1:
+            yield _error("duplicate_id", node_id, "id", f"{count} nodes share the id {node_id!r}")
+        if not SLUG.match(node_id):
+            yield _error(
+                "bad_id", node_id, "id",
+                f"node id {node_id!r} must be a slug: a-z, 0-9, _ and -, at most 64 characters",
+            )
+
+
+def _check_node(
+    flow: Flow, node_id: str, type_name: str, params: dict[str, Any], parsed: dict[str, Params]
+) -> Iterator[Diagnostic]:
+    if not nodes.has(type_name):
+        yield _error("unknown_type", node_id, "type", f"unknown node type {type_name!r}")
+        return
+    try:
+        parsed[node_id] = nodes.get(type_name).parse(params)
+    except ValidationError as error:
+        for item in error.errors():
+            field = ".".join(str(part) for part in item["loc"]) or "params"
+            message = item["msg"].removeprefix("Value error, ")
+            yield _error("bad_params", node_id, f"params.{field}" if item["loc"] else "params",
+                         message)
+
+
+def _node_type(flow: Flow, node_id: str) -> type[NodeType] | None:
+    for node in flow.nodes:
+        if node.id == node_id and nodes.has(node.type):
+            return nodes.get(node.type)
+    return None
+
+
+def _check_edges(flow: Flow, parsed: dict[str, Params]) -> Iterator[Diagnostic]:
+    ids = {node.id for node in flow.nodes}
+    for edge, count in Counter((e.source, e.target, e.branch) for e in flow.edges).items():
+        if count > 1:
+            yield _error("duplicate_edge", edge[0], "edges", f"edge {edge[0]} -> {edge[1]} repeated")
+    for edge in flow.edges:
+        for end in ("source", "target"):
+            name = getattr(edge, end)
+            if name not in ids:
+                owner = edge.source if end == "target" and edge.source in ids else None
+                yield _error("missing_node", owner, "edges",
+                             f"edge {edge.source} -> {edge.target}: no node {name!r}")
+        target_type = _node_type(flow, edge.target)
+        if target_type is not None and target_type.category is Category.TRIGGER:
+            yield _error("trigger_input", edge.target, "edges",
+                         f"triggers have no input, but {edge.source} leads into it")
+    for node in flow.nodes:
+        node_type = _node_type(flow, node.id)
+        if node_type is not None and node.id in parsed:
+            yield from _check_outputs(flow, node.id, node_type, parsed[node.id])
+        if node.type == "merge_branches" and len(flow.incoming(node.id)) < 2:
+            yield _error("merge_inputs", node.id, "edges",
+                         "a merge needs at least two incoming paths")
+
+
+def _check_outputs(
+    flow: Flow, node_id: str, node_type: type[NodeType], params: Params
+) -> Iterator[Diagnostic]:
+    out = flow.outgoing(node_id)
+    if node_type.outputs is Outputs.FANOUT:
+        return
+    if node_type.outputs is Outputs.SINGLE:
+        if len(out) > 1:
+            targets = ", ".join(e.target for e in out)
+            yield _error("too_many_edges", node_id, "edges",
+                         f"{node_type.label} has one output but leads to {targets}; "
+                         "use a parallel or branching node")
+        for edge in out:
+            if edge.branch is not None:
+                yield _error("unknown_branch", node_id, "edges",
+                             f"{node_type.label} has no branches, edge to {edge.target} "
+                             f"names {edge.branch!r}")
+        return
+    branches = node_type.branches(params)
+    used = Counter(edge.branch for edge in out)
+    for edge in out:
+        if edge.branch is None:
+            yield _error("missing_branch", node_id, "edges",
+                         f"edge to {edge.target} needs a branch: one of {', '.join(branches)}")
+        elif edge.branch not in branches:
+            yield _error("unknown_branch", node_id, "edges",
+                         f"edge to {edge.target} names branch {edge.branch!r}; "
+                         f"{node_type.label} has {', '.join(branches)}")
+    for branch in branches:
+        if used[branch] > 1:
+            yield _error("duplicate_branch", node_id, "edges",
+                         f"branch {branch!r} leads to {used[branch]} nodes; add a parallel node")
+
+
+def _check_reachability(flow: Flow) -> Iterator[Diagnostic]:
+    triggers = [n.id for n in flow.nodes
+                if nodes.has(n.type) and nodes.get(n.type).category is Category.TRIGGER]
+    if not triggers:
+        yield _error("no_trigger", None, "nodes", "add a trigger: nothing enrolls contacts")
+        return
+    reached = graph.reachable_from(flow, triggers)
+    for node in flow.nodes:
+        if node.id not in reached:
+            yield _error("unreachable", node.id, None,
+                         "no trigger leads here; connect it or delete it")
+
+
+def _check_cycles(flow: Flow) -> Iterator[Diagnostic]:
+    for group in graph.cycles(flow):
+        path = " -> ".join(group)
+        for node_id in group:
+            yield _error("illegal_cycle", node_id, "edges",
+                         f"cycle {path}: only a loop_iterator's body may lead back to it")
+    closing = {target for _, target, _ in graph.back_edges(flow)}
+    for node in flow.nodes:
+        if node.type == graph.LOOP_TYPE and node.id not in closing:
+            yield _warning("loop_not_closed", node.id, "edges",
+                           "the body path never returns to this loop, so it runs once")
+
+
+def _known_columns(
+    flow: Flow, parsed: dict[str, Params], columns: Collection[str]
+) -> set[str]:
+    """The contact schema plus every attribute the flow itself writes."""
+    known = {c.lower() for c in columns}
+    for params in parsed.values():
+        for field in ("set", "increment", "store", "fields"):
+            value = getattr(params, field, None)
+            if isinstance(value, dict):
+                known.update(k.lower() for k in value)
+        for name in getattr(params, "columns", None) or []:
+            known.add(name.lower())
+    return known
+
+
+def _check_expressions(
+    flow: Flow, parsed: dict[str, Params], columns: set[str] | None
+) -> Iterator[Diagnostic]:
+    for node in flow.nodes:
+        params = parsed.get(node.id)
+        if params is None:
+            continue
+        node_type = nodes.get(node.type)
+        for field, text in node_type.conditions(params).items():
+            yield from _check_condition(flow, node.id, f"params.{field}", text, columns)
+        for field in node_type.event_condition_fields:
+            text = getattr(params, field)
+            if text:  # event properties have no fixed schema, so no column check
+                yield from _check_condition(flow, node.id, f"params.{field}", text, None)
+        for field, text in node_type.templates(params).items():
+            problem = check_template(text)
+            if problem:
+                yield _error("bad_template", node.id, f"params.{field}", f"Liquid: {problem}")
+
+
+def _check_condition(
+    flow: Flow, node_id: str | None, field: str, text: str, columns: set[str] | None
+) -> Iterator[Diagnostic]:
+    try:
+        condition = parse_condition(text)
+    except ConditionError as error:
+        yield _error("bad_condition", node_id, field, error.message)
+        return
+    for name in sorted(condition.params - set(flow.params)):
+        yield _error("unknown_param", node_id, field,
+                     f":{name} is not a flow param; define it under params")
+    if columns is not None:
+        for name in sorted(c for c in condition.columns if c.lower() not in columns):
+            yield _error("unknown_column", node_id, field,
+                         f"contacts have no attribute {name!r}")
+
+
+def _check_settings(flow: Flow, columns: set[str] | None) -> Iterator[Diagnostic]:
+    settings = flow.settings
+    try:
+        ZoneInfo(settings.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        yield _error("bad_settings", None, "settings.timezone",
+                     f"unknown timezone {settings.timezone!r} (use an IANA name like Europe/Paris)")
+    if not TICK.match(settings.tick):
+        yield _error("bad_settings", None, "settings.tick",
+                     f"tick {settings.tick!r} must look like 5m, 1h or 1d")
+    if settings.goal:
+        for diagnostic in _check_condition(flow, None, "settings.goal", settings.goal, columns):
+            code = diagnostic.code if diagnostic.code != "bad_condition" else "bad_settings"
+            yield Diagnostic(diagnostic.severity, code, None, diagnostic.field, diagnostic.message)
