@@ -17,7 +17,6 @@ regexp_matches, plus the clock current_date, current_timestamp and now().
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -283,9 +282,7 @@ def _function_name(node: exp.Func) -> str:
 
 
 def _is_boolean(node: exp.Expr) -> bool:
-    if isinstance(node, exp.Paren):
-        return _is_boolean(node.this)
-    if isinstance(node, exp.Not):
+    if isinstance(node, (exp.Paren, exp.Not)):
         return _is_boolean(node.this)
     if isinstance(node, (exp.And, exp.Or)):
         return _is_boolean(node.this) and _is_boolean(node.expression)
@@ -305,40 +302,41 @@ def _replacement(
     if isinstance(node, exp.Placeholder):
         return _bind(str(node.name), values)
     if isinstance(node, exp.Column) and column is not None:
-        mapped = column(node.name)
-        return (
-            mapped if isinstance(mapped, (exp.Column, exp.Func, exp.Paren)) else exp.paren(mapped)
-        )
+        return _as_operand(column(node.name).copy())
     if now is None:
         return None
     if isinstance(node, exp.CurrentDate):
         return exp.cast(exp.Literal.string(now.date().isoformat()), "DATE")
-    if isinstance(node, exp.CurrentTimestamp) or _function_name_is(node, "now"):
+    if isinstance(node, exp.CurrentTimestamp) or (
+        isinstance(node, exp.Anonymous) and _function_name(node) == "now"
+    ):
         kind = "TIMESTAMPTZ" if now.tzinfo is not None else "TIMESTAMP"
         return exp.cast(exp.Literal.string(now.isoformat(sep=" ")), kind)
     return None
 
 
-def _function_name_is(node: exp.Expr, name: str) -> bool:
-    return isinstance(node, exp.Anonymous) and str(node.name).lower() == name
+def _as_operand(mapped: exp.Expr) -> exp.Expr:
+    # The generator does not add parentheses, so a compound replacement (e.g. `a + 1` or
+    # `j ->> 'k'`) is wrapped to keep the precedence the condition was parsed with.
+    atomic = isinstance(mapped, (exp.Column, exp.Paren, exp.Literal)) or (
+        isinstance(mapped, exp.Func) and not isinstance(mapped, exp.Binary)
+    )
+    return mapped if atomic else exp.paren(mapped)
 
 
 def _bind(name: str, values: Mapping[str, object]) -> exp.Expr:
     if name not in values:
         raise ConditionError(f"missing value for parameter :{name}")
     value = values[name]
-    if isinstance(value, float) and not math.isfinite(value):
+    if isinstance(value, (float, Decimal)) and not Decimal(value).is_finite():
         raise ConditionError(f"parameter :{name} must be a finite number, got {value}")
     if value is not None and not isinstance(value, (bool, int, float, str, Decimal, date)):
         raise ConditionError(
             f"parameter :{name} must be a number, text, boolean, date or null, "
             f"not {type(value).__name__}"
         )
-    return exp.paren(exp.convert(value)) if _is_negative(value) else exp.convert(value)
-
-
-def _is_negative(value: object) -> bool:
-    return isinstance(value, (int, float, Decimal)) and not isinstance(value, bool) and value < 0
+    literal = exp.convert(value)
+    return exp.paren(literal) if isinstance(literal, exp.Neg) else literal
 
 
 def _snippet(node: exp.Expr) -> str:
