@@ -1,0 +1,396 @@
+"""Flow -> Apache Airflow 3 DAG source: the tick DAG of DESIGN.md section 7.
+
+The compiler writes text; it never imports Airflow, so `import mawb` stays light. A flow
+becomes one *tick DAG*: on the flow's tick schedule an `ingest` task loads the ingest spool,
+then one task per flow node runs in the flow's forward order (loop back-edges dropped, as
+`mawb.graph` rules), then `dispatch` sends the outbox. Every task is mapped over the contact
+partitions and runs the one stable entry point `mawb step`, which is idempotent, so Airflow's
+retries are safe. User text (names, labels, descriptions) only ever enters the file through
+`mawb.compile.source`, as escaped string literals.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mawb import graph
+from mawb.compile import source
+from mawb.compile.kubernetes import (
+    FLOW_MOUNT,
+    WORKSPACE_MOUNT,
+    PodSettings,
+    configmap_manifest,
+    flow_configmap_name,
+    flow_file_name,
+)
+from mawb.validate import FlowInvalidError, validate_flow
+
+if TYPE_CHECKING:
+    from mawb.model import Flow
+
+STAGES = ("ingest", "dispatch")  # task ids of the tick's first and last task
+MAX_PARTITIONS = 1024
+_PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_TICK_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+_TICK = re.compile(r"^(\d+)([mhd])$")
+_PRESETS = {"@once", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
+_CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,?#LW-]+$")
+_JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string"}
+
+
+class CompileError(ValueError):
+    """A valid flow that cannot be compiled with these options; the message says why."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how the DAG runs: the options of `mawb compile`."""
+
+    kubernetes: bool = False
+    partitions: int = 1
+    schedule: str | None = None
+    home: str | None = None
+    executable: str = "mawb"
+    pod: PodSettings = PodSettings()
+
+
+def compile_airflow(
+    flow: Flow,
+    out_dir: str | Path,
+    *,
+    kubernetes: bool = False,
+    partitions: int = 1,
+    schedule: str | None = None,
+    image: str | None = None,
+    namespace: str | None = None,
+    home: str | None = None,
+    pod: PodSettings | None = None,
+    executable: str = "mawb",
+) -> Path:
+    """Write `<out_dir>/mawb_<flow id>.py` (+ the flow snapshot it runs) and return its path.
+
+    Raises FlowInvalidError (with the validation report) for an invalid flow and
+    CompileError for options that cannot work. `schedule` overrides the flow's tick: a tick
+    like "1h", a cron expression or a preset such as "@daily". `home` is the workspace the
+    steps use (Kubernetes default: the workspace volume). `executable` names the mawb
+    command of local (non-Kubernetes) tasks.
+
+    >>> import mawb, tempfile
+    >>> compile_airflow(mawb.load_template("lead_welcome_v1"), tempfile.mkdtemp()).name
+    'mawb_lead_welcome_v1.py'
+    """
+    report = validate_flow(flow)
+    if not report.valid:
+        raise FlowInvalidError(flow.id, report)
+    settings = pod or PodSettings()
+    overrides = {"image": image, "namespace": namespace}
+    settings = PodSettings(**{**settings.__dict__, **{k: v for k, v in overrides.items() if v}})
+    if kubernetes:
+        settings.check()
+        home = home or WORKSPACE_MOUNT
+    target = Target(kubernetes, partitions, schedule, home, executable, settings)
+    text = dag_source(flow, target)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    flow_json = flow.to_json()
+    _write(out / flow_file_name(flow), flow_json)
+    if kubernetes:
+        manifest = configmap_manifest(flow, settings, flow_json)
+        _write(out / f"mawb_{flow.id}.configmap.json", json.dumps(manifest, indent=2) + "\n")
+    return _write(out / f"mawb_{flow.id}.py", text)
+
+
+def _write(path: Path, text: str) -> Path:
+    """Atomic write: the scheduler must never parse half a DAG file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def dag_source(flow: Flow, target: Target) -> str:
+    """The DAG file's text for a validated flow."""
+    _check(flow, target)
+    forward = [(edge.source, edge.target) for edge in graph.forward_edges(flow)]
+    order = graph.topological_order(flow)
+    step = _step_kubernetes(target) if target.kubernetes else _step_local()
+    body = [_constants(flow, target, order, forward), step, _dag(flow, target)]
+    return f"{_header(flow, target)}\n\n{_imports(target)}\n\n" + "\n\n\n".join(body)
+
+
+def _check(flow: Flow, target: Target) -> None:
+    if not 1 <= target.partitions <= MAX_PARTITIONS:
+        raise CompileError(f"partitions must be between 1 and {MAX_PARTITIONS}")
+    for name in flow.params:
+        if not _PARAM_NAME.match(name):
+            raise CompileError(f"param {name!r}: Airflow params need identifier names")
+    for node in flow.nodes:
+        if node.id in STAGES:
+            raise CompileError(f"node {node.id!r}: the id is reserved for the tick's own task")
+    if target.schedule is not None:
+        schedule_expression(target.schedule)
+    if not target.executable or any(char.isspace() for char in target.executable):
+        raise CompileError(f"executable {target.executable!r} must be one command word")
+
+
+def schedule_expression(schedule: str) -> str:
+    """Python source of a DAG schedule: a tick ("15m") becomes a timedelta, cron stays text."""
+    tick = _TICK.match(schedule)
+    if tick:
+        return f"timedelta({_TICK_UNITS[tick.group(2)]}={int(tick.group(1))})"
+    fields = schedule.split()
+    if schedule in _PRESETS or (len(fields) == 5 and all(map(_CRON_FIELD.match, fields))):
+        return source.string(" ".join(fields) if len(fields) == 5 else schedule)
+    raise CompileError(
+        f"schedule {schedule!r} must be a tick (15m, 1h, 1d), a 5-field cron expression "
+        f"or one of {', '.join(sorted(_PRESETS))}"
+    )
+
+
+def _header(flow: Flow, target: Target) -> str:
+    import mawb  # at call time: mawb may import this package while initialising
+
+    mode = "a Kubernetes pod" if target.kubernetes else "a local process"
+    return "\n".join([
+        f'"""Airflow DAG of the mawb flow {flow.id}, version {flow.version}:',
+        f'"{source.docstring_text(flow.name or flow.id)}".',
+        "",
+        f"Generated by mawb {mawb.__version__}, do not edit: change the flow and compile again.",
+        "A tick DAG: `ingest` loads the event spool, each flow node is one task, `dispatch`",
+        f"sends the outbox. Every task runs `mawb step` in {mode} once per contact",
+        "partition; the step is idempotent, so retries are safe.",
+        '"""',
+    ])
+
+
+def _imports(target: Target) -> str:
+    if target.kubernetes:
+        return "\n".join([
+            "from datetime import timedelta",
+            "",
+            "import pendulum",
+            "from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator",
+            "from airflow.providers.cncf.kubernetes.secret import Secret",
+            "from airflow.sdk import DAG, Param",
+            "from kubernetes.client import models as k8s",
+        ])
+    return "\n".join([
+        "import json",
+        "import subprocess",
+        "from datetime import timedelta",
+        "from pathlib import Path",
+        "",
+        "import pendulum",
+        "from airflow.sdk import DAG, Param, get_current_context, task",
+    ])
+
+
+def _constants(flow: Flow, target: Target, order: list[str], forward: list[tuple[str, str]]) -> str:
+    labels = {node.id: node.label or node.id for node in flow.nodes}
+    has_input = {t for _, t in forward}
+    has_output = {s for s, _ in forward}
+    lines = []
+    if target.kubernetes:
+        flow_path = f"{FLOW_MOUNT}/{flow_file_name(flow)}"
+        lines.append(f"FLOW_FILE = {source.string(flow_path)}")
+        lines.append(f"FLOW_CONFIGMAP = {source.string(flow_configmap_name(flow))}")
+    else:
+        lines.append('FLOW_FILE = str(Path(__file__).with_suffix(".json"))  # the flow snapshot')
+        lines.append(f"MAWB = {source.string(target.executable)}")
+    lines.append(f"HOME = {source.literal(target.home)}")
+    lines.append(f"PARTITIONS = list(range({target.partitions}))")
+    lines.append(_params_block(flow))
+    if target.kubernetes:
+        lines.append(_param_arguments(flow))
+    lines.append("")
+    lines.append("# Flow nodes in topological order, with their canvas labels.")
+    lines.append(_dict_block("NODES", {node_id: labels[node_id] for node_id in order}))
+    lines.append("")
+    lines.append("# The flow's edges without loop back-edges (those are taken in the next tick).")
+    lines.append(_pairs_block("EDGES", forward))
+    lines.append(_list_line("FIRST", [n for n in order if n not in has_input]))
+    lines.append(_list_line("LAST", [n for n in order if n not in has_output]))
+    return "\n".join(lines)
+
+
+def _dict_block(name: str, items: dict[str, str]) -> str:
+    if not items:
+        return f"{name} = {{}}"
+    lines = [f"{name} = {{"]
+    for key, value in items.items():
+        start = f"    {source.string(key)}: "
+        lines.append(f"{start}{source.long_string(value, len(start), 1)},")
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def _pairs_block(name: str, pairs: list[tuple[str, str]]) -> str:
+    if not pairs:
+        return f"{name} = []"
+    lines = [f"{name} = ["]
+    for first, second in pairs:
+        line = f"    ({source.string(first)}, {source.string(second)}),"
+        if len(line) > source.LINE_LENGTH:
+            line = f"    (\n        {source.string(first)},\n        {source.string(second)},\n    ),"
+        lines.append(line)
+    lines.append("]")
+    return "\n".join(lines)
+
+
+def _list_line(name: str, items: list[str]) -> str:
+    line = f"{name} = [{', '.join(source.string(item) for item in items)}]"
+    if len(line) <= source.LINE_LENGTH:
+        return line
+    body = "".join(f"    {source.string(item)},\n" for item in items)
+    return f"{name} = [\n{body}]"
+
+
+def _step_local() -> str:
+    return '''@task
+def mawb_step(target: list[str], partition: int) -> None:
+    """Run `mawb step` for one node (or stage) and one partition of contacts."""
+    context = get_current_context()
+    tick = context.get("logical_date") or context["dag_run"].run_after
+    command = [MAWB, "step", "--flow", FLOW_FILE, *target]
+    command += ["--partition", str(partition), "--partitions", str(len(PARTITIONS))]
+    command += ["--tick-time", tick.isoformat()]
+    if HOME:
+        command += ["--home", HOME]
+    for name in PARAMS:
+        value = context["params"][name]
+        shown = value if isinstance(value, str) else json.dumps(value)
+        command += ["--param", f"{name}={shown}"]
+    subprocess.run(command, check=True)  # noqa: S603 - an argument list, no shell
+
+
+def step_task(task_id: str, target: list[str], label: str):
+    """The task of one node (or stage), mapped over the contact partitions."""
+    named = mawb_step.override(task_id=task_id, task_display_name=label)
+    return named.partial(target=target).expand(partition=PARTITIONS)'''
+
+
+def _param_arguments(flow: Flow) -> str:
+    parts = []
+    for name, value in flow.params.items():
+        rendered = f"{{{{ params.{name} }}}}" if isinstance(value, str) else (
+            f"{{{{ params.{name} | tojson }}}}")
+        parts.append(f'    "--param",\n    "{name}={rendered}",')
+    if not parts:
+        return "PARAM_ARGUMENTS: list[str] = []"
+    return "PARAM_ARGUMENTS = [\n" + "\n".join(parts) + "\n]"
+
+
+def _step_kubernetes(target: Target) -> str:
+    pod = target.pod
+    resources = (
+        '    "container_resources": k8s.V1ResourceRequirements(\n'
+        f"        requests={source.literal(pod.requests)},\n"
+        f"        limits={source.literal(pod.limits)},\n"
+        "    ),"
+    )
+    return "\n".join([
+        '# Rendered per task instance: the tick is the run\'s logical date (or its run time).',
+        'TICK_TIME = "{{ (logical_date or dag_run.run_after).isoformat() }}"',
+        "POD = {",
+        f'    "namespace": {source.long_string(pod.namespace, 17, 1)},',
+        f'    "image": {source.long_string(pod.image, 13, 1)},',
+        f'    "service_account_name": {source.string(pod.service_account)},',
+        f'    "node_selector": {source.literal(pod.node_selector)},',
+        resources,
+        '    "env_vars": {"MAWB_HOME": HOME},',
+        "    # Provider credentials: every key of this Secret becomes an env var (never a value here).",
+        f'    "secrets": [Secret("env", None, {source.string(pod.secret_name)})],',
+        '    "volumes": [',
+        "        k8s.V1Volume(",
+        '            name="workspace",',
+        "            persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(",
+        f"                claim_name={source.string(pod.workspace_claim)},",
+        "            ),",
+        "        ),",
+        "        k8s.V1Volume(",
+        '            name="flow",',
+        "            config_map=k8s.V1ConfigMapVolumeSource(name=FLOW_CONFIGMAP),",
+        "        ),",
+        "    ],",
+        '    "volume_mounts": [',
+        '        k8s.V1VolumeMount(name="workspace", mount_path=HOME),',
+        f'        k8s.V1VolumeMount(name="flow", mount_path={source.string(FLOW_MOUNT)}, '
+        "read_only=True),",
+        "    ],",
+        '    "labels": {"app.kubernetes.io/part-of": "mawb"},',
+        '    "on_finish_action": "delete_succeeded_pod",',
+        "}",
+        "",
+        "",
+        "def step_task(task_id: str, target: list[str], label: str):",
+        '    """A pod per contact partition running `mawb step` for one node (or stage)."""',
+        '    command = ["step", "--flow", FLOW_FILE, *target]',
+        '    tick = ["--partitions", str(len(PARTITIONS)), "--tick-time", TICK_TIME, "--home", HOME]',
+        "    arguments = [",
+        '        [*command, "--partition", str(partition), *tick, *PARAM_ARGUMENTS]',
+        "        for partition in PARTITIONS",
+        "    ]",
+        "    named = KubernetesPodOperator.partial(",
+        '        task_id=task_id, task_display_name=label, cmds=["mawb"], **POD',
+        "    )",
+        "    return named.expand(arguments=arguments)",
+    ])
+
+
+def _default_args() -> str:
+    return "\n".join([
+        "    default_args={",
+        '        "retries": 3,',
+        '        "retry_delay": timedelta(seconds=30),',
+        '        "retry_exponential_backoff": 2.0,',
+        '        "max_retry_delay": timedelta(minutes=10),',
+        "    },",
+    ])
+
+
+def _params_block(flow: Flow) -> str:
+    """Flow params as DAG params, typed from their values (Airflow checks run-time values)."""
+    if not flow.params:
+        return "PARAMS: dict[str, Param] = {}"
+    lines = ["PARAMS = {"]
+    for name, value in flow.params.items():
+        kind = _JSON_TYPES[type(value)]
+        lines.append(f'    "{name}": Param({source.literal(value)}, type="{kind}"),')
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def _dag(flow: Flow, target: Target) -> str:
+    schedule = schedule_expression(target.schedule or flow.settings.tick)
+    tags = ["mawb", flow.metadata.category]
+    lines = [
+        "with DAG(",
+        f"    dag_id={source.string('mawb_' + flow.id)},",
+        f"    dag_display_name={source.long_string(flow.name or flow.id, 21, 1)},",
+    ]
+    if flow.description:
+        lines.append(f"    description={source.long_string(flow.description, 16, 1)},")
+    lines += [
+        f"    schedule={schedule},",
+        f"    start_date=pendulum.datetime(2025, 1, 1, tz={source.string(flow.settings.timezone)}),",
+        "    catchup=False,",
+        "    max_active_runs=1,",
+        f"    tags=[{', '.join(source.string(tag) for tag in tags)}],",
+        "    params=PARAMS,",
+        _default_args(),
+        "):",
+        '    ingest = step_task("ingest", ["--stage", "ingest"], "Load ingest spool")',
+        '    dispatch = step_task("dispatch", ["--stage", "dispatch"], "Dispatch outbox")',
+        "    nodes = {",
+        '        node_id: step_task(node_id, ["--node", node_id], label) for node_id, label in NODES.items()',
+        "    }",
+        "    ingest >> [nodes[node_id] for node_id in FIRST]",
+        "    for source, target in EDGES:",
+        "        nodes[source] >> nodes[target]",
+        "    [nodes[node_id] for node_id in LAST] >> dispatch",
+    ]
+    return "\n".join(lines) + "\n"

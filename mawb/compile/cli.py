@@ -1,0 +1,80 @@
+"""The `mawb compile` command, registered onto the main Typer app by `register(app)`.
+
+It lives with the compiler (not in `mawb/cli.py`) so the command and the options of
+`compile_airflow` change together; `mawb/cli.py` only calls `register`. Exit codes follow
+`mawb validate`: 1 for an invalid flow (its diagnostics are printed), 2 for an unreadable
+file or unusable options.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mawb.compile.airflow import CompileError, compile_airflow
+from mawb.compile.kubernetes import DEFAULT_IMAGE, DEFAULT_NAMESPACE, PodSettingsError
+from mawb.model import FlowFileError, from_document, read_document
+from mawb.validate import validate_document
+
+EXIT_INVALID = 1
+EXIT_UNREADABLE = 2
+
+
+class CompileTarget(StrEnum):
+    AIRFLOW = "airflow"
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+def compile_command(
+    flow: Annotated[Path, typer.Argument(help="Flow file (JSON or YAML)")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the DAG file (the dags folder)")],
+    target: Annotated[CompileTarget, typer.Option(help="Scheduler to compile for")] = (
+        CompileTarget.AIRFLOW
+    ),
+    kubernetes: Annotated[
+        bool, typer.Option("--kubernetes", help="Run every task as a Kubernetes pod")
+    ] = False,
+    partitions: Annotated[
+        int, typer.Option(min=1, help="Contact partitions (tasks per node)")
+    ] = 1,
+    schedule: Annotated[
+        str | None, typer.Option(help="Override the flow's tick: 15m, 1h, cron or @daily")
+    ] = None,
+    image: Annotated[str, typer.Option(help="mawb image for --kubernetes")] = DEFAULT_IMAGE,
+    namespace: Annotated[str, typer.Option(help="Namespace for --kubernetes")] = (
+        DEFAULT_NAMESPACE
+    ),
+    home: Annotated[
+        str | None, typer.Option(help="Workspace path the steps use (MAWB_HOME)")
+    ] = None,
+) -> None:
+    """Compile a flow into an Apache Airflow 3 DAG file (one task per node)."""
+    try:
+        document = read_document(flow)
+    except FlowFileError as error:
+        raise _fail(str(error), EXIT_UNREADABLE) from None
+    report = validate_document(document)
+    if not report.valid:
+        for diagnostic in report.diagnostics:
+            typer.secho(f"{flow}: {diagnostic}", fg=typer.colors.RED, err=True)
+        raise _fail(f"{flow}: invalid ({len(report.errors)} errors), not compiled", EXIT_INVALID)
+    try:
+        path = compile_airflow(
+            from_document(document, str(flow)), out, kubernetes=kubernetes,
+            partitions=partitions, schedule=schedule, image=image, namespace=namespace, home=home,
+        )
+    except (CompileError, PodSettingsError) as error:
+        raise _fail(str(error), EXIT_UNREADABLE) from None
+    typer.echo(f"{flow}: wrote {path}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `mawb compile` to the main app (called by `mawb/cli.py`)."""
+    app.command("compile")(compile_command)
