@@ -86,7 +86,9 @@ def _ignore_change() -> None:
 
 def _check_graph(graph: object) -> None:
     if not isinstance(graph, dict):
-        raise TypeError(f"graph must be a dict with 'nodes' and 'edges', got {type(graph).__name__}")
+        raise TypeError(
+            f"graph must be a dict with 'nodes' and 'edges', got {type(graph).__name__}"
+        )
     for field in _GRAPH_KEYS:
         if not isinstance(graph.get(field), list):
             raise ValueError(f"graph['{field}'] must be a list")

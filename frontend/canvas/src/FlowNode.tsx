@@ -15,7 +15,7 @@ const COUNT_LABELS: [keyof NodeCounts, string][] = [
   ["converted", "conv"],
 ];
 
-export function FlowNode({ id, data, selected }: NodeProps<CanvasNode>): ReactElement {
+export function FlowNode({ id, data, selected, isConnectable }: NodeProps<CanvasNode>): ReactElement {
   const payload = data.payload;
   const layout = handleLayout(payload);
   useHandleRefresh(id, handleKey(payload));
@@ -29,7 +29,9 @@ export function FlowNode({ id, data, selected }: NodeProps<CanvasNode>): ReactEl
       data-node-type={data.nodeType}
       title={payload.error || undefined}
     >
-      {layout.hasInput && <Handle type="target" position={Position.Left} className="mawb-handle-in" />}
+      {layout.hasInput && (
+        <Handle type="target" position={Position.Left} className="mawb-handle-in" isConnectable={isConnectable} />
+      )}
       <div className="mawb-node-head">
         <span className="mawb-node-icon">
           <Icon name={payload.icon} />
@@ -49,6 +51,7 @@ export function FlowNode({ id, data, selected }: NodeProps<CanvasNode>): ReactEl
           type="source"
           position={Position.Right}
           id={handle.id}
+          isConnectable={isConnectable}
           className={handle.label ? "mawb-handle-out is-labelled" : "mawb-handle-out"}
           style={{ top: `${handle.topPercent}%` }}
           data-branch={handle.id ?? ""}

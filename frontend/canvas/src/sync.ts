@@ -35,8 +35,14 @@ export class Debouncer {
 
   constructor(
     private readonly delayMs: number = SYNC_DELAY_MS,
-    private readonly schedule: (callback: () => void, delayMs: number) => ReturnType<typeof setTimeout> = setTimeout,
-    private readonly cancelScheduled: (handle: ReturnType<typeof setTimeout>) => void = clearTimeout,
+    // Wrapped, not passed bare: calling the browser's setTimeout as a method of another object
+    // throws "Illegal invocation".
+    private readonly schedule: (callback: () => void, delayMs: number) => ReturnType<typeof setTimeout> = (
+      callback,
+      delayMs,
+    ) => setTimeout(callback, delayMs),
+    private readonly cancelScheduled: (handle: ReturnType<typeof setTimeout>) => void = (handle) =>
+      clearTimeout(handle),
   ) {}
 
   run(callback: () => void): void {
