@@ -247,6 +247,11 @@ def parse_text(text: str, source: str = "<flow>", fmt: str | None = None) -> dic
         where = f"{mark.line + 1}:{mark.column + 1}" if mark else None
         problem = getattr(error, "problem", None) or str(error)
         raise FlowFileError(source, f"invalid YAML: {problem}", where) from None
+    except (ValueError, RecursionError) as error:
+        # Values the parsers reject after tokenising: a YAML date like 2024-02-30, an integer
+        # over Python's digit limit, nesting deeper than the recursion limit.
+        reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        raise FlowFileError(source, f"invalid {fmt.upper()}: {reason}") from None
     if not isinstance(document, dict):
         raise FlowFileError(source, "a flow file must contain an object at the top level")
     return document

@@ -216,6 +216,17 @@ def _node_type(flow: Flow, node_id: str) -> type[NodeType] | None:
     return None
 
 
+def _typed_params(
+    type_name: str, params: Params | None
+) -> tuple[type[NodeType] | None, Params | None]:
+    """The node's type and its parsed params, or Nones. With duplicate ids `parsed` holds the
+    params of another node with the same id, possibly of another type, which must not be used."""
+    if params is None or not nodes.has(type_name):
+        return None, None
+    node_type = nodes.get(type_name)
+    return (node_type, params) if type(params) is node_type.params_model else (None, None)
+
+
 def _check_edges(flow: Flow, parsed: dict[str, Params]) -> Iterator[Diagnostic]:
     ids = {node.id for node in flow.nodes}
     for edge, count in Counter((e.source, e.target, e.branch) for e in flow.edges).items():
@@ -233,9 +244,9 @@ def _check_edges(flow: Flow, parsed: dict[str, Params]) -> Iterator[Diagnostic]:
             yield _error("trigger_input", edge.target, "edges",
                          f"triggers have no input, but {edge.source} leads into it")
     for node in flow.nodes:
-        node_type = _node_type(flow, node.id)
-        if node_type is not None and node.id in parsed:
-            yield from _check_outputs(flow, node.id, node_type, parsed[node.id])
+        node_type, params = _typed_params(node.type, parsed.get(node.id))
+        if node_type is not None and params is not None:
+            yield from _check_outputs(flow, node.id, node_type, params)
         if node.type == "merge_branches" and len(flow.incoming(node.id)) < 2:
             yield _error("merge_inputs", node.id, "edges",
                          "a merge needs at least two incoming paths")
@@ -320,10 +331,9 @@ def _check_expressions(
     flow: Flow, parsed: dict[str, Params], columns: set[str] | None
 ) -> Iterator[Diagnostic]:
     for node in flow.nodes:
-        params = parsed.get(node.id)
-        if params is None:
+        node_type, params = _typed_params(node.type, parsed.get(node.id))
+        if node_type is None or params is None:
             continue
-        node_type = nodes.get(node.type)
         for field, text in node_type.conditions(params).items():
             yield from _check_condition(flow, node.id, f"params.{field}", text, columns)
         for field in node_type.event_condition_fields:
