@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
+import sqlglot
+import sqlglot.errors
 from pydantic import Field, field_validator
+from sqlglot import exp
 
 from mawb.nodes.actions import SECRET_REF, HttpParams, check_attribute_names
 from mawb.nodes.base import Category, NodeType, Params, shorten
@@ -93,6 +96,50 @@ class DatabaseQueryParams(Params):
     def _names(cls, value: list[str]) -> list[str]:
         check_attribute_names(value)
         return value
+
+    @field_validator("sql")
+    @classmethod
+    def _read_only(cls, value: str) -> str:
+        readonly_select(value)
+        return value
+
+    def readonly_sql(self) -> str:
+        """The query regenerated from its checked tree (what the engine executes)."""
+        return readonly_select(self.sql).sql("duckdb")
+
+
+# Tables a database_query may read; everything else (files, other databases) is refused.
+QUERYABLE_TABLES = frozenset({"contacts", "events", "messages", "enrollments", "crm_records"})
+
+
+def readonly_select(sql: str) -> exp.Expression:
+    """Parse `sql` and prove it is one SELECT over QUERYABLE_TABLES; raise ValueError if not."""
+    try:
+        statements = sqlglot.parse(sql, read="duckdb")
+    except sqlglot.errors.SqlglotError as error:
+        raise ValueError(f"SQL does not parse: {str(error).splitlines()[0]}") from None
+    statements = [s for s in statements if s is not None]
+    if len(statements) != 1:
+        raise ValueError("exactly one SELECT statement is allowed")
+    tree = statements[0]
+    if not isinstance(tree, exp.Query):
+        raise ValueError(f"only SELECT queries are allowed, not {tree.key.upper()}")
+    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    for node in tree.walk():
+        if isinstance(node, exp.Table):
+            if not isinstance(node.this, exp.Identifier) or node.args.get("db"):
+                raise ValueError("table functions and qualified tables are not allowed")
+            if node.name not in QUERYABLE_TABLES | ctes:
+                allowed = ", ".join(sorted(QUERYABLE_TABLES))
+                raise ValueError(f"table {node.name!r} is not queryable; use {allowed}")
+        if isinstance(node, (exp.Insert, exp.Update, exp.Delete, exp.Create, exp.Drop,
+                             exp.Command, exp.Copy, exp.Attach, exp.Pragma)):
+            raise ValueError(f"{node.key.upper()} is not allowed in a read-only query")
+        if isinstance(node, exp.Anonymous) and node.name.lower().startswith(("read_", "glob")):
+            raise ValueError(f"function {node.name} is not allowed")
+    if "contact_id" not in tree.named_selects:
+        raise ValueError("the query must return a contact_id column")
+    return tree
 
 
 @register

@@ -1,0 +1,180 @@
+"""The cohort at one node: the set-based unit of work every node step operates on.
+
+A step never loops over contacts. It receives a `Cohort` — the tokens waiting at its node
+whose wake time has come, materialised as the temp table `cohort` — and writes one row per
+token into the temp table `decision`: a branch to leave by, or a time to wait until. `apply`
+then moves every token at once: waiting tokens get their new wake time, leaving tokens are
+replaced by tokens at the targets of their branch, and every transition lands in node_log.
+All of it runs inside the caller's transaction, so a crash leaves the node untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlglot import exp
+
+from mawb import graph
+from mawb.expr import to_sql
+from mawb.nodes.base import Outputs
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    import duckdb
+
+    from mawb.model import Flow, Node
+    from mawb.nodes.base import NodeType, Params
+
+SINGLE = "out"  # the branch name of single-output and fan-out nodes
+
+
+def quote(name: str) -> str:
+    """A safely quoted DuckDB identifier (names are validated slugs, quoted anyway)."""
+    return exp.to_identifier(name, quoted=True).sql("duckdb")
+
+
+def literal(value: Any) -> str:
+    """A SQL literal built by sqlglot from a Python value (never string formatting)."""
+    return exp.convert(value).sql("duckdb")
+
+
+def contact_column(name: str) -> exp.Expression:
+    return exp.column(name, table="c", quoted=True)
+
+
+@dataclass
+class Cohort:
+    """Context handed to node steps: connection, flow, node and the virtual/real time."""
+
+    connection: duckdb.DuckDBPyConnection
+    flow: Flow
+    node: Node
+    node_type: type[NodeType]
+    params: Params
+    now: datetime
+    flow_params: dict[str, Any]
+    entry_condition: str = field(default="")
+
+    def condition(self, text: str) -> str:
+        """DuckDB SQL for a flow condition over the contact alias `c` (params bound)."""
+        return to_sql(text, self.flow_params, column=contact_column, now=self.now)
+
+    def sql(self, statement: str, parameters: list[Any] | None = None) -> None:
+        self.connection.execute(statement, parameters or [])
+
+    def size(self) -> int:
+        row = self.connection.execute("SELECT count(*) FROM cohort").fetchone()
+        return int(row[0]) if row else 0
+
+    def decide(self, select: str, parameters: list[Any] | None = None) -> None:
+        """Fill `decision` from a SELECT returning (token_id, branch, wait_until, deadline,
+        iteration); branch NULL means wait until wait_until."""
+        self.sql(f"INSERT INTO decision {select}", parameters)
+
+    def pass_all(self, branch: str = SINGLE) -> None:
+        """Every token leaves by `branch` (the common case for actions)."""
+        self.decide(
+            "SELECT token_id, ?, NULL, NULL, NULL FROM cohort", [branch]
+        )
+
+
+def routes(flow: Flow, node_id: str, node_type: type[NodeType]) -> list[tuple[str, str]]:
+    """(branch, target) pairs of a node; single/fan-out edges share the branch SINGLE."""
+    pairs = []
+    for edge in flow.outgoing(node_id):
+        if node_type.outputs is Outputs.BRANCHES:
+            pairs.append((edge.branch or "", edge.target))
+        else:
+            pairs.append((SINGLE, edge.target))
+    return pairs
+
+
+def prepare(connection: duckdb.DuckDBPyConnection, flow: Flow, node_id: str,
+            node_type: type[NodeType], now: datetime, every_token: bool) -> None:
+    """Materialise the cohort of a node and an empty decision table."""
+    connection.execute("DROP TABLE IF EXISTS cohort")
+    connection.execute("DROP TABLE IF EXISTS decision")
+    due = "" if every_token else "AND wake_at <= ?"
+    parameters: list[Any] = [flow.id, flow.version, node_id] + ([] if every_token else [now])
+    connection.execute(
+        "CREATE TEMP TABLE cohort AS SELECT * FROM tokens "
+        f"WHERE flow_id = ? AND version = ? AND node_id = ? {due}",
+        parameters,
+    )
+    connection.execute(
+        "CREATE TEMP TABLE decision (token_id BIGINT, branch VARCHAR, wait_until TIMESTAMP, "
+        "deadline TIMESTAMP, iteration INTEGER)"
+    )
+    connection.execute("DROP TABLE IF EXISTS route")
+    connection.execute("CREATE TEMP TABLE route (branch VARCHAR, target VARCHAR)")
+    pairs = routes(flow, node_id, node_type)
+    if pairs:
+        connection.executemany("INSERT INTO route VALUES (?, ?)", pairs)
+
+
+def apply(cohort: Cohort) -> None:
+    """Move the cohort according to `decision` (see module docstring)."""
+    connection, flow, now = cohort.connection, cohort.flow, cohort.now
+    node_id = cohort.node.id
+    back_targets = {target for source, target, _ in graph.back_edges(flow) if source == node_id}
+    # A back-edge is taken at the next tick: its token wakes a microsecond later, so the
+    # loop node (already processed this tick) picks it up next time.
+    connection.execute(
+        """
+        UPDATE tokens SET wake_at = d.wait_until,
+               deadline = coalesce(d.deadline, tokens.deadline),
+               state = 'waiting'
+        FROM decision d
+        WHERE tokens.token_id = d.token_id AND d.branch IS NULL
+        """
+    )
+    connection.execute(
+        """
+        INSERT INTO node_log
+        SELECT ?, t.flow_id, t.version, t.enrollment_id, t.contact_id, t.node_id, 'waiting',
+               NULL, NULL
+        FROM decision d JOIN cohort t USING (token_id)
+        WHERE d.branch IS NULL AND t.state IS NULL
+        """,
+        [now],
+    )
+    connection.execute(
+        """
+        INSERT INTO node_log
+        SELECT ?, t.flow_id, t.version, t.enrollment_id, t.contact_id, t.node_id, 'completed',
+               d.branch, NULL
+        FROM decision d JOIN cohort t USING (token_id)
+        WHERE d.branch IS NOT NULL
+        """,
+        [now],
+    )
+    back = list(back_targets) or [""]
+    placeholders = ", ".join("?" for _ in back)
+    connection.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE moved AS
+        SELECT nextval('token_seq') AS token_id, t.enrollment_id, t.contact_id, t.flow_id,
+               t.version, r.target AS node_id, t.node_id AS via, CAST(? AS TIMESTAMP) AS arrived_at,
+               CASE WHEN r.target IN ({placeholders})
+                    THEN CAST(? AS TIMESTAMP) + INTERVAL 1 MICROSECOND
+                    ELSE CAST(? AS TIMESTAMP) END AS wake_at,
+               CAST(NULL AS TIMESTAMP) AS deadline,
+               coalesce(d.iteration, t.iteration) AS iteration, CAST(NULL AS VARCHAR) AS state
+        FROM decision d JOIN cohort t USING (token_id) JOIN route r ON r.branch = d.branch
+        """,
+        [now, *back, now, now],
+    )
+    connection.execute("INSERT INTO tokens SELECT * FROM moved")
+    connection.execute(
+        """
+        INSERT INTO node_log
+        SELECT arrived_at, flow_id, version, enrollment_id, contact_id, node_id, 'entered',
+               NULL, via FROM moved
+        """
+    )
+    connection.execute(
+        "DELETE FROM tokens WHERE token_id IN "
+        "(SELECT token_id FROM decision WHERE branch IS NOT NULL)"
+    )

@@ -1,0 +1,199 @@
+"""Trigger steps: select who enters, create enrollments and their first tokens, set-based.
+
+Each trigger computes a candidate set of contacts (`candidates` temp table) from its
+audience, schedule, events or list, filters it by the flow's `reentry` rule, and inserts
+enrollments plus one token per enrollment at the trigger node; the generic cohort step then
+passes them down. Event-driven triggers only look at events that are new since their last
+run: ingested after it (`seq`) or timestamped after it (`ts`) — whichever comes later — so
+late and future-dated events are each counted exactly once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlglot import exp
+
+from mawb.engine.cohort import literal, quote
+from mawb.engine.schedule import next_fire
+from mawb.expr import to_sql
+from mawb.nodes import triggers
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from mawb.model import Flow, Node
+    from mawb.nodes.base import Params
+
+EPOCH = datetime(1970, 1, 1)
+
+
+def _state(connection: duckdb.DuckDBPyConnection, flow: Flow, node: Node) -> tuple[Any, Any]:
+    row = connection.execute(
+        "SELECT last_fired_at, last_event_seq FROM trigger_state WHERE flow_id = ? AND node_id = ?",
+        [flow.id, node.id],
+    ).fetchone()
+    return (row[0], row[1]) if row else (None, None)
+
+
+def _save_state(connection: duckdb.DuckDBPyConnection, flow: Flow, node: Node,
+                fired: datetime | None, seq: int | None) -> None:
+    connection.execute("DELETE FROM trigger_state WHERE flow_id = ? AND node_id = ?",
+                       [flow.id, node.id])
+    connection.execute("INSERT INTO trigger_state VALUES (?, ?, ?, ?)",
+                       [flow.id, node.id, fired, seq])
+
+
+def _audience(text: str | None, flow_params: dict[str, Any], now: datetime) -> str:
+    if not text:
+        return "true"
+    column = lambda name: exp.column(name, table="c", quoted=True)  # noqa: E731
+    return f"coalesce(({to_sql(text, flow_params, column=column, now=now)}), false)"
+
+
+def _max_seq(connection: duckdb.DuckDBPyConnection) -> int:
+    row = connection.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _new_events(last_seq: int | None, last_time: datetime | None) -> str:
+    return (f"ev.ts <= ? AND (ev.seq > {int(last_seq or 0)} OR ev.ts > "
+            f"{literal((last_time or EPOCH).isoformat(sep=' '))}::TIMESTAMP)")
+
+
+def candidates(connection: duckdb.DuckDBPyConnection, flow: Flow, node: Node, params: Params,
+               now: datetime, flow_params: dict[str, Any]) -> None:
+    """Fill the `candidates` temp table (contact_id) for one trigger node."""
+    connection.execute("CREATE OR REPLACE TEMP TABLE candidates (contact_id VARCHAR)")
+    last_time, last_seq = _state(connection, flow, node)
+    seq_now = _max_seq(connection)
+    audience = _audience(getattr(params, "audience", None), flow_params, now)
+    fired = last_time
+    if isinstance(params, triggers.TimeBasedParams):
+        if params.date_field:
+            offset = int(params.offset_days * 86400 * 1e6)
+            when = (f"TRY_CAST(c.{quote(params.date_field)} AS TIMESTAMP) "
+                    f"+ to_microseconds(CAST({offset} AS BIGINT))")
+            connection.execute(
+                f"INSERT INTO candidates SELECT c.contact_id FROM contacts c "
+                f"WHERE {when} <= ? AND {when} > ? AND {audience}",
+                [now, last_time or EPOCH],
+            )
+            fired = now
+        else:
+            due = next_fire(params.schedule, last_time)
+            if due is not None and due <= now:
+                connection.execute(
+                    f"INSERT INTO candidates SELECT c.contact_id FROM contacts c WHERE {audience}"
+                )
+                fired = now
+            elif last_time is None:
+                fired = now  # a recurring schedule starts counting from the first tick
+    elif isinstance(params, triggers.BehavioralParams):
+        names = ", ".join(literal(name) for name in params.events)
+        window = (f"AND ev.ts > CAST(? AS TIMESTAMP) - to_microseconds("
+                  f"CAST({int(params.within_days * 86400 * 1e6)} AS BIGINT))"
+                  if params.within_days else "AND ? IS NOT NULL")
+        connection.execute(
+            f"""
+            INSERT INTO candidates
+            SELECT c.contact_id FROM contacts c
+            WHERE c.contact_id IN (SELECT ev.contact_id FROM events ev
+                                   WHERE ev.name IN ({names}) AND {_new_events(last_seq, last_time)})
+              AND (SELECT count(*) FROM events ev WHERE ev.contact_id = c.contact_id
+                   AND ev.name IN ({names}) AND ev.ts <= ? {window}) >= {int(params.min_count)}
+              AND {audience}
+            """,
+            [now, now, now],
+        )
+        fired = now
+    elif isinstance(params, triggers.EventParams | triggers.WebhookParams):
+        where = "true"
+        if params.where:
+            column = lambda name: exp.func(  # noqa: E731
+                "json_extract_string", exp.column("properties", table="ev"),
+                exp.Literal.string(f"$.{name}"))
+            where = f"coalesce(({to_sql(params.where, flow_params, column=column, now=now)}), false)"
+        connection.execute(
+            f"""
+            INSERT INTO candidates
+            SELECT c.contact_id FROM contacts c
+            WHERE c.contact_id IN (SELECT ev.contact_id FROM events ev
+                                   WHERE ev.name = ? AND {_new_events(last_seq, last_time)}
+                                     AND {where})
+              AND {audience}
+            """,
+            [params.event, now],
+        )
+        fired = now
+    elif isinstance(params, triggers.ManualParams):
+        connection.execute(
+            "INSERT INTO candidates SELECT contact_id FROM contacts WHERE contact_id IN "
+            "(SELECT unnest(?::VARCHAR[]) UNION SELECT contact_id FROM manual_requests "
+            " WHERE flow_id = ? AND node_id = ? AND NOT consumed AND requested_at <= ?)",
+            [list(params.contacts) if last_time is None else [], flow.id, node.id, now],
+        )
+        connection.execute(
+            "UPDATE manual_requests SET consumed = true WHERE flow_id = ? AND node_id = ? "
+            "AND requested_at <= ?", [flow.id, node.id, now],
+        )
+        fired = now
+    _save_state(connection, flow, node, fired, seq_now)
+
+
+def enroll(connection: duckdb.DuckDBPyConnection, flow: Flow, node: Node, now: datetime) -> None:
+    """Turn `candidates` into enrollments + tokens at the trigger node, honouring reentry."""
+    reentry = {
+        "never": "NOT EXISTS (SELECT 1 FROM enrollments e WHERE e.contact_id = k.contact_id "
+                 "AND e.flow_id = ?)",
+        "after_exit": "NOT EXISTS (SELECT 1 FROM enrollments e WHERE e.contact_id = k.contact_id "
+                      "AND e.flow_id = ? AND e.status = 'active')",
+        "always": "? IS NOT NULL",
+    }[flow.settings.reentry.value]
+    connection.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE entering AS
+        SELECT nextval('enrollment_seq') AS enrollment_id, k.contact_id,
+               1 + (SELECT count(*) FROM enrollments e WHERE e.contact_id = k.contact_id
+                    AND e.flow_id = ?) AS entry_number
+        FROM (SELECT DISTINCT contact_id FROM candidates) k
+        WHERE {reentry}
+        """,
+        [flow.id, flow.id],
+    )
+    connection.execute(
+        "INSERT INTO enrollments SELECT enrollment_id, contact_id, ?, ?, ?, 'active', ?, NULL, "
+        "NULL, entry_number FROM entering",
+        [flow.id, flow.version, node.id, now],
+    )
+    connection.execute(
+        "INSERT INTO tokens SELECT nextval('token_seq'), enrollment_id, contact_id, ?, ?, ?, "
+        "NULL, ?, ?, NULL, 0, NULL FROM entering",
+        [flow.id, flow.version, node.id, now, now],
+    )
+    connection.execute(
+        "INSERT INTO node_log SELECT ?, ?, ?, enrollment_id, contact_id, ?, 'entered', NULL, "
+        "'enrolled' FROM entering",
+        [now, flow.id, flow.version, node.id],
+    )
+
+
+def next_trigger_time(connection: duckdb.DuckDBPyConnection, flow: Flow, node: Node,
+                      params: Params, now: datetime) -> datetime | None:
+    """When this trigger could next enroll anyone (for the virtual clock), or None."""
+    last_time, _ = _state(connection, flow, node)
+    if isinstance(params, triggers.TimeBasedParams):
+        if params.date_field:
+            offset = int(params.offset_days * 86400 * 1e6)
+            row = connection.execute(
+                f"SELECT min(TRY_CAST({quote(params.date_field)} AS TIMESTAMP) "
+                f"+ to_microseconds(CAST({offset} AS BIGINT))) FROM contacts "
+                f"WHERE TRY_CAST({quote(params.date_field)} AS TIMESTAMP) "
+                f"+ to_microseconds(CAST({offset} AS BIGINT)) > ?",
+                [now],
+            ).fetchone()
+            return row[0] if row else None
+        due = next_fire(params.schedule, last_time or now)
+        return due if due is None or due > now else now + timedelta(microseconds=1)
+    return None

@@ -1,0 +1,427 @@
+"""Cohort steps of the non-trigger node types, keyed by type name.
+
+Each step reads the `cohort` temp table, performs its side effects for the whole cohort in
+SQL (outbox rows, attribute updates, CRM records) and fills `decision`. Side effects carry
+an idempotency key (flow, version, contact, node, entry number, iteration) and are inserted
+only when the key is new, so a step re-run after a crash never sends or counts twice.
+Triggers live in `mawb.engine.enroll`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from mawb import graph
+from mawb.engine.cohort import SINGLE, literal, quote
+from mawb.engine.render import liquid_to_sql
+from mawb.nodes import actions, integrations, logic
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from mawb.engine.cohort import Cohort
+
+Step = "Callable[[Cohort], None]"
+STEPS: dict[str, Callable[[Cohort], None]] = {}
+# Steps that look at every token at their node each tick, not only the due ones.
+EVERY_TICK = {"condition_check", "merge_branches"}
+
+KEY_SQL = (
+    "t.flow_id || ':' || t.version || ':' || t.contact_id || ':' || t.node_id || ':' || "
+    "coalesce(e.entry_number, 1) || ':' || coalesce(t.iteration, 0)"
+)
+
+
+def step(type_name: str) -> Callable[[Callable[[Cohort], None]], Callable[[Cohort], None]]:
+    def register(function: Callable[[Cohort], None]) -> Callable[[Cohort], None]:
+        STEPS[type_name] = function
+        return function
+
+    return register
+
+
+def _columns(cohort: Cohort) -> set[str]:
+    rows = cohort.connection.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'contacts'"
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
+def _text_sql(cohort: Cohort, template: str | None, columns: set[str]) -> str:
+    """SQL rendering a Liquid field set-based, or NULL (rendered at dispatch) if not simple."""
+    if not template:
+        return "NULL"
+    rendered = liquid_to_sql(template, columns)
+    return rendered if rendered is not None else "NULL"
+
+
+def _enqueue(cohort: Cohort, channel: str, recipient: str, subject: str, body: str) -> None:
+    """Insert one outbox row per cohort token whose key is new."""
+    cohort.sql(
+        f"""
+        INSERT INTO outbox
+        SELECT {KEY_SQL}, t.flow_id, t.version, t.contact_id, t.node_id, t.iteration, ?,
+               {recipient}, {subject}, {body}, NULL, 'pending', 0, NULL, NULL, ?, ?, NULL
+        FROM cohort t JOIN contacts c USING (contact_id)
+             LEFT JOIN enrollments e USING (enrollment_id)
+        WHERE ({KEY_SQL}) NOT IN (SELECT idempotency_key FROM outbox)
+        """,
+        [channel, cohort.now, cohort.now],
+    )
+
+
+@step("email_send")
+def send_email(cohort: Cohort) -> None:
+    params = cohort.params
+    assert isinstance(params, actions.EmailParams)
+    columns = _columns(cohort)
+    recipient = _text_sql(cohort, params.to, columns) if params.to else 'c."email"'
+    _enqueue(cohort, "email", recipient, _text_sql(cohort, params.subject, columns),
+             _text_sql(cohort, params.body, columns))
+    cohort.pass_all()
+
+
+@step("sms_send")
+def send_sms(cohort: Cohort) -> None:
+    params = cohort.params
+    assert isinstance(params, actions.SmsParams)
+    columns = _columns(cohort)
+    recipient = 'c."phone"' if "phone" in columns else "NULL"
+    _enqueue(cohort, "sms", recipient, "NULL", _text_sql(cohort, params.body, columns))
+    cohort.pass_all()
+
+
+@step("web_push")
+def send_push(cohort: Cohort) -> None:
+    params = cohort.params
+    assert isinstance(params, actions.PushParams)
+    columns = _columns(cohort)
+    _enqueue(cohort, "web_push", "c.contact_id", _text_sql(cohort, params.title, columns),
+             _text_sql(cohort, params.body, columns))
+    cohort.pass_all()
+
+
+@step("social_post")
+def post_social(cohort: Cohort) -> None:
+    """One post per network per firing (a tick with contacts passing), not per contact."""
+    params = cohort.params
+    assert isinstance(params, actions.SocialParams)
+    if cohort.size():
+        stamp = cohort.now.isoformat()
+        for network in params.networks:
+            key = f"{cohort.flow.id}:{cohort.flow.version}:{cohort.node.id}:{network}:{stamp}"
+            cohort.sql(
+                """
+                INSERT INTO outbox
+                SELECT ?, ?, ?, NULL, ?, 0, 'social', ?, NULL, ?, NULL, 'pending', 0, NULL,
+                       NULL, ?, ?, NULL
+                WHERE ? NOT IN (SELECT idempotency_key FROM outbox)
+                """,
+                [key, cohort.flow.id, cohort.flow.version, cohort.node.id, network,
+                 params.text, cohort.now, cohort.now, key],
+            )
+    cohort.pass_all()
+
+
+def _request(cohort: Cohort, channel: str) -> None:
+    """HTTP and CRM work goes through the outbox; the request is built at dispatch."""
+    payload = json.dumps({"node": cohort.node.id})
+    cohort.sql(
+        f"""
+        INSERT INTO outbox
+        SELECT {KEY_SQL}, t.flow_id, t.version, t.contact_id, t.node_id, t.iteration, ?,
+               NULL, NULL, NULL, ?, 'pending', 0, NULL, NULL, ?, ?, NULL
+        FROM cohort t LEFT JOIN enrollments e USING (enrollment_id)
+        WHERE ({KEY_SQL}) NOT IN (SELECT idempotency_key FROM outbox)
+        """,
+        [channel, payload, cohort.now, cohort.now],
+    )
+
+
+@step("api_call")
+def call_api(cohort: Cohort) -> None:
+    params = cohort.params
+    assert isinstance(params, actions.ApiCallParams)
+    if params.batch:
+        if cohort.size():
+            key = f"{cohort.flow.id}:{cohort.flow.version}:{cohort.node.id}:batch:{cohort.now}"
+            cohort.sql(
+                "INSERT INTO outbox SELECT ?, ?, ?, NULL, ?, 0, 'http', NULL, NULL, NULL, ?, "
+                "'pending', 0, NULL, NULL, ?, ?, NULL "
+                "WHERE ? NOT IN (SELECT idempotency_key FROM outbox)",
+                [key, cohort.flow.id, cohort.flow.version, cohort.node.id,
+                 json.dumps({"node": cohort.node.id, "batch": True}), cohort.now, cohort.now,
+                 key],
+            )
+    else:
+        _request(cohort, "http")
+    cohort.pass_all()
+
+
+@step("external_api")
+def fetch_external(cohort: Cohort) -> None:
+    _request(cohort, "http")
+    cohort.pass_all()
+
+
+@step("webhook_call")
+def call_webhook(cohort: Cohort) -> None:
+    _request(cohort, "http")
+    cohort.pass_all()
+
+
+def _set_attributes(cohort: Cohort, values: dict[str, object]) -> None:
+    if not values:
+        return
+    assignments = ", ".join(f"{quote(name)} = {literal(value)}" for name, value in values.items())
+    cohort.sql(
+        f"UPDATE contacts SET {assignments} "
+        "WHERE contact_id IN (SELECT contact_id FROM cohort)"
+    )
+
+
+@step("data_update")
+def update_data(cohort: Cohort) -> None:
+    params = cohort.params
+    assert isinstance(params, actions.DataUpdateParams)
+    _set_attributes(cohort, dict(params.set))
+    if params.increment:
+        # Each token passing counts once (two parallel paths through the node count twice).
+        assignments = ", ".join(
+            f"{quote(name)} = coalesce(contacts.{quote(name)}, 0) + n.passes * {literal(amount)}"
+            for name, amount in params.increment.items()
+        )
+        cohort.sql(
+            f"UPDATE contacts SET {assignments} FROM "
+            "(SELECT contact_id, count(*) AS passes FROM cohort GROUP BY contact_id) n "
+            "WHERE contacts.contact_id = n.contact_id"
+        )
+    cohort.pass_all()
+
+
+def _crm_local(cohort: Cohort, params: integrations.CrmUpdateParams, create: bool) -> None:
+    columns = _columns(cohort)
+    pieces = []
+    for name, value in params.fields.items():
+        rendered = (_text_sql(cohort, value, columns) if isinstance(value, str) and "{{" in value
+                    else literal(value))
+        pieces.append(f"{literal(name)}, {rendered}")
+    fields = f"json_object({', '.join(pieces)})"
+    key = f"'{params.object}:' || t.contact_id" if not create else KEY_SQL
+    cohort.sql(
+        f"""
+        INSERT INTO crm_records
+        SELECT DISTINCT ON (rk) rk, contact_id, ?, fields, ?, ? FROM (
+            SELECT {key} AS rk, t.contact_id, {fields} AS fields
+            FROM cohort t JOIN contacts c USING (contact_id)
+                 LEFT JOIN enrollments e USING (enrollment_id))
+        WHERE rk NOT IN (SELECT record_key FROM crm_records)
+        """,
+        [params.object, cohort.now, cohort.now],
+    )
+    if not create:
+        cohort.sql(
+            f"""
+            UPDATE crm_records SET fields = json_merge_patch(crm_records.fields, s.fields),
+                   updated_at = ?
+            FROM (SELECT DISTINCT ON (t.contact_id) '{params.object}:' || t.contact_id AS rk,
+                         {fields} AS fields
+                  FROM cohort t JOIN contacts c USING (contact_id)) s
+            WHERE crm_records.record_key = s.rk
+            """,
+            [cohort.now],
+        )
+    if params.mirror_attributes:
+        plain = {k: v for k, v in params.fields.items() if not (isinstance(v, str) and "{{" in v)}
+        _set_attributes(cohort, plain)
+
+
+@step("crm_update")
+def update_crm(cohort: Cohort) -> None:
+    params = cohort.params
+    assert isinstance(params, integrations.CrmUpdateParams)
+    if params.crm == "local":
+        _crm_local(cohort, params, create=False)
+    else:
+        _request(cohort, "crm")
+    cohort.pass_all()
+
+
+@step("crm_create")
+def create_crm(cohort: Cohort) -> None:
+    params = cohort.params
+    assert isinstance(params, integrations.CrmCreateParams)
+    if params.crm == "local":
+        _crm_local(cohort, params, create=True)
+    else:
+        _request(cohort, "crm")
+    cohort.pass_all()
+
+
+@step("database_query")
+def query_database(cohort: Cohort) -> None:
+    """Run the author's read-only query (validated by the params model) and copy columns."""
+    params = cohort.params
+    assert isinstance(params, integrations.DatabaseQueryParams)
+    if cohort.size():
+        cohort.sql(f"CREATE OR REPLACE TEMP TABLE enrichment AS {params.readonly_sql()}")
+        rows = cohort.connection.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = 'enrichment' AND column_name <> 'contact_id'"
+        ).fetchall()
+        wanted = [(n, t) for n, t in rows if not params.columns or n in params.columns]
+        for name, dtype in wanted:
+            cohort.sql(f"ALTER TABLE contacts ADD COLUMN IF NOT EXISTS {quote(name)} {dtype}")
+        if wanted:
+            assignments = ", ".join(f"{quote(n)} = q.{quote(n)}" for n, _ in wanted)
+            cohort.sql(
+                f"UPDATE contacts SET {assignments} FROM enrichment q "
+                "WHERE contacts.contact_id = q.contact_id "
+                "AND contacts.contact_id IN (SELECT contact_id FROM cohort)"
+            )
+    cohort.pass_all()
+
+
+@step("delay_action")
+def delay(cohort: Cohort) -> None:
+    params = cohort.params
+    assert isinstance(params, actions.DelayParams)
+    base = f"t.arrived_at + to_microseconds(CAST({literal(int(params.seconds() * 1e6))} AS BIGINT))"
+    if params.until_field:
+        offset = int(params.offset_days * 86400 * 1e6)
+        base = (f"coalesce(TRY_CAST(c.{quote(params.until_field)} AS TIMESTAMP) "
+                f"+ to_microseconds(CAST({literal(offset)} AS BIGINT)), t.arrived_at)")
+    if params.at_local_time:
+        base = next_local_time(cohort, base, params.at_local_time)
+    cohort.decide(
+        f"""
+        SELECT t.token_id,
+               CASE WHEN t.state = 'waiting' OR w.until <= ? THEN ? END,
+               w.until, NULL, NULL
+        FROM cohort t JOIN contacts c USING (contact_id),
+             LATERAL (SELECT {base} AS until) w
+        """,
+        [cohort.now, SINGLE],
+    )
+
+
+def timezone_sql(cohort: Cohort) -> str:
+    """The contact's timezone when it is a valid IANA name, else the flow's."""
+    fallback = literal(cohort.flow.settings.timezone)
+    if "timezone" not in _columns(cohort):
+        return fallback
+    return (f"coalesce(CASE WHEN c.timezone IN (SELECT name FROM pg_timezone_names()) "
+            f"THEN c.timezone END, {fallback})")
+
+
+def next_local_time(cohort: Cohort, base: str, clock: str) -> str:
+    """SQL for the first HH:MM in the contact's timezone strictly after `base` (UTC)."""
+    hours, minutes = (int(part) for part in clock.split(":"))
+    zone = timezone_sql(cohort)
+    local = f"timezone({zone}, CAST({base} AS TIMESTAMP) AT TIME ZONE 'UTC')"
+    candidate = f"(date_trunc('day', {local}) + INTERVAL {hours * 60 + minutes} MINUTE)"
+    chosen = (f"CASE WHEN {candidate} <= {local} THEN {candidate} + INTERVAL 1 DAY "
+              f"ELSE {candidate} END")
+    return f"timezone('UTC', timezone({zone}, {chosen}))"
+
+
+@step("condition_check")
+def check_condition(cohort: Cohort) -> None:
+    params = cohort.params
+    assert isinstance(params, actions.ConditionCheckParams)
+    timeout = int(params.timeout_days * 86400 * 1e6)
+    deadline = f"coalesce(t.deadline, t.arrived_at + to_microseconds(CAST({timeout} AS BIGINT)))"
+    cohort.decide(
+        f"""
+        SELECT t.token_id,
+               CASE WHEN coalesce(({cohort.condition(params.condition)}), false) THEN 'met'
+                    WHEN {deadline} <= ? THEN 'timeout' END,
+               {deadline}, {deadline}, NULL
+        FROM cohort t JOIN contacts c USING (contact_id)
+        """,
+        [cohort.now],
+    )
+
+
+@step("if_condition")
+def branch_if(cohort: Cohort) -> None:
+    params = cohort.params
+    assert isinstance(params, logic.IfParams)
+    cohort.decide(
+        f"""
+        SELECT t.token_id,
+               CASE WHEN coalesce(({cohort.condition(params.condition)}), false)
+                    THEN 'true' ELSE 'false' END, NULL, NULL, NULL
+        FROM cohort t JOIN contacts c USING (contact_id)
+        """
+    )
+
+
+@step("switch_case")
+def branch_switch(cohort: Cohort) -> None:
+    params = cohort.params
+    assert isinstance(params, logic.SwitchParams)
+    whens = " ".join(
+        f"WHEN coalesce(({cohort.condition(case.condition)}), false) THEN {literal(case.name)}"
+        for case in params.cases
+    )
+    cohort.decide(
+        f"SELECT t.token_id, CASE {whens} ELSE 'default' END, NULL, NULL, NULL "
+        "FROM cohort t JOIN contacts c USING (contact_id)"
+    )
+
+
+@step("loop_iterator")
+def loop(cohort: Cohort) -> None:
+    """Count passes: arriving by a back-edge is the next iteration, otherwise the first."""
+    params = cohort.params
+    assert isinstance(params, logic.LoopParams)
+    returning = sorted(s for s, target, _ in graph.back_edges(cohort.flow)
+                       if target == cohort.node.id) or [""]
+    sources = ", ".join(literal(s) for s in returning)
+    until = f"coalesce(({cohort.condition(params.until)}), false)" if params.until else "false"
+    cohort.decide(
+        f"""
+        SELECT token_id, CASE WHEN done THEN 'done' ELSE 'body' END, NULL, NULL,
+               CASE WHEN done THEN 0 ELSE pass END
+        FROM (
+            SELECT t.token_id, p.pass, (p.pass > {int(params.max_iterations)} OR {until}) AS done
+            FROM cohort t JOIN contacts c USING (contact_id),
+                 LATERAL (SELECT CASE WHEN t.via IN ({sources})
+                                      THEN coalesce(t.iteration, 0) + 1 ELSE 1 END AS pass) p)
+        """
+    )
+
+
+@step("parallel_execution")
+def fan_out(cohort: Cohort) -> None:
+    cohort.pass_all()
+
+
+@step("merge_branches")
+def merge(cohort: Cohort) -> None:
+    """`all`: one token continues once every incoming source delivered; `any`: the first."""
+    params = cohort.params
+    assert isinstance(params, logic.MergeParams)
+    if params.mode == "all":
+        needed = len({edge.source for edge in cohort.flow.incoming(cohort.node.id)})
+        ready = f"count(DISTINCT via) OVER (PARTITION BY enrollment_id) >= {needed}"
+    else:
+        ready = "true"
+    cohort.decide(
+        f"""
+        SELECT token_id,
+               CASE WHEN NOT ready THEN NULL
+                    WHEN first AND NOT already THEN ? ELSE 'joined' END,
+               NULL, NULL, NULL
+        FROM (
+            SELECT t.token_id, {ready} AS ready,
+                   t.token_id = min(t.token_id) OVER (PARTITION BY t.enrollment_id) AS first,
+                   EXISTS (SELECT 1 FROM node_log l WHERE l.enrollment_id = t.enrollment_id
+                           AND l.node_id = t.node_id AND l.event = 'completed'
+                           AND l.branch = ?) AS already
+            FROM cohort t)
+        """,
+        [SINGLE, SINGLE],
+    )

@@ -1,0 +1,163 @@
+"""The DuckDB store: one file per contact partition holding all state of a workspace.
+
+Tables: contacts (typed columns inferred from the imported data, plus an `attributes` JSON
+column for the rest), events, flows (immutable saved versions), enrollments, tokens (where each
+contact is in a flow and when it wakes), outbox, messages, node_log (every transition),
+trigger_state, manual_requests, crm_records and runs. The schema carries a version in `meta` and
+is migrated forward by `SCHEMA_STEPS`.
+
+DuckDB allows one writing process per file, so writers hold a connection only for a tick or a
+step, and readers open short read-only connections with bounded retry: a busy store is
+waited for, never reported to a user as a lock error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import duckdb
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+STORE_SCHEMA_VERSION = 1
+
+# Engine-maintained engagement attributes every contact has (the response model and event
+# effects update them; conditions such as `email_opens > 0` may read them).
+ENGAGEMENT_COLUMNS: dict[str, str] = {
+    "email_opens": "INTEGER DEFAULT 0",
+    "email_clicks": "INTEGER DEFAULT 0",
+    "last_open_at": "TIMESTAMP",
+    "last_click_at": "TIMESTAMP",
+    "converted": "BOOLEAN DEFAULT false",
+    "converted_at": "TIMESTAMP",
+    "unsubscribed": "BOOLEAN DEFAULT false",
+    "do_not_contact": "BOOLEAN DEFAULT false",
+    "attributes": "JSON",
+}
+
+_V1 = """
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR, value VARCHAR);
+CREATE TABLE IF NOT EXISTS contacts (contact_id VARCHAR NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq BIGINT, event_id VARCHAR, contact_id VARCHAR, name VARCHAR, ts TIMESTAMP,
+    properties JSON, source VARCHAR, applied_at TIMESTAMP);
+CREATE SEQUENCE IF NOT EXISTS event_seq;
+CREATE TABLE IF NOT EXISTS flows (
+    flow_id VARCHAR, version INTEGER, document JSON, saved_at TIMESTAMP, message VARCHAR);
+CREATE TABLE IF NOT EXISTS enrollments (
+    enrollment_id BIGINT, contact_id VARCHAR, flow_id VARCHAR, version INTEGER,
+    trigger_node VARCHAR, status VARCHAR, entered_at TIMESTAMP, exited_at TIMESTAMP,
+    exit_reason VARCHAR, entry_number INTEGER);
+CREATE SEQUENCE IF NOT EXISTS enrollment_seq;
+CREATE TABLE IF NOT EXISTS tokens (
+    token_id BIGINT, enrollment_id BIGINT, contact_id VARCHAR, flow_id VARCHAR,
+    version INTEGER, node_id VARCHAR, via VARCHAR, arrived_at TIMESTAMP, wake_at TIMESTAMP,
+    deadline TIMESTAMP, iteration INTEGER, state VARCHAR);
+CREATE SEQUENCE IF NOT EXISTS token_seq;
+CREATE TABLE IF NOT EXISTS outbox (
+    idempotency_key VARCHAR, flow_id VARCHAR, version INTEGER, contact_id VARCHAR,
+    node_id VARCHAR, iteration INTEGER, channel VARCHAR, recipient VARCHAR, subject VARCHAR,
+    body VARCHAR, payload JSON, status VARCHAR, attempts INTEGER, error VARCHAR,
+    provider_ref VARCHAR, created_at TIMESTAMP, not_before TIMESTAMP, sent_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS messages (
+    idempotency_key VARCHAR, flow_id VARCHAR, contact_id VARCHAR, node_id VARCHAR,
+    channel VARCHAR, recipient VARCHAR, subject VARCHAR, body VARCHAR, sent_at TIMESTAMP,
+    provider VARCHAR);
+CREATE TABLE IF NOT EXISTS node_log (
+    ts TIMESTAMP, flow_id VARCHAR, version INTEGER, enrollment_id BIGINT, contact_id VARCHAR,
+    node_id VARCHAR, event VARCHAR, branch VARCHAR, reason VARCHAR);
+CREATE TABLE IF NOT EXISTS trigger_state (
+    flow_id VARCHAR, node_id VARCHAR, last_fired_at TIMESTAMP, last_event_seq BIGINT);
+CREATE TABLE IF NOT EXISTS manual_requests (
+    flow_id VARCHAR, node_id VARCHAR, contact_id VARCHAR, requested_at TIMESTAMP,
+    consumed BOOLEAN DEFAULT false);
+CREATE TABLE IF NOT EXISTS crm_records (
+    record_key VARCHAR, contact_id VARCHAR, object VARCHAR, fields JSON, created_at TIMESTAMP,
+    updated_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS runs (
+    flow_id VARCHAR, tick_time TIMESTAMP, stage VARCHAR, started_at TIMESTAMP,
+    finished_at TIMESTAMP, status VARCHAR);
+CREATE TABLE IF NOT EXISTS applied (what VARCHAR, last_seq BIGINT);
+"""
+
+SCHEMA_STEPS: dict[int, str] = {1: _V1}
+
+
+class StoreBusyError(RuntimeError):
+    """The store stayed locked by another writer for longer than the retry budget."""
+
+
+def utc_naive(moment: datetime) -> datetime:
+    """Store times as naive UTC (DuckDB TIMESTAMP); accept aware or naive-UTC input."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+def _is_lock_error(error: Exception) -> bool:
+    text = str(error).lower()
+    return "lock" in text or "conflicting" in text or "being used by another process" in text
+
+
+def connect(path: Path, read_only: bool = False, retry_seconds: float = 30.0) -> duckdb.DuckDBPyConnection:
+    """Open the store, waiting with jittered backoff while another process holds it."""
+    deadline = time.monotonic() + retry_seconds
+    delay = 0.02
+    while True:
+        try:
+            connection = duckdb.connect(str(path), read_only=read_only)
+            connection.execute("SET TimeZone = 'UTC'")
+            return connection
+        except (duckdb.IOException, duckdb.ConnectionException) as error:
+            if not _is_lock_error(error) or time.monotonic() > deadline:
+                if _is_lock_error(error):
+                    raise StoreBusyError(f"store {path} is busy; try again shortly") from None
+                raise
+            time.sleep(delay * (1 + random.random()))  # noqa: S311 - jitter, not crypto
+            delay = min(delay * 2, 0.5)
+
+
+@contextlib.contextmanager
+def opened(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short-lived connection, closed on exit (writers must not hold the file)."""
+    connection = connect(path, read_only=read_only)
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+def migrate(connection: duckdb.DuckDBPyConnection) -> int:
+    """Bring the store schema up to STORE_SCHEMA_VERSION; returns the version found before."""
+    connection.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR, value VARCHAR)")
+    row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    found = int(row[0]) if row else 0
+    for version in range(found + 1, STORE_SCHEMA_VERSION + 1):
+        connection.execute("BEGIN")
+        connection.execute(SCHEMA_STEPS[version])
+        if version == 1:
+            for column, ddl in ENGAGEMENT_COLUMNS.items():
+                connection.execute(f'ALTER TABLE contacts ADD COLUMN IF NOT EXISTS "{column}" {ddl}')
+        connection.execute("DELETE FROM meta WHERE key = 'schema_version'")
+        connection.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(version)])
+        connection.execute("COMMIT")
+    return found
+
+
+def contact_columns(connection: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Column name -> DuckDB type of the contacts table."""
+    rows = connection.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_name = 'contacts' ORDER BY ordinal_position"
+    ).fetchall()
+    return {name: dtype for name, dtype in rows}
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)

@@ -1,0 +1,417 @@
+"""A workspace: the store files, saved flow versions and ingest spool of one mawb installation.
+
+This is the engine's public face. `tick` advances a flow by one tick on every partition:
+`ingest` (spool + event effects) -> every node in topological order -> `dispatch` (goal,
+outbox, completions). `step` runs one of those stages for one partition at an explicit tick
+time — the Airflow tasks do exactly that — and running every stage in order gives exactly what
+`tick` gives. Each stage is one transaction, so a crash anywhere loses and repeats nothing.
+
+Layout (default `./.mawb`, or `MAWB_HOME`): `store.duckdb` (one partition) or
+`partitions/<p>.duckdb`, `flows/<flow id>/v<version>.json` (immutable versions), `spool/`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from mawb import graph, nodes
+from mawb.engine import enroll, outbox
+from mawb.engine.cohort import Cohort, apply, literal, prepare, quote
+from mawb.engine.steps import EVERY_TICK, STEPS
+from mawb.engine.store import connect, migrate, utc_naive
+from mawb.expr import to_sql
+from mawb.model import Flow, load
+from mawb.nodes.base import Category
+from mawb.validate import FlowInvalidError, validate_flow
+
+if TYPE_CHECKING:
+    import duckdb
+
+INGEST = "_ingest"
+DISPATCH = "_dispatch"
+
+# How each event name changes engagement attributes when its time comes.
+EVENT_EFFECTS = """
+UPDATE contacts SET
+    email_opens = coalesce(email_opens, 0) + x.opens,
+    email_clicks = coalesce(email_clicks, 0) + x.clicks,
+    last_open_at = greatest(last_open_at, x.last_open),
+    last_click_at = greatest(last_click_at, x.last_click),
+    converted = coalesce(converted, false) OR x.conversions > 0,
+    converted_at = coalesce(converted_at, x.first_conversion),
+    unsubscribed = coalesce(unsubscribed, false) OR x.unsubscribes > 0
+FROM (
+    SELECT contact_id,
+           count(*) FILTER (name = 'email_open') AS opens,
+           count(*) FILTER (name = 'email_click') AS clicks,
+           max(ts) FILTER (name = 'email_open') AS last_open,
+           max(ts) FILTER (name = 'email_click') AS last_click,
+           count(*) FILTER (name IN ('purchase', 'conversion')) AS conversions,
+           min(ts) FILTER (name IN ('purchase', 'conversion')) AS first_conversion,
+           count(*) FILTER (name = 'unsubscribe') AS unsubscribes
+    FROM events WHERE applied_at IS NULL AND ts <= ? GROUP BY contact_id) x
+WHERE contacts.contact_id = x.contact_id
+"""
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("MAWB_HOME", ".mawb"))
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One unit of a tick: ingest, a node id, or dispatch."""
+
+    name: str
+
+
+class Workspace:
+    """State of one mawb installation; cheap to create, opens connections per operation."""
+
+    def __init__(self, home: str | Path | None = None, partitions: int = 1) -> None:
+        self.home = Path(home) if home is not None else default_home()
+        self.partitions = partitions
+        self.home.mkdir(parents=True, exist_ok=True)
+        for partition in range(partitions):
+            with self.connection(partition) as connection:
+                migrate(connection)
+
+    # -- files -------------------------------------------------------------------------------
+    def store_path(self, partition: int = 0) -> Path:
+        if self.partitions == 1:
+            return self.home / "store.duckdb"
+        folder = self.home / "partitions"
+        folder.mkdir(exist_ok=True)
+        return folder / f"{partition}.duckdb"
+
+    def connection(self, partition: int = 0, read_only: bool = False) -> _Connection:
+        return _Connection(self.store_path(partition), read_only)
+
+    def flow_path(self, flow_id: str, version: int) -> Path:
+        return self.home / "flows" / flow_id / f"v{version}.json"
+
+    # -- data --------------------------------------------------------------------------------
+    def import_contacts(self, source: Any) -> int:
+        """Validate then load contacts (upsert by contact_id); all or nothing per partition."""
+        from mawb.intake import read_contacts
+
+        frame = read_contacts(source)
+        for partition, part in self._split(frame):
+            with self.connection(partition) as connection:
+                connection.execute("BEGIN")
+                self._add_columns(connection, part)
+                connection.register("incoming", part)
+                columns = ", ".join(quote(c) for c in part.columns)
+                connection.execute(
+                    "DELETE FROM contacts WHERE contact_id IN (SELECT contact_id FROM incoming)"
+                )
+                connection.execute(
+                    f"INSERT INTO contacts ({columns}) SELECT {columns} FROM incoming"
+                )
+                connection.unregister("incoming")
+                connection.execute("COMMIT")
+        return len(frame)
+
+    def import_events(self, source: Any, source_name: str = "import") -> int:
+        """Validate then append events (duplicates by event_id are ignored)."""
+        from mawb.intake import read_events
+
+        frame = read_events(source)
+        frame = frame.assign(ts=pd.to_datetime(frame["ts"], utc=True).dt.tz_localize(None))
+        for partition, part in self._split(frame):
+            with self.connection(partition) as connection:
+                connection.execute("BEGIN")
+                connection.register("incoming", part)
+                connection.execute(
+                    "INSERT INTO events SELECT nextval('event_seq'), event_id, contact_id, name, "
+                    "ts, properties, ?, NULL FROM incoming "
+                    "WHERE event_id NOT IN (SELECT event_id FROM events)",
+                    [source_name],
+                )
+                connection.unregister("incoming")
+                connection.execute("COMMIT")
+        return len(frame)
+
+    def _split(self, frame: pd.DataFrame) -> list[tuple[int, pd.DataFrame]]:
+        if self.partitions == 1:
+            return [(0, frame)]
+        keys = frame["contact_id"].astype(str)
+        buckets = pd.util.hash_pandas_object(keys, index=False).to_numpy() % self.partitions
+        return [(p, frame[buckets == p]) for p in range(self.partitions)]
+
+    def partition_of(self, contact_id: str) -> int:
+        if self.partitions == 1:
+            return 0
+        value = pd.util.hash_pandas_object(pd.Series([contact_id]), index=False).iloc[0]
+        return int(value % self.partitions)
+
+    @staticmethod
+    def _add_columns(connection: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> None:
+        existing = {r[0] for r in connection.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'contacts'"
+        ).fetchall()}
+        connection.register("shape", frame.head(0))
+        types = dict(connection.execute("SELECT column_name, column_type FROM "
+                                        "(DESCRIBE SELECT * FROM shape)").fetchall())
+        connection.unregister("shape")
+        for column in frame.columns:
+            if column not in existing:
+                connection.execute(
+                    f"ALTER TABLE contacts ADD COLUMN {quote(column)} {types[column]}"
+                )
+
+    # -- flows -------------------------------------------------------------------------------
+    def deploy(self, flow: Flow) -> Flow:
+        """Save an immutable flow version (refusing invalid flows) and prepare its columns."""
+        report = validate_flow(flow)
+        if not report.valid:
+            raise FlowInvalidError(flow.id, report)
+        path = self.flow_path(flow.id, flow.version)
+        document = flow.model_copy(update={"ui": flow.ui.model_copy(update={"positions": {}})})
+        if path.exists():
+            saved = load(path)
+            if saved.model_dump(exclude={"ui"}) != document.model_dump(exclude={"ui"}):
+                raise ValueError(
+                    f"flow {flow.id} version {flow.version} already exists with different "
+                    "content; saved versions are immutable, bump the version"
+                )
+        else:
+            flow.save(path)
+        for partition in range(self.partitions):
+            with self.connection(partition) as connection:
+                _ensure_written_columns(connection, flow)
+        return flow
+
+    def versions(self, flow_id: str) -> list[int]:
+        folder = self.home / "flows" / flow_id
+        return sorted(int(p.stem[1:]) for p in folder.glob("v*.json")) if folder.is_dir() else []
+
+    def load_flow(self, flow_id: str, version: int | None = None) -> Flow:
+        version = version or max(self.versions(flow_id), default=0)
+        path = self.flow_path(flow_id, version)
+        if not path.exists():
+            raise KeyError(f"flow {flow_id!r} version {version} is not deployed")
+        return load(path)
+
+    # -- running -------------------------------------------------------------------------------
+    def stages(self, flow: Flow) -> list[str]:
+        return [INGEST, *graph.topological_order(flow), DISPATCH]
+
+    def tick(self, flow: Flow, now: datetime, params: dict[str, Any] | None = None) -> None:
+        """Advance the flow by one tick on every partition."""
+        now = utc_naive(now)
+        for partition in range(self.partitions):
+            with self.connection(partition) as connection:
+                for stage in self.stages(flow):
+                    run_stage(connection, flow, stage, now, params)
+                for older in self._older_versions(connection, flow):
+                    for stage in graph.topological_order(older):
+                        run_stage(connection, older, stage, now, params)
+                    run_stage(connection, older, DISPATCH, now, params)
+
+    def step(self, flow: Flow, stage: str, now: datetime, partition: int = 0,
+             params: dict[str, Any] | None = None) -> None:
+        """Run one stage (INGEST, a node id, DISPATCH) for one partition."""
+        with self.connection(partition) as connection:
+            run_stage(connection, flow, stage, utc_naive(now), params)
+
+    def _older_versions(self, connection: duckdb.DuckDBPyConnection, flow: Flow) -> list[Flow]:
+        rows = connection.execute(
+            "SELECT DISTINCT version FROM tokens WHERE flow_id = ? AND version <> ? ORDER BY 1",
+            [flow.id, flow.version],
+        ).fetchall()
+        return [self.load_flow(flow.id, row[0]) for row in rows]
+
+    def request_enrollment(self, flow: Flow, node_id: str, contact_ids: list[str],
+                           now: datetime) -> None:
+        """Queue contacts for a manual trigger; they enter at the next tick."""
+        for partition in range(self.partitions):
+            mine = [c for c in contact_ids if self.partition_of(c) == partition]
+            if not mine:
+                continue
+            with self.connection(partition) as connection:
+                connection.executemany(
+                    "INSERT INTO manual_requests VALUES (?, ?, ?, ?, false)",
+                    [(flow.id, node_id, c, utc_naive(now)) for c in mine],
+                )
+
+    def next_due(self, flow: Flow, now: datetime) -> datetime | None:
+        """The earliest time after `now` at which a tick would change anything."""
+        now = utc_naive(now)
+        candidates: list[datetime] = []
+        for partition in range(self.partitions):
+            with self.connection(partition) as connection:
+                row = connection.execute(
+                    """
+                    SELECT least(
+                        (SELECT min(wake_at) FROM tokens WHERE flow_id = $1 AND wake_at > $2),
+                        (SELECT min(not_before) FROM outbox WHERE flow_id = $1
+                           AND status = 'pending' AND not_before > $2),
+                        (SELECT min(ts) FROM events WHERE ts > $2))
+                    """,
+                    [flow.id, now],
+                ).fetchone()
+                if row and row[0] is not None:
+                    candidates.append(row[0])
+                for node in flow.nodes:
+                    node_type = nodes.get(node.type)
+                    if node_type.category is Category.TRIGGER:
+                        due = enroll.next_trigger_time(connection, flow, node,
+                                                       node_type.parse(node.params), now)
+                        if due is not None:
+                            candidates.append(due)
+        return min(candidates) if candidates else None
+
+
+class _Connection:
+    """Context manager over a short-lived store connection."""
+
+    def __init__(self, path: Path, read_only: bool) -> None:
+        self.path = path
+        self.read_only = read_only
+
+    def __enter__(self) -> duckdb.DuckDBPyConnection:
+        self._connection = connect(self.path, read_only=self.read_only)
+        return self._connection
+
+    def __exit__(self, *exc: object) -> None:
+        self._connection.close()
+
+
+def _ensure_written_columns(connection: duckdb.DuckDBPyConnection, flow: Flow) -> None:
+    """Every attribute a flow writes exists as a column before the flow runs."""
+    wanted: dict[str, str] = {}
+    for node in flow.nodes:
+        params = nodes.get(node.type).parse(node.params)
+        for name, value in (getattr(params, "set", None) or {}).items():
+            wanted[name] = _sql_type(value)
+        for name in getattr(params, "increment", None) or {}:
+            wanted[name] = "DOUBLE"
+        if getattr(params, "mirror_attributes", False):
+            for name, value in params.fields.items():  # type: ignore[attr-defined]
+                wanted[name] = _sql_type(value)
+        for name in getattr(params, "store", None) or {}:
+            wanted[name] = "VARCHAR"
+    for name, dtype in wanted.items():
+        connection.execute(f"ALTER TABLE contacts ADD COLUMN IF NOT EXISTS {quote(name)} {dtype}")
+
+
+def _sql_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "BOOLEAN"
+    if isinstance(value, int | float):
+        return "DOUBLE"
+    return "VARCHAR"
+
+
+def run_stage(connection: duckdb.DuckDBPyConnection, flow: Flow, stage: str, now: datetime,
+              params: dict[str, Any] | None = None) -> None:
+    """One transaction: ingest, one node's cohort step, or dispatch."""
+    flow_params = {**flow.params, **(params or {})}
+    connection.execute("BEGIN")
+    try:
+        started = datetime.now()  # noqa: DTZ005 - wall clock of the run, not flow time
+        if stage == INGEST:
+            _ingest(connection, now)
+        elif stage == DISPATCH:
+            _dispatch(connection, flow, now, flow_params)
+        else:
+            _node_step(connection, flow, stage, now, flow_params)
+        connection.execute(
+            "INSERT INTO runs VALUES (?, ?, ?, ?, now()::TIMESTAMP, 'done')",
+            [flow.id, now, stage, started],
+        )
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+
+
+def _ingest(connection: duckdb.DuckDBPyConnection, now: datetime) -> None:
+    connection.execute(EVENT_EFFECTS, [now])
+    connection.execute("UPDATE events SET applied_at = ? WHERE applied_at IS NULL AND ts <= ?",
+                       [now, now])
+
+
+def _node_step(connection: duckdb.DuckDBPyConnection, flow: Flow, node_id: str, now: datetime,
+               flow_params: dict[str, Any]) -> None:
+    node = flow.node(node_id)
+    node_type = nodes.get(node.type)
+    params = node_type.parse(node.params)
+    if node_type.category is Category.TRIGGER:
+        enroll.candidates(connection, flow, node, params, now, flow_params)
+        enroll.enroll(connection, flow, node, now)
+    prepare(connection, flow, node.id, node_type, now, every_token=node.type in EVERY_TICK)
+    cohort = Cohort(connection, flow, node, node_type, params, now, flow_params)
+    if node_type.category is Category.TRIGGER:
+        cohort.pass_all()
+    else:
+        STEPS[node.type](cohort)
+    apply(cohort)
+    _complete(connection, flow, now, "cohort")
+
+
+def _complete(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime,
+              scope: str) -> None:
+    """Enrollments with no token left have reached the end of every path."""
+    within = ("AND enrollment_id IN (SELECT enrollment_id FROM cohort)" if scope == "cohort"
+              else "")
+    connection.execute(
+        f"""
+        UPDATE enrollments SET status = 'completed', exited_at = ?, exit_reason = 'end of path'
+        WHERE flow_id = ? AND status = 'active' {within}
+          AND enrollment_id NOT IN (SELECT enrollment_id FROM tokens WHERE flow_id = ?)
+        """,
+        [now, flow.id, flow.id],
+    )
+
+
+def _dispatch(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime,
+              flow_params: dict[str, Any]) -> None:
+    if flow.settings.goal:
+        column = lambda name: _contact_column(name)  # noqa: E731
+        goal = to_sql(flow.settings.goal, flow_params, column=column, now=now)
+        connection.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE reached AS
+            SELECT e.enrollment_id FROM enrollments e JOIN contacts c USING (contact_id)
+            WHERE e.flow_id = ? AND e.status = 'active' AND coalesce(({goal}), false)
+            """,
+            [flow.id],
+        )
+        connection.execute(
+            "INSERT INTO node_log SELECT ?, flow_id, version, enrollment_id, contact_id, node_id, "
+            "'converted', NULL, 'goal' FROM tokens "
+            "WHERE enrollment_id IN (SELECT enrollment_id FROM reached)",
+            [now],
+        )
+        connection.execute(
+            "DELETE FROM tokens WHERE enrollment_id IN (SELECT enrollment_id FROM reached)"
+        )
+        connection.execute(
+            "UPDATE enrollments SET status = 'converted', exited_at = ?, exit_reason = 'goal' "
+            "WHERE enrollment_id IN (SELECT enrollment_id FROM reached)",
+            [now],
+        )
+    outbox.dispatch(connection, flow, now)
+    _complete(connection, flow, now, "all")
+
+
+def _contact_column(name: str) -> Any:
+    from sqlglot import exp
+
+    return exp.column(name, table="c", quoted=True)
+
+
+def as_json(value: Any) -> str:
+    return json.dumps(value, default=str)
+
+
+__all__ = ["DISPATCH", "INGEST", "Workspace", "literal", "run_stage"]
