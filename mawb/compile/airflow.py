@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 STAGES = ("ingest", "dispatch")  # task ids of the tick's first and last task
 MAX_PARTITIONS = 1024
+TAG_LENGTH = 100  # Airflow refuses longer DAG tags
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _TICK_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 _TICK = re.compile(r"^(\d+)([mhd])$")
@@ -359,14 +360,27 @@ def _params_block(flow: Flow) -> str:
     lines = ["PARAMS = {"]
     for name, value in flow.params.items():
         kind = _JSON_TYPES[type(value)]
-        lines.append(f'    "{name}": Param({source.literal(value)}, type="{kind}"),')
+        line = f'    "{name}": Param({source.literal(value)}, type="{kind}"),'
+        if len(line) > source.LINE_LENGTH:
+            value_code = source.long_string(value, 8, 2) if isinstance(value, str) else (
+                source.literal(value))
+            line = f'    "{name}": Param(\n        {value_code},\n        type="{kind}",\n    ),'
+        lines.append(line)
     lines.append("}")
     return "\n".join(lines)
 
 
+def _tags_line(tags: list[str]) -> str:
+    line = f"    tags=[{', '.join(source.string(tag) for tag in tags)}],"
+    if len(line) <= source.LINE_LENGTH:
+        return line
+    items = "".join(f"        {source.long_string(tag, 8, 2)},\n" for tag in tags)
+    return f"    tags=[\n{items}    ],"
+
+
 def _dag(flow: Flow, target: Target) -> str:
     schedule = schedule_expression(target.schedule or flow.settings.tick)
-    tags = ["mawb", flow.metadata.category]
+    tags = ["mawb", flow.metadata.category[:TAG_LENGTH]]
     lines = [
         "with DAG(",
         f"    dag_id={source.string('mawb_' + flow.id)},",
@@ -379,7 +393,7 @@ def _dag(flow: Flow, target: Target) -> str:
         f"    start_date=pendulum.datetime(2025, 1, 1, tz={source.string(flow.settings.timezone)}),",
         "    catchup=False,",
         "    max_active_runs=1,",
-        f"    tags=[{', '.join(source.string(tag) for tag in tags)}],",
+        _tags_line(tags),
         "    params=PARAMS,",
         _default_args(),
         "):",

@@ -1,0 +1,265 @@
+"""The compiler's output without Airflow: formatting, lint, safety of user text, refusals."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import mawb
+from mawb import graph
+from mawb.compile import CompileError, PodSettings, PodSettingsError, compile_airflow
+from mawb.compile.cli import register
+from mawb.validate import FlowInvalidError
+
+RUFF = [sys.executable, "-m", "ruff"]
+HOSTILE = '"""; import os; os.system(\'x\') #'
+HOSTILE_TEXTS = [
+    HOSTILE,
+    "line one\nline two\r\n\ttabbed {braces} {{ jinja }} {% raw %}",
+    "Ünïcödé — 日本語 ✓ \u2028 \x00 \\ back\\slash",
+    "'''; __import__('os').system('y') '''",
+    "x" * 300 + " " + "long words " * 40,
+]
+# Names a compiled DAG may use; anything else in the AST would be code we did not mean to write.
+ALLOWED_NAMES = {
+    "DAG", "Param", "PARAMS", "PARAM_ARGUMENTS", "task", "get_current_context", "json",
+    "subprocess", "timedelta", "Path", "pendulum", "str", "list", "range", "len", "isinstance",
+    "dict", "FLOW_FILE", "FLOW_CONFIGMAP", "MAWB", "HOME", "PARTITIONS", "NODES", "EDGES",
+    "FIRST", "LAST", "TICK_TIME", "POD", "KubernetesPodOperator", "Secret", "k8s", "mawb_step",
+    "step_task", "task_id", "target", "label", "context", "tick", "command", "name", "value",
+    "shown", "named", "ingest", "dispatch", "nodes", "node_id", "source", "arguments",
+    "partition", "__file__", "None", "int",
+}
+
+
+def _compile(flow: mawb.Flow, out: Path, **options: object) -> Path:
+    return compile_airflow(flow, out, **options)  # type: ignore[arg-type]
+
+
+def test_compile_time_per_template(tmp_path: Path, timings: dict[str, float]) -> None:
+    flows = mawb.list_templates()
+    started = time.perf_counter()
+    for flow in flows:
+        compile_airflow(flow, tmp_path, kubernetes=True, partitions=8)
+    per_flow = (time.perf_counter() - started) / len(flows)
+    timings["compile_airflow per flow (mean over templates)"] = per_flow
+    assert per_flow < 1.0
+
+
+def _hostile_flow(text: str) -> mawb.Flow:
+    flow = mawb.load_template("lead_welcome_v1")
+    flow.name = text
+    flow.description = text
+    for node in flow.nodes:
+        node.label = text
+    flow.metadata.category = text
+    flow.params["note"] = text
+    return flow
+
+
+def _assigned(tree: ast.Module, name: str) -> object:
+    for statement in tree.body:
+        if isinstance(statement, ast.Assign | ast.AnnAssign):
+            targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+                return ast.literal_eval(statement.value)  # type: ignore[arg-type]
+    raise KeyError(name)
+
+
+@pytest.mark.parametrize("kubernetes", [False, True], ids=["local", "kubernetes"])
+@pytest.mark.parametrize("template_id", mawb.template_ids())
+def test_every_template_compiles_formatted_and_lint_clean(
+    template_id: str, kubernetes: bool, tmp_path: Path
+) -> None:
+    path = _compile(mawb.load_template(template_id), tmp_path, kubernetes=kubernetes, partitions=3)
+    assert path.name == f"mawb_{template_id}.py"
+    text = path.read_text(encoding="utf-8")
+    formatted = subprocess.run(
+        [*RUFF, "format", "--stdin-filename", path.name, "-"],
+        input=text, capture_output=True, text=True, check=True,
+    )
+    assert formatted.stdout == text
+    for selection in (["--select", "AIR3"], []):
+        lint = subprocess.run(
+            [*RUFF, "check", *selection, str(path)], capture_output=True, text=True, check=False
+        )
+        assert lint.returncode == 0, lint.stdout
+    header = ast.get_docstring(ast.parse(text)) or ""
+    assert template_id in header and f"mawb {mawb.__version__}, do not edit" in header
+    snapshot = path.with_suffix(".json")
+    assert mawb.load(snapshot) == mawb.load_template(template_id)
+
+
+def test_dag_file_imports_only_airflow_sdk_and_the_standard_library(tmp_path: Path) -> None:
+    for kubernetes in (False, True):
+        path = _compile(mawb.load_template("win_back_v1"), tmp_path / str(kubernetes),
+                        kubernetes=kubernetes)
+        modules = set()
+        for statement in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(statement, ast.ImportFrom):
+                modules.add(statement.module)
+            elif isinstance(statement, ast.Import):
+                modules.update(alias.name for alias in statement.names)
+        airflow = {m for m in modules if m and m.startswith("airflow")}
+        expected = {"airflow.sdk"} | ({
+            "airflow.providers.cncf.kubernetes.operators.pod",
+            "airflow.providers.cncf.kubernetes.secret",
+        } if kubernetes else set())
+        assert airflow == expected
+        assert modules - airflow <= {"datetime", "pendulum", "json", "subprocess", "pathlib",
+                                     "kubernetes.client"}
+
+
+def test_graph_constants_follow_the_forward_edges(tmp_path: Path) -> None:
+    flow = mawb.load_template("win_back_v1")  # has a loop back-edge
+    loops = graph.back_edges(flow)
+    assert loops
+    tree = ast.parse(_compile(flow, tmp_path).read_text(encoding="utf-8"))
+    edges = [tuple(pair) for pair in _assigned(tree, "EDGES")]  # type: ignore[union-attr]
+    assert edges == [(e.source, e.target) for e in graph.forward_edges(flow)]
+    assert not {(s, t) for s, t, _ in loops} & set(edges)
+    assert list(_assigned(tree, "NODES")) == graph.topological_order(flow)  # type: ignore[arg-type]
+    targets = {t for _, t in edges}
+    sources = {s for s, _ in edges}
+    assert _assigned(tree, "FIRST") == [n for n in graph.topological_order(flow) if n not in targets]
+    assert _assigned(tree, "LAST") == [n for n in graph.topological_order(flow) if n not in sources]
+
+
+@pytest.mark.parametrize("kubernetes", [False, True], ids=["local", "kubernetes"])
+@pytest.mark.parametrize("text", HOSTILE_TEXTS, ids=range(len(HOSTILE_TEXTS)))
+def test_user_text_only_appears_as_string_constants(
+    text: str, kubernetes: bool, tmp_path: Path
+) -> None:
+    flow = _hostile_flow(text)
+    assert flow.validate().valid
+    path = _compile(flow, tmp_path, kubernetes=kubernetes)
+    code = path.read_text(encoding="utf-8")
+    tree = ast.parse(code)  # the file is valid Python whatever the text
+    names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    names |= {node.arg for node in ast.walk(tree) if isinstance(node, ast.arg)}
+    assert names <= ALLOWED_NAMES, names - ALLOWED_NAMES
+    constants = [node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)]
+    # the full text reaches the DAG only as whole string constants: display name, description,
+    # labels and param default; the category tag is cut to Airflow's 100 characters
+    assert constants.count(text) >= 2 + len(flow.nodes) + 1
+    assert text[:100] in constants
+    docstring = ast.get_docstring(tree, clean=False) or ""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value != docstring:
+            assert node.value in (text, text[:100]) or HOSTILE not in node.value
+    formatted = subprocess.run(
+        [*RUFF, "format", "--stdin-filename", path.name, "-"],
+        input=code, capture_output=True, text=True, check=True,
+    )
+    assert formatted.stdout == code
+    lint = subprocess.run([*RUFF, "check", str(path)], capture_output=True, text=True, check=False)
+    assert lint.returncode == 0, lint.stdout
+
+
+def test_schedule_defaults_to_the_tick_and_can_be_overridden(tmp_path: Path) -> None:
+    flow = mawb.load_template("lead_welcome_v1")
+    flow.settings.tick = "2h"
+    assert "schedule=timedelta(hours=2)," in _compile(flow, tmp_path / "a").read_text()
+    assert 'schedule="0 9 * * 1-5",' in _compile(
+        flow, tmp_path / "b", schedule="0 9 * * 1-5").read_text()
+    assert 'schedule="@daily",' in _compile(flow, tmp_path / "c", schedule="@daily").read_text()
+    with pytest.raises(CompileError, match="schedule"):
+        compile_airflow(flow, tmp_path / "d", schedule="0 9 * * *; rm -rf /")
+
+
+def test_params_become_typed_dag_params(tmp_path: Path) -> None:
+    flow = mawb.load_template("lead_welcome_v1")
+    flow.params.update({"max_score": 10, "enabled": True, "segment": "it's \"vip\""})
+    text = _compile(flow, tmp_path).read_text()
+    assert '"engagement_threshold": Param(0.7, type="number"),' in text
+    assert '"max_score": Param(10, type="integer"),' in text
+    assert '"enabled": Param(True, type="boolean"),' in text
+    assert "\"segment\": Param('it\\'s \"vip\"', type=\"string\")," in text
+
+
+def test_invalid_flow_is_refused_with_its_diagnostics(tmp_path: Path) -> None:
+    flow = mawb.load_template("lead_welcome_v1")
+    flow.connect("webinar", "ghost")
+    with pytest.raises(FlowInvalidError) as raised:
+        compile_airflow(flow, tmp_path)
+    assert any(d.code == "missing_node" for d in raised.value.report.errors)
+    assert not list(tmp_path.iterdir())
+
+
+def test_options_that_cannot_work_are_refused(tmp_path: Path) -> None:
+    flow = mawb.load_template("lead_welcome_v1")
+    with pytest.raises(CompileError, match="partitions"):
+        compile_airflow(flow, tmp_path, partitions=0)
+    with pytest.raises(PodSettingsError, match="namespace"):
+        compile_airflow(flow, tmp_path, kubernetes=True, namespace="Bad Namespace")
+    with pytest.raises(PodSettingsError, match="limits.memory"):
+        compile_airflow(flow, tmp_path, kubernetes=True,
+                        pod=PodSettings(limits={"memory": "lots"}))
+    reserved = mawb.Flow.new("reserved").add("dispatch", "manual_trigger")
+    assert reserved.validate().valid
+    with pytest.raises(CompileError, match="reserved"):
+        compile_airflow(reserved, tmp_path)
+    odd = mawb.load_template("lead_welcome_v1")
+    odd.params["bad name"] = 1
+    with pytest.raises(CompileError, match="bad name"):
+        compile_airflow(odd, tmp_path)
+
+
+def test_kubernetes_compile_writes_the_flow_configmap(tmp_path: Path) -> None:
+    flow = mawb.load_template("lead_qualification_v1")
+    compile_airflow(flow, tmp_path, kubernetes=True, namespace="marketing")
+    manifest = json.loads((tmp_path / "mawb_lead_qualification_v1.configmap.json").read_text())
+    assert manifest["metadata"]["namespace"] == "marketing"
+    assert manifest["immutable"] is True
+    assert mawb.loads(manifest["data"]["mawb_lead_qualification_v1.json"]) == flow
+
+
+def _cli() -> CliRunner:
+    import typer
+
+    app = typer.Typer()
+    register(app)
+
+    @app.command()
+    def other() -> None:  # a second command keeps `compile` a named subcommand
+        """Unused."""
+
+    return app  # type: ignore[return-value]
+
+
+def test_cli_compiles_a_valid_flow_and_refuses_an_invalid_one(tmp_path: Path) -> None:
+    app = _cli()
+    runner = CliRunner()
+    good = mawb.load_template("lead_welcome_v1").save(tmp_path / "good.json")
+    out = tmp_path / "dags"
+    result = runner.invoke(app, ["compile", str(good), "--target", "airflow", "--out", str(out),
+                                 "--kubernetes", "--partitions", "4", "--schedule", "@hourly",
+                                 "--image", "registry.example/mawb:1.2", "--namespace", "mkt"])
+    assert result.exit_code == 0, result.output
+    text = (out / "mawb_lead_welcome_v1.py").read_text()
+    assert "PARTITIONS = list(range(4))" in text and '"registry.example/mawb:1.2"' in text
+    bad = tmp_path / "bad.json"
+    document = json.loads(good.read_text())
+    document["edges"].append({"source": "webinar", "target": "ghost"})
+    bad.write_text(json.dumps(document))
+    result = runner.invoke(app, ["compile", str(bad), "--out", str(tmp_path / "none")])
+    assert result.exit_code == 1
+    assert "missing_node" in result.output and "ghost" in result.output
+    assert not (tmp_path / "none").exists()
+
+
+def test_importing_mawb_and_compiling_never_imports_airflow(tmp_path: Path) -> None:
+    script = (
+        "import sys, mawb, mawb.compile\n"
+        "from mawb.compile import compile_airflow\n"
+        f"compile_airflow(mawb.load_template('lead_welcome_v1'), {str(tmp_path)!r}, kubernetes=True)\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] in ('airflow', 'kubernetes')], 'x'\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)
