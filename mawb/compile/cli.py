@@ -9,7 +9,7 @@ file or unusable options.
 from __future__ import annotations
 
 from enum import StrEnum
-from pathlib import Path
+from pathlib import Path  # noqa: TC003 - typer reads the annotations at run time
 from typing import Annotated
 
 import typer
@@ -41,9 +41,7 @@ def compile_command(
     kubernetes: Annotated[
         bool, typer.Option("--kubernetes", help="Run every task as a Kubernetes pod")
     ] = False,
-    partitions: Annotated[
-        int, typer.Option(min=1, help="Contact partitions (tasks per node)")
-    ] = 1,
+    partitions: Annotated[int, typer.Option(min=1, help="Contact partitions (tasks per node)")] = 1,
     schedule: Annotated[
         str | None, typer.Option(help="Override the flow's tick: 15m, 1h, cron or @daily")
     ] = None,
@@ -67,8 +65,14 @@ def compile_command(
         raise _fail(f"{flow}: invalid ({len(report.errors)} errors), not compiled", EXIT_INVALID)
     try:
         path = compile_airflow(
-            from_document(document, str(flow)), out, kubernetes=kubernetes,
-            partitions=partitions, schedule=schedule, image=image, namespace=namespace, home=home,
+            from_document(document, str(flow)),
+            out,
+            kubernetes=kubernetes,
+            partitions=partitions,
+            schedule=schedule,
+            image=image,
+            namespace=namespace,
+            home=home,
         )
     except (CompileError, PodSettingsError) as error:
         raise _fail(str(error), EXIT_UNREADABLE) from None

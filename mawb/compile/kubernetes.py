@@ -39,7 +39,8 @@ class PodSettings:
     namespace: str = DEFAULT_NAMESPACE
     service_account: str = "mawb"
     workspace_claim: str = "mawb-workspace"  # ReadWriteMany PVC holding MAWB_HOME
-    secret_name: str = "mawb-secrets"  # its keys become env vars (node params use env:NAME)
+    # The Secret's keys become env vars (node params use env:NAME); a name, not a value.
+    secret_name: str = "mawb-secrets"  # noqa: S105
     requests: dict[str, str] = field(default_factory=lambda: {"cpu": "250m", "memory": "512Mi"})
     limits: dict[str, str] = field(default_factory=lambda: {"cpu": "1", "memory": "2Gi"})
     node_selector: dict[str, str] = field(default_factory=dict)

@@ -31,8 +31,13 @@ def _escape(text: str, quote: str) -> str:
             out.append("\\r")
         elif not char.isprintable():
             code = ord(char)
-            out.append(f"\\x{code:02x}" if code < 0x100 else
-                       f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+            out.append(
+                f"\\x{code:02x}"
+                if code < 0x100
+                else f"\\u{code:04x}"
+                if code < 0x10000
+                else f"\\U{code:08x}"
+            )
         else:
             out.append(char)
     return "".join(out)

@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
+from pathlib import Path  # noqa: TC003 - pytest resolves fixture annotations
 
 import pytest
 from typer.testing import CliRunner
@@ -29,13 +29,59 @@ HOSTILE_TEXTS = [
 ]
 # Names a compiled DAG may use; anything else in the AST would be code we did not mean to write.
 ALLOWED_NAMES = {
-    "DAG", "Param", "PARAMS", "PARAM_ARGUMENTS", "task", "get_current_context", "json",
-    "subprocess", "timedelta", "Path", "pendulum", "str", "list", "range", "len", "isinstance",
-    "dict", "FLOW_FILE", "FLOW_CONFIGMAP", "MAWB", "HOME", "PARTITIONS", "NODES", "EDGES",
-    "FIRST", "LAST", "TICK_TIME", "POD", "KubernetesPodOperator", "Secret", "k8s", "mawb_step",
-    "step_task", "task_id", "target", "label", "context", "tick", "command", "name", "value",
-    "shown", "named", "ingest", "dispatch", "nodes", "node_id", "source", "arguments",
-    "partition", "__file__", "None", "int",
+    "DAG",
+    "Param",
+    "PARAMS",
+    "PARAM_ARGUMENTS",
+    "task",
+    "get_current_context",
+    "json",
+    "subprocess",
+    "timedelta",
+    "Path",
+    "pendulum",
+    "str",
+    "list",
+    "range",
+    "len",
+    "isinstance",
+    "dict",
+    "FLOW_FILE",
+    "FLOW_CONFIGMAP",
+    "MAWB",
+    "HOME",
+    "PARTITIONS",
+    "NODES",
+    "EDGES",
+    "FIRST",
+    "LAST",
+    "TICK_TIME",
+    "POD",
+    "KubernetesPodOperator",
+    "Secret",
+    "k8s",
+    "mawb_step",
+    "step_task",
+    "task_id",
+    "target",
+    "label",
+    "context",
+    "tick",
+    "command",
+    "name",
+    "value",
+    "shown",
+    "named",
+    "ingest",
+    "dispatch",
+    "nodes",
+    "node_id",
+    "source",
+    "arguments",
+    "partition",
+    "__file__",
+    "None",
+    "int",
 }
 
 
@@ -83,7 +129,10 @@ def test_every_template_compiles_formatted_and_lint_clean(
     text = path.read_text(encoding="utf-8")
     formatted = subprocess.run(
         [*RUFF, "format", "--stdin-filename", path.name, "-"],
-        input=text, capture_output=True, text=True, check=True,
+        input=text,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert formatted.stdout == text
     for selection in (["--select", "AIR3"], []):
@@ -99,8 +148,9 @@ def test_every_template_compiles_formatted_and_lint_clean(
 
 def test_dag_file_imports_only_airflow_sdk_and_the_standard_library(tmp_path: Path) -> None:
     for kubernetes in (False, True):
-        path = _compile(mawb.load_template("win_back_v1"), tmp_path / str(kubernetes),
-                        kubernetes=kubernetes)
+        path = _compile(
+            mawb.load_template("win_back_v1"), tmp_path / str(kubernetes), kubernetes=kubernetes
+        )
         modules = set()
         for statement in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(statement, ast.ImportFrom):
@@ -108,13 +158,23 @@ def test_dag_file_imports_only_airflow_sdk_and_the_standard_library(tmp_path: Pa
             elif isinstance(statement, ast.Import):
                 modules.update(alias.name for alias in statement.names)
         airflow = {m for m in modules if m and m.startswith("airflow")}
-        expected = {"airflow.sdk"} | ({
-            "airflow.providers.cncf.kubernetes.operators.pod",
-            "airflow.providers.cncf.kubernetes.secret",
-        } if kubernetes else set())
+        expected = {"airflow.sdk"} | (
+            {
+                "airflow.providers.cncf.kubernetes.operators.pod",
+                "airflow.providers.cncf.kubernetes.secret",
+            }
+            if kubernetes
+            else set()
+        )
         assert airflow == expected
-        assert modules - airflow <= {"datetime", "pendulum", "json", "subprocess", "pathlib",
-                                     "kubernetes.client"}
+        assert modules - airflow <= {
+            "datetime",
+            "pendulum",
+            "json",
+            "subprocess",
+            "pathlib",
+            "kubernetes.client",
+        }
 
 
 def test_graph_constants_follow_the_forward_edges(tmp_path: Path) -> None:
@@ -126,10 +186,9 @@ def test_graph_constants_follow_the_forward_edges(tmp_path: Path) -> None:
     assert edges == [(e.source, e.target) for e in graph.forward_edges(flow)]
     assert not {(s, t) for s, t, _ in loops} & set(edges)
     assert list(_assigned(tree, "NODES")) == graph.topological_order(flow)  # type: ignore[arg-type]
-    targets = {t for _, t in edges}
-    sources = {s for s, _ in edges}
-    assert _assigned(tree, "FIRST") == [n for n in graph.topological_order(flow) if n not in targets]
-    assert _assigned(tree, "LAST") == [n for n in graph.topological_order(flow) if n not in sources]
+    order = graph.topological_order(flow)
+    assert _assigned(tree, "FIRST") == [n for n in order if n not in {t for _, t in edges}]
+    assert _assigned(tree, "LAST") == [n for n in order if n not in {s for s, _ in edges}]
 
 
 @pytest.mark.parametrize("kubernetes", [False, True], ids=["local", "kubernetes"])
@@ -152,11 +211,16 @@ def test_user_text_only_appears_as_string_constants(
     assert text[:100] in constants
     docstring = ast.get_docstring(tree, clean=False) or ""
     for node in ast.walk(tree):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value != docstring:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if node.value == docstring:
+                continue
             assert node.value in (text, text[:100]) or HOSTILE not in node.value
     formatted = subprocess.run(
         [*RUFF, "format", "--stdin-filename", path.name, "-"],
-        input=code, capture_output=True, text=True, check=True,
+        input=code,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert formatted.stdout == code
     lint = subprocess.run([*RUFF, "check", str(path)], capture_output=True, text=True, check=False)
@@ -167,8 +231,10 @@ def test_schedule_defaults_to_the_tick_and_can_be_overridden(tmp_path: Path) -> 
     flow = mawb.load_template("lead_welcome_v1")
     flow.settings.tick = "2h"
     assert "schedule=timedelta(hours=2)," in _compile(flow, tmp_path / "a").read_text()
-    assert 'schedule="0 9 * * 1-5",' in _compile(
-        flow, tmp_path / "b", schedule="0 9 * * 1-5").read_text()
+    assert (
+        'schedule="0 9 * * 1-5",'
+        in _compile(flow, tmp_path / "b", schedule="0 9 * * 1-5").read_text()
+    )
     assert 'schedule="@daily",' in _compile(flow, tmp_path / "c", schedule="@daily").read_text()
     with pytest.raises(CompileError, match="schedule"):
         compile_airflow(flow, tmp_path / "d", schedule="0 9 * * *; rm -rf /")
@@ -176,12 +242,12 @@ def test_schedule_defaults_to_the_tick_and_can_be_overridden(tmp_path: Path) -> 
 
 def test_params_become_typed_dag_params(tmp_path: Path) -> None:
     flow = mawb.load_template("lead_welcome_v1")
-    flow.params.update({"max_score": 10, "enabled": True, "segment": "it's \"vip\""})
+    flow.params.update({"max_score": 10, "enabled": True, "segment": 'it\'s "vip"'})
     text = _compile(flow, tmp_path).read_text()
     assert '"engagement_threshold": Param(0.7, type="number"),' in text
     assert '"max_score": Param(10, type="integer"),' in text
     assert '"enabled": Param(True, type="boolean"),' in text
-    assert "\"segment\": Param('it\\'s \"vip\"', type=\"string\")," in text
+    assert '"segment": Param(\'it\\\'s "vip"\', type="string"),' in text
 
 
 def test_invalid_flow_is_refused_with_its_diagnostics(tmp_path: Path) -> None:
@@ -199,9 +265,8 @@ def test_options_that_cannot_work_are_refused(tmp_path: Path) -> None:
         compile_airflow(flow, tmp_path, partitions=0)
     with pytest.raises(PodSettingsError, match="namespace"):
         compile_airflow(flow, tmp_path, kubernetes=True, namespace="Bad Namespace")
-    with pytest.raises(PodSettingsError, match="limits.memory"):
-        compile_airflow(flow, tmp_path, kubernetes=True,
-                        pod=PodSettings(limits={"memory": "lots"}))
+    with pytest.raises(PodSettingsError, match=r"limits\.memory"):
+        compile_airflow(flow, tmp_path, kubernetes=True, pod=PodSettings(limits={"memory": "lots"}))
     reserved = mawb.Flow.new("reserved").add("dispatch", "manual_trigger")
     assert reserved.validate().valid
     with pytest.raises(CompileError, match="reserved"):
@@ -239,9 +304,26 @@ def test_cli_compiles_a_valid_flow_and_refuses_an_invalid_one(tmp_path: Path) ->
     runner = CliRunner()
     good = mawb.load_template("lead_welcome_v1").save(tmp_path / "good.json")
     out = tmp_path / "dags"
-    result = runner.invoke(app, ["compile", str(good), "--target", "airflow", "--out", str(out),
-                                 "--kubernetes", "--partitions", "4", "--schedule", "@hourly",
-                                 "--image", "registry.example/mawb:1.2", "--namespace", "mkt"])
+    result = runner.invoke(
+        app,
+        [
+            "compile",
+            str(good),
+            "--target",
+            "airflow",
+            "--out",
+            str(out),
+            "--kubernetes",
+            "--partitions",
+            "4",
+            "--schedule",
+            "@hourly",
+            "--image",
+            "registry.example/mawb:1.2",
+            "--namespace",
+            "mkt",
+        ],
+    )
     assert result.exit_code == 0, result.output
     text = (out / "mawb_lead_welcome_v1.py").read_text()
     assert "PARTITIONS = list(range(4))" in text and '"registry.example/mawb:1.2"' in text
@@ -259,7 +341,8 @@ def test_importing_mawb_and_compiling_never_imports_airflow(tmp_path: Path) -> N
     script = (
         "import sys, mawb, mawb.compile\n"
         "from mawb.compile import compile_airflow\n"
-        f"compile_airflow(mawb.load_template('lead_welcome_v1'), {str(tmp_path)!r}, kubernetes=True)\n"
+        "compile_airflow(mawb.load_template('lead_welcome_v1'), "
+        f"{str(tmp_path)!r}, kubernetes=True)\n"
         "assert not [m for m in sys.modules if m.split('.')[0] in ('airflow', 'kubernetes')], 'x'\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True)

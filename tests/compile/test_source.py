@@ -50,7 +50,10 @@ def test_generated_literals_are_already_ruff_formatted(texts: list[str]) -> None
     code = "\n".join(lines) + "\n"
     result = subprocess.run(
         [*RUFF, "format", "--isolated", "--line-length", "100", "-"],
-        input=code, capture_output=True, text=True, check=False,
+        input=code,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == code
