@@ -64,6 +64,20 @@ def flow_canvas(
     return edited if isinstance(edited, dict) else None
 
 
+def latest_graph(key: str) -> dict[str, Any] | None:
+    """The graph last edited on the canvas ``key``, or None before any edit.
+
+    Readable before the canvas mounts in this run (Streamlit keeps component state in
+    ``st.session_state[key]``), so a page can annotate the newest graph, for example with
+    validation errors, and pass it to ``flow_canvas`` in the same run.
+    """
+    import streamlit as st
+
+    state = st.session_state.get(key)
+    graph = state.get("graph") if hasattr(state, "get") else None
+    return graph if isinstance(graph, dict) else None
+
+
 def asset_paths() -> dict[str, Any]:
     """The bundled files Streamlit serves, by name (for packaging checks and tests)."""
     folder = files("mawb.ui") / "canvas_assets"

@@ -3,7 +3,8 @@
 It shows a three-node flow (trigger -> if/else -> email) with a palette of all 23 node types,
 one node carrying a diagnostic, and writes the graph the canvas returns as JSON into a code
 block (``st.code``) so the test can read what Python received. ``?read_only=1`` renders the
-read-only variant.
+read-only variant; ``?mode=builder`` works like the Builder page: it feeds the latest edited
+graph back in, annotated with an error on every step that has no incoming edge.
 """
 
 from __future__ import annotations
@@ -126,17 +127,37 @@ def _node(
     }
 
 
+NOT_CONNECTED = "Not connected: draw an edge into this step"
+
+
+def annotate_unconnected(graph: dict[str, Any]) -> dict[str, Any]:
+    """Mark every non-trigger node without an incoming edge, clear the mark elsewhere."""
+    targets = {edge["target"] for edge in graph["edges"]}
+    nodes = []
+    for node in graph["nodes"]:
+        data = dict(node["data"])
+        if not data.get("is_trigger"):
+            data["error"] = None if node["id"] in targets else NOT_CONNECTED
+        nodes.append({**node, "data": data})
+    return {**graph, "nodes": nodes}
+
+
 def main() -> None:
     import streamlit as st
 
-    from mawb.ui.canvas import flow_canvas
+    from mawb.ui.canvas import flow_canvas, latest_graph
 
     st.set_page_config(page_title="mawb canvas test", layout="wide")
+    st.session_state["runs"] = st.session_state.get("runs", 0) + 1
     read_only = st.query_params.get("read_only") == "1"
+    graph = sample_graph()
+    if st.query_params.get("mode") == "builder":
+        graph = annotate_unconnected(latest_graph("canvas") or graph)
     result = flow_canvas(
-        sample_graph(), palette=palette_items(), key="canvas", read_only=read_only, height=520
+        graph, palette=palette_items(), key="canvas", read_only=read_only, height=520
     )
     st.code(json.dumps(result, sort_keys=True), language="json")
+    st.text(f"runs={st.session_state['runs']}")
 
 
 if __name__ == "__main__":

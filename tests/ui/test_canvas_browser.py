@@ -289,3 +289,48 @@ def test_read_only_hides_palette_and_blocks_deleting(canvas: CanvasPage, app_url
     )
     page.wait_for_timeout(1000)
     assert page.locator(".react-flow__edge").count() == 1
+
+
+def _runs(canvas: CanvasPage) -> int:
+    text = canvas.page.get_by_text("runs=").inner_text()
+    return int(text.split("=", 1)[1])
+
+
+def test_python_annotations_reach_the_canvas_without_a_rerun_loop(
+    canvas: CanvasPage, app_url: str
+) -> None:
+    page = canvas.page
+    page.goto(f"{app_url}/?mode=builder")
+    page.locator(".react-flow__node").first.wait_for(timeout=30000)
+    canvas._wait_idle()
+    # Python marked the email (no incoming edge) in its first run.
+    assert canvas.node("welcome").locator(".mawb-node-error").inner_text() == (
+        "Not connected: draw an edge into this step"
+    )
+    page.locator('[data-palette-type="delay_action"]').drag_to(
+        page.locator(".react-flow__pane"), target_position={"x": 420, "y": 420}
+    )
+    canvas.wait_for_graph(lambda g: any(n["id"] == "delay_action_1" for n in g["nodes"]))
+    # The rerun annotated the new node and the canvas showed it.
+    error = canvas.node("delay_action_1").locator(".mawb-node-error")
+    error.wait_for(timeout=10000)
+    assert error.inner_text() == "Not connected: draw an edge into this step"
+    # Connecting clears the annotation on the next rerun.
+    canvas.node("check").locator('.react-flow__handle[data-handleid="false"]').drag_to(
+        canvas.node("delay_action_1").locator(".react-flow__handle.target")
+    )
+    canvas.wait_for_graph(lambda g: any(e["target"] == "delay_action_1" for e in g["edges"]))
+    page.wait_for_function(
+        """() => {
+          const host = [...document.querySelectorAll('[data-testid="stBidiComponentIsolated"]')];
+          const root = host[0] && host[0].shadowRoot;
+          const node = root && root.querySelector('.react-flow__node[data-id="delay_action_1"]');
+          return node && !node.querySelector('.mawb-node-error');
+        }""",
+        timeout=10000,
+    )
+    # Applying Python's annotated graph is not sent back as an edit: the reruns stop.
+    runs = _runs(canvas)
+    page.wait_for_timeout(1500)
+    assert _runs(canvas) == runs
+    assert canvas.page.locator(".react-flow__node").count() == 4
