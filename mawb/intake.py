@@ -20,7 +20,7 @@ import zoneinfo
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -125,7 +125,7 @@ class IntakeError(ValueError):
         return "\n".join(lines)
 
 
-Source = str | Path | pd.DataFrame
+Source: TypeAlias = "str | Path | pd.DataFrame"
 
 
 def read_contacts(source: Source) -> pd.DataFrame:
@@ -255,7 +255,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 def _read_json_lines(path: Path) -> pd.DataFrame:
     try:
-        return pd.read_json(path, lines=True, dtype=False, convert_dates=False)
+        return pd.read_json(path, lines=True, dtype=False)
     except ValueError:
         # The fast reader does not say where; scan line by line only on this error path.
         raise IntakeError(_json_line_problems(path)) from None
@@ -299,8 +299,9 @@ def _normalise_columns(
         if kind is None:
             columns[column] = _infer_text_column(raw[column]) if from_text else raw[column]
             continue
-        parsed, bad, message = _PARSERS[kind](raw[column])
-        problems += _row_problems(bad, column, raw[column], message)
+        parsed, checks = _PARSERS[kind](raw[column])
+        for bad, message in checks:
+            problems += _row_problems(bad, column, raw[column], message)
         columns[column] = parsed
     return columns, problems
 
@@ -313,17 +314,18 @@ def _kind_by_name(column: str) -> ColumnKind | None:
     return None
 
 
-Parsed = tuple[pd.Series, np.ndarray, str]
+Check = tuple[np.ndarray, str]  # rows that failed, message template with {value}
+Parsed = tuple[pd.Series, list[Check]]
 
 
 def _parse_id(values: pd.Series) -> Parsed:
     if ptypes.is_float_dtype(values) and np.all(np.mod(values.dropna(), 1) == 0):
         values = values.astype("Int64")
-    return _clean_text(values), np.zeros(len(values), dtype=bool), ""
+    return _clean_text(values), []
 
 
 def _parse_text(values: pd.Series) -> Parsed:
-    return _clean_text(values), np.zeros(len(values), dtype=bool), ""
+    return _clean_text(values), []
 
 
 def _clean_text(values: pd.Series) -> pd.Series:
@@ -333,16 +335,20 @@ def _clean_text(values: pd.Series) -> pd.Series:
 
 def _parse_float(values: pd.Series) -> Parsed:
     numbers, bad, message = _parse_number(values)
-    return numbers.astype("float64"), bad, message
+    return numbers.astype("float64"), [(bad, message)]
 
 
 def _parse_int(values: pd.Series) -> Parsed:
     numbers, bad, message = _parse_number(values)
-    fractional = numbers.notna().to_numpy() & (np.mod(numbers.fillna(0), 1) != 0).to_numpy()
-    if fractional.any():
-        bad = bad | fractional
-        message = "not a whole number: {value!r}"
-    return numbers.where(~fractional).round().astype("Int64"), bad, message
+    present = numbers.notna().to_numpy()
+    fractional = present & (np.mod(numbers.fillna(0), 1) != 0).to_numpy()
+    huge = present & (numbers.abs() >= 2.0**63).to_numpy()
+    checks = [
+        (bad, message),
+        (fractional, "not a whole number: {value!r}"),
+        (huge & ~fractional, "too large for a whole number: {value!r}"),
+    ]
+    return numbers.mask(fractional | huge).round().astype("Int64"), checks
 
 
 def _parse_number(values: pd.Series) -> tuple[pd.Series, np.ndarray, str]:
@@ -362,26 +368,26 @@ def _parse_number(values: pd.Series) -> tuple[pd.Series, np.ndarray, str]:
 def _parse_bool(values: pd.Series) -> Parsed:
     message = "not a boolean: {value!r} (use true/false, 1/0 or yes/no)"
     if ptypes.is_bool_dtype(values):
-        return values.fillna(False).astype(bool), np.zeros(len(values), dtype=bool), message
+        return values.fillna(False).astype(bool), []
     if ptypes.is_numeric_dtype(values):
         bad = (values.notna() & ~values.isin([0, 1])).to_numpy()
-        return (values == 1).fillna(False).astype(bool), bad, message
+        return (values == 1).fillna(False).astype(bool), [(bad, message)]
     words = _clean_text(values).str.lower()
     is_true = words.isin(_TRUE_WORDS).to_numpy()
     bad = words.notna().to_numpy() & ~is_true & ~words.isin(_FALSE_WORDS).to_numpy()
     # Missing flags are False: consent is never assumed, and nobody is opted out by accident.
-    return pd.Series(is_true, index=values.index, dtype=bool), bad, message
+    return pd.Series(is_true, index=values.index, dtype=bool), [(bad, message)]
 
 
 def _parse_timestamp(values: pd.Series) -> Parsed:
     instants, bad = _parse_instants(values)
-    return instants, bad, "unparseable timestamp {value!r}"
+    return instants, [(bad, "unparseable timestamp {value!r}")]
 
 
 def _parse_date(values: pd.Series) -> Parsed:
     instants, bad = _parse_instants(values)
     dates = instants.dt.tz_convert(None).dt.floor("D").astype(DTYPES["date"])
-    return dates, bad, "unparseable date {value!r}"
+    return dates, [(bad, "unparseable date {value!r}")]
 
 
 def _parse_instants(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
@@ -402,12 +408,30 @@ def _parse_instants(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     text = _clean_text(values)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        stamps = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
+        stamps = _utc_micros(pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce"))
         retry = (stamps.isna() & text.notna()).to_numpy()
         if retry.any():
-            stamps[retry] = pd.to_datetime(text[retry], format="mixed", utc=True, errors="coerce")
-    stamps = stamps.astype(DTYPES["timestamp"])
+            retried = pd.to_datetime(text[retry], format="mixed", utc=True, errors="coerce")
+            stamps[retry] = _utc_micros(retried)
+        # Mixed JSON columns: real numbers among strings are Unix seconds (digits in text are not).
+        numbers = (stamps.isna() & text.notna()).to_numpy() & _is_real_number(values)
+        if numbers.any():
+            seconds = values[numbers].astype("float64")
+            stamps[numbers] = _utc_micros(
+                pd.to_datetime(seconds, unit="s", utc=True, errors="coerce")
+            )
     return stamps, (text.notna() & stamps.isna()).to_numpy()
+
+
+def _utc_micros(stamps: pd.Series) -> pd.Series:
+    return pd.Series(stamps).astype(DTYPES["timestamp"])
+
+
+def _is_real_number(values: pd.Series) -> np.ndarray:
+    if values.dtype != object:
+        return np.zeros(len(values), dtype=bool)
+    kinds = values.map(lambda value: isinstance(value, int | float) and not isinstance(value, bool))
+    return kinds.to_numpy(dtype=bool)
 
 
 def _parse_json(values: pd.Series) -> Parsed:
@@ -419,7 +443,7 @@ def _parse_json(values: pd.Series) -> Parsed:
     as_text = {key: _json_object_text(key) for key in pd.unique(keys[present])}
     text = keys.map(as_text).astype("str")
     bad = present & text.isna().to_numpy()
-    return text, bad, message
+    return text, [(bad, message)]
 
 
 def _json_key(value: Any) -> Any:
