@@ -32,7 +32,9 @@ from mawb.validate import FlowInvalidError, validate_flow
 if TYPE_CHECKING:
     from mawb.model import Flow
 
-STAGES = ("ingest", "dispatch")  # task ids of the tick's first and last task
+# Task ids of the tick's first and last task. Their `mawb step --node` names (_ingest,
+# _dispatch, as mawb.engine names the stages) can never be node ids: slugs start with a-z0-9.
+STAGES = ("ingest", "dispatch")
 MAX_PARTITIONS = 1024
 TAG_LENGTH = 100  # Airflow refuses longer DAG tags
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -261,7 +263,7 @@ def _list_line(name: str, items: list[str]) -> str:
 def _step_local() -> str:
     return '''@task
 def mawb_step(target: list[str], partition: int) -> None:
-    """Run `mawb step` for one node (or stage) and one partition of contacts."""
+    """Run `mawb step` for one node (or _ingest/_dispatch) and one partition of contacts."""
     context = get_current_context()
     tick = context.get("logical_date") or context["dag_run"].run_after
     command = [MAWB, "step", "--flow", FLOW_FILE, *target]
@@ -341,7 +343,7 @@ def _step_kubernetes(target: Target) -> str:
             "",
             "",
             "def step_task(task_id: str, target: list[str], label: str):",
-            '    """A pod per contact partition running `mawb step` for one node (or stage)."""',
+            '    """A pod per contact partition running `mawb step` for one node (or _ingest/_dispatch)."""',
             '    command = ["step", "--flow", FLOW_FILE, *target]',
             '    tick = ["--partitions", str(len(PARTITIONS)), "--tick-time", TICK_TIME, '
             '"--home", HOME]',
@@ -418,8 +420,8 @@ def _dag(flow: Flow, target: Target) -> str:
         "    params=PARAMS,",
         _default_args(),
         "):",
-        '    ingest = step_task("ingest", ["--stage", "ingest"], "Load ingest spool")',
-        '    dispatch = step_task("dispatch", ["--stage", "dispatch"], "Dispatch outbox")',
+        '    ingest = step_task("ingest", ["--node", "_ingest"], "Load ingest spool")',
+        '    dispatch = step_task("dispatch", ["--node", "_dispatch"], "Dispatch outbox")',
         "    nodes = {",
         '        node_id: step_task(node_id, ["--node", node_id], label) '
         "for node_id, label in NODES.items()",

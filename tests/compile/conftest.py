@@ -9,6 +9,7 @@ session (about 20 s); every Airflow test reuses it.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import tempfile
 import time
@@ -45,6 +46,16 @@ def airflow_db() -> Path:
     db.initdb()
     TIMINGS["airflow import + initdb"] = time.perf_counter() - started
     return _AIRFLOW_HOME
+
+
+@pytest.fixture
+def dags_folder(airflow_db: Path) -> Path:
+    """Airflow's configured (and emptied) dags folder: dag.test() syncs that bundle to the DB."""
+    folder = airflow_db / "dags"
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir()
+    return folder
 
 
 @pytest.fixture

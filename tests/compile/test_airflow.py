@@ -1,0 +1,215 @@
+"""Compiled DAGs in a real Airflow 3: DagBag import, task graph, dag.test(), pod specs.
+
+Airflow is slow to import and to migrate, so these tests share one migrated SQLite
+database per session (see conftest.py) and are marked `airflow` and `slow`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path  # noqa: TC003 - pytest resolves fixture annotations
+from typing import Any
+
+import pendulum
+import pytest
+
+import mawb
+import mawb.engine
+from mawb import graph
+from mawb.compile import PodSettings, compile_airflow
+
+pytestmark = [pytest.mark.airflow, pytest.mark.slow]
+TICK = pendulum.datetime(2025, 3, 3, 9, 0, tz="UTC")
+
+
+def _dagbag(folder: Path, timings: dict[str, float]) -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    started = time.perf_counter()
+    bag = DagBag(dag_folder=str(folder))
+    files = len(list(folder.glob("*.py")))
+    timings.setdefault(
+        f"DagBag parse per file ({files} files)", (time.perf_counter() - started) / files
+    )
+    return bag
+
+
+def _expected_graph(flow: mawb.Flow) -> dict[str, set[str]]:
+    """Downstream task ids per task: the forward flow graph plus ingest and dispatch."""
+    downstream: dict[str, set[str]] = {node.id: set() for node in flow.nodes}
+    for edge in graph.forward_edges(flow):
+        downstream[edge.source].add(edge.target)
+    has_input = {edge.target for edge in graph.forward_edges(flow)}
+    downstream["ingest"] = {node.id for node in flow.nodes if node.id not in has_input}
+    for node_id, targets in list(downstream.items()):
+        if not targets and node_id != "ingest":
+            targets.add("dispatch")
+    downstream["dispatch"] = set()
+    return downstream
+
+
+@pytest.mark.parametrize("kubernetes", [False, True], ids=["local", "kubernetes"])
+def test_every_template_imports_in_a_dagbag_with_the_flow_graph(
+    airflow_db: Path, kubernetes: bool, tmp_path: Path, timings: dict[str, float]
+) -> None:
+    flows = mawb.list_templates()
+    for flow in flows:
+        compile_airflow(flow, tmp_path, kubernetes=kubernetes, partitions=2)
+    bag = _dagbag(tmp_path, timings)
+    assert bag.import_errors == {}
+    assert set(bag.dags) == {f"mawb_{flow.id}" for flow in flows}
+    for flow in flows:
+        dag = bag.dags[f"mawb_{flow.id}"]
+        actual = {task.task_id: set(task.downstream_task_ids) for task in dag.tasks}
+        assert actual == _expected_graph(flow), flow.id
+        assert dag.max_active_runs == 1 and dag.catchup is False
+        assert set(dag.params.keys()) == set(flow.params)
+        assert dag.tags >= {"mawb", flow.metadata.category}
+        task = dag.get_task("ingest")
+        assert task.retries == 3 and task.retry_exponential_backoff == 2.0
+
+
+def test_dag_test_runs_every_step_once_per_partition_in_flow_order(
+    dags_folder: Path, recording_mawb: tuple[Path, Path], timings: dict[str, float]
+) -> None:
+    executable, log = recording_mawb
+    flow = mawb.load_template("lead_qualification_v1")  # fan-in of triggers, fan-out to sales
+    compile_airflow(flow, dags_folder, partitions=2, executable=str(executable), home="/srv/mawb")
+    dag = _dagbag(dags_folder, timings).dags["mawb_lead_qualification_v1"]
+    started = time.perf_counter()
+    run = dag.test(logical_date=TICK)
+    timings["dag.test (11 tasks x 2 partitions)"] = time.perf_counter() - started
+    assert run.state == "success"
+    assert {ti.state for ti in run.get_task_instances()} == {"success"}
+
+    calls = [line.split() for line in log.read_text().splitlines()]
+    assert len(calls) == (len(flow.nodes) + 2) * 2
+    flow_file = str(dags_folder / "mawb_lead_qualification_v1.json")
+    ran: list[tuple[str, str]] = []
+    for argv in calls:
+        assert argv[:3] == ["step", "--flow", flow_file]
+        options = dict(zip(argv[3::2], argv[4::2], strict=False))
+        assert options["--partitions"] == "2" and options["--home"] == "/srv/mawb"
+        assert pendulum.parse(options["--tick-time"]) == TICK
+        params = [argv[i + 1] for i, word in enumerate(argv) if word == "--param"]
+        assert params == ["score_threshold=50", "score_per_action=10"]
+        step = options["--node"].removeprefix("_")  # _ingest/_dispatch run as ingest/dispatch
+        ran.append((step, options["--partition"]))
+    steps = ["ingest", "dispatch", *(n.id for n in flow.nodes)]
+    assert sorted(ran) == sorted((step, str(p)) for step in steps for p in (0, 1))
+    position = {step: i for i, (step, _) in enumerate(ran)}  # last run of each step
+    first = {step: i for i, (step, _) in reversed(list(enumerate(ran)))}
+    for source, targets in _expected_graph(flow).items():
+        for target in targets:
+            assert position[source] < first[target], f"{source} ran after {target}"
+
+
+def _has_step_command() -> bool:
+    from mawb.cli import app
+
+    return any(command.name == "step" for command in app.registered_commands)
+
+
+def _store_rows(home: Path) -> dict[str, list[tuple[Any, ...]]]:
+    import duckdb
+
+    with duckdb.connect(str(home / "store.duckdb"), read_only=True) as connection:
+        tables = [row[0] for row in connection.execute("SHOW TABLES").fetchall()]
+        return {
+            table: sorted(map(repr, connection.execute(f'SELECT * FROM "{table}"').fetchall()))
+            for table in tables
+            if table != "runs"  # wall-clock bookkeeping of who ran the tick
+        }
+
+
+@pytest.mark.skipif(
+    not hasattr(mawb.engine, "Workspace") or not _has_step_command(),
+    reason="needs mawb.engine.Workspace and the `mawb step` command (engine issue)",
+)
+def test_dag_test_store_equals_the_embedded_engine(dags_folder: Path, tmp_path: Path) -> None:
+    import sys
+
+    from mawb.data import synthetic_contacts
+
+    flow = mawb.load_template("lead_welcome_v1")
+    homes = {"airflow": tmp_path / "airflow-ws", "embedded": tmp_path / "embedded-ws"}
+    for home in homes.values():
+        workspace = mawb.engine.Workspace(home)
+        workspace.import_contacts(synthetic_contacts(200, seed=0))
+        workspace.deploy(flow)
+    mawb_command = str(Path(sys.executable).with_name("mawb"))
+    compile_airflow(flow, dags_folder, home=str(homes["airflow"]), executable=mawb_command)
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(dags_folder)).dags["mawb_lead_welcome_v1"]
+    assert dag.test(logical_date=TICK).state == "success"
+    mawb.engine.Workspace(homes["embedded"]).tick(flow, now=TICK)
+    assert _store_rows(homes["airflow"]) == _store_rows(homes["embedded"])
+
+
+def _pod(dag: Any, task_id: str, partition: int) -> dict[str, Any]:
+    """The pod Airflow would create for one mapped task instance, rendered without a cluster."""
+    from kubernetes.client import ApiClient
+
+    mapped = dag.get_task(task_id)
+    arguments = mapped.expand_input.value["arguments"][partition]
+    operator = mapped.unmap({"arguments": arguments})
+    run = type("Run", (), {"run_after": TICK})()
+    params = {name: param.value for name, param in dag.params.items()}
+    operator.render_template_fields({"logical_date": None, "dag_run": run, "params": params})
+    pod = operator.build_pod_request_obj(dry_run=True)
+    return ApiClient().sanitize_for_serialization(pod)
+
+
+def test_kubernetes_pods_render_and_validate_offline(airflow_db: Path, tmp_path: Path) -> None:
+    import kubernetes_validate
+
+    flow = mawb.load_template("lead_qualification_v1")
+    settings = PodSettings(
+        image="registry.example/mawb:1.2.3",
+        namespace="marketing",
+        node_selector={"workload": "mawb"},
+        limits={"cpu": "2", "memory": "4Gi"},
+    )
+    compile_airflow(flow, tmp_path, kubernetes=True, partitions=3, pod=settings)
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(tmp_path)).dags["mawb_lead_qualification_v1"]
+    version = kubernetes_validate.utils.latest_version()
+    for task_id, partition in [("ingest", 0), ("qualified", 2), ("dispatch", 1)]:
+        pod = _pod(dag, task_id, partition)
+        kubernetes_validate.validate(pod, version, strict=True)
+        spec = pod["spec"]
+        container = spec["containers"][0]
+        assert pod["metadata"]["namespace"] == "marketing"
+        assert container["image"] == "registry.example/mawb:1.2.3"
+        assert container["command"] == ["mawb"]
+        args = container["args"]
+        node = task_id if task_id not in ("ingest", "dispatch") else f"_{task_id}"
+        flow_file = "/etc/mawb/flows/mawb_lead_qualification_v1.json"
+        assert args[:5] == ["step", "--flow", flow_file, "--node", node]
+        options = dict(zip(args[5::2], args[6::2], strict=False))
+        assert options["--partition"] == str(partition) and options["--partitions"] == "3"
+        assert pendulum.parse(options["--tick-time"]) == TICK
+        assert options["--home"] == "/var/lib/mawb"
+        assert [args[i + 1] for i, a in enumerate(args) if a == "--param"] == [
+            "score_threshold=50",
+            "score_per_action=10",
+        ]
+        assert container["resources"] == {
+            "requests": {"cpu": "250m", "memory": "512Mi"},
+            "limits": {"cpu": "2", "memory": "4Gi"},
+        }
+        assert {"name": "MAWB_HOME", "value": "/var/lib/mawb"} in container["env"]
+        assert container["envFrom"] == [{"secretRef": {"name": "mawb-secrets"}}]
+        assert spec["serviceAccountName"] == "mawb"
+        assert spec["nodeSelector"] == {"workload": "mawb"}
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        assert volumes["workspace"]["persistentVolumeClaim"] == {"claimName": "mawb-workspace"}
+        assert volumes["flow"]["configMap"]["name"] == "mawb-flow-lead-qualification-v1-v1"
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        assert mounts == {"workspace": "/var/lib/mawb", "flow": "/etc/mawb/flows"}
+    manifest = (tmp_path / "mawb_lead_qualification_v1.configmap.json").read_text()
+    import json
+
+    kubernetes_validate.validate(json.loads(manifest), version, strict=True)
