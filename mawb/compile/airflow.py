@@ -343,7 +343,7 @@ def _step_kubernetes(target: Target) -> str:
             "",
             "",
             "def step_task(task_id: str, target: list[str], label: str):",
-            '    """A pod per contact partition running `mawb step` for one node (or _ingest/_dispatch)."""',
+            '    """A pod per contact partition running `mawb step` for one node (or stage)."""',
             '    command = ["step", "--flow", FLOW_FILE, *target]',
             '    tick = ["--partitions", str(len(PARTITIONS)), "--tick-time", TICK_TIME, '
             '"--home", HOME]',

@@ -242,8 +242,11 @@ class Workspace:
                     [(flow.id, node_id, c, utc_naive(now)) for c in mine],
                 )
 
-    def next_due(self, flow: Flow, now: datetime) -> datetime | None:
-        """The earliest time after `now` at which a tick would change anything."""
+    def next_due(self, flow: Flow, now: datetime, include_events: bool = True) -> datetime | None:
+        """The earliest time after `now` at which a tick would change anything.
+
+        `include_events=False` ignores future-dated events (the simulator's own behaviour
+        events, which it picks up at its regular steps instead of jumping to each one)."""
         now = utc_naive(now)
         candidates: list[datetime] = []
         for partition in range(self.partitions):
@@ -254,9 +257,9 @@ class Workspace:
                         (SELECT min(wake_at) FROM tokens WHERE flow_id = $1 AND wake_at > $2),
                         (SELECT min(not_before) FROM outbox WHERE flow_id = $1
                            AND status = 'pending' AND not_before > $2),
-                        (SELECT min(ts) FROM events WHERE ts > $2))
+                        (SELECT min(ts) FROM events WHERE ts > $2 AND $3))
                     """,
-                    [flow.id, now],
+                    [flow.id, now, include_events],
                 ).fetchone()
                 if row and row[0] is not None:
                     candidates.append(row[0])
@@ -350,6 +353,8 @@ def _node_step(connection: duckdb.DuckDBPyConnection, flow: Flow, node_id: str, 
         enroll.enroll(connection, flow, node, now)
     prepare(connection, flow, node.id, node_type, now, every_token=node.type in EVERY_TICK)
     cohort = Cohort(connection, flow, node, node_type, params, now, flow_params)
+    if cohort.size() == 0:
+        return  # most nodes are idle at most ticks; skip their statements entirely
     if node_type.category is Category.TRIGGER:
         cohort.pass_all()
     else:

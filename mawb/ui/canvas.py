@@ -10,6 +10,7 @@ registering outside ``streamlit run`` raises, and translates between Python and 
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
@@ -74,7 +75,7 @@ def latest_graph(key: str) -> dict[str, Any] | None:
     import streamlit as st
 
     state = st.session_state.get(key)
-    graph = state.get("graph") if hasattr(state, "get") else None
+    graph = state.get("graph") if isinstance(state, Mapping) else None
     return graph if isinstance(graph, dict) else None
 
 

@@ -7,7 +7,7 @@ database per session (see conftest.py) and are marked `airflow` and `slow`.
 from __future__ import annotations
 
 import time
-from pathlib import Path  # noqa: TC003 - pytest resolves fixture annotations
+from pathlib import Path
 from typing import Any
 
 import pendulum

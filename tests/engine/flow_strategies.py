@@ -1,0 +1,215 @@
+"""Hypothesis strategies: random valid flows, populations and event histories.
+
+Flows are built from blocks with one entry and a list of open exits (node, branch): simple
+actions, branching nodes (if, switch, condition_check), parallel+merge around two sub-blocks,
+and loops whose body is a chain of simple nodes returning to the loop. Blocks are chained by
+wiring the open exits of one block to the entry of the next (some exits are left open, which
+ends that contact's path).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+from hypothesis import strategies as st
+
+from mawb.model import Flow
+
+START = datetime(2026, 11, 2, 9, 0)
+ZONES = ["UTC", "America/New_York", "Europe/Berlin", "Asia/Tokyo", "Australia/Sydney"]
+LIFECYCLES = ["lead", "mql", "customer"]
+CONDITIONS = [
+    "score > 40",
+    "engagement_score >= 0.5",
+    "lifecycle = 'lead'",
+    "lifecycle IN ('mql', 'customer')",
+    "email_opens > 0",
+    "converted",
+    "score IS NULL",
+    "score + 10 > :threshold",
+    "NOT unsubscribed AND score BETWEEN 20 AND 70",
+    "bump >= 2",
+    "tag = 'hot'",
+    "engagement_score * 100 > score OR lifecycle = 'customer'",
+]
+GOALS = [None, None, "converted", "bump >= 3", "score > 80"]
+EVENT_NAMES = ["customer_signup", "email_open", "purchase", "unsubscribe", "form_submission"]
+
+
+class Builder:
+    """Accumulates nodes and edges with fresh ids."""
+
+    def __init__(self) -> None:
+        self.nodes: list[tuple[str, str, dict[str, Any]]] = []
+        self.edges: list[tuple[str, str, str | None]] = []
+
+    def add(self, node_type: str, **params: Any) -> str:
+        node_id = f"n{len(self.nodes)}"
+        self.nodes.append((node_id, node_type, params))
+        return node_id
+
+    def wire(self, exits: list[tuple[str, str | None]], target: str) -> None:
+        for source, branch in exits:
+            self.edges.append((source, target, branch))
+
+
+@st.composite
+def simple_node(draw: st.DrawFn, b: Builder) -> tuple[str, list[tuple[str, str | None]]]:
+    kind = draw(st.sampled_from(["delay", "delay", "update", "email", "sms", "local"]))
+    if kind == "delay":
+        mode = draw(st.sampled_from(["hours", "minutes", "days", "until"]))
+        if mode == "until":
+            node = b.add("delay_action", until_field="trial_end_date",
+                         offset_days=draw(st.sampled_from([0, -1, 0.5])))
+        else:
+            node = b.add("delay_action", **{mode: draw(st.sampled_from([1, 2, 5]))})
+    elif kind == "local":
+        node = b.add("delay_action", hours=draw(st.sampled_from([0, 3])) or 0,
+                     at_local_time=draw(st.sampled_from(["09:00", "18:30", "07:15"])))
+    elif kind == "update":
+        choice = draw(st.sampled_from(["inc", "set", "both"]))
+        params: dict[str, Any] = {"increment": {}, "set": {}}
+        if choice in ("inc", "both"):
+            params["increment"] = {"bump": draw(st.sampled_from([1, 2, -1]))}
+        if choice in ("set", "both"):
+            params["set"] = {"tag": draw(st.sampled_from(["hot", "cold"]))}
+        node = b.add("data_update", **params)
+    elif kind == "email":
+        node = b.add("email_send", subject="Hi {{ first_name | default: 'there' }}",
+                     body="Score {{ score }}")
+    else:
+        node = b.add("sms_send", body="Hello {{ first_name }}")
+    return node, [(node, None)]
+
+
+@st.composite
+def block(draw: st.DrawFn, b: Builder, depth: int) -> tuple[str, list[tuple[str, str | None]]]:
+    kinds = ["simple", "simple", "if", "check", "switch"]
+    if depth > 0:
+        kinds += ["parallel", "loop"]
+    kind = draw(st.sampled_from(kinds))
+    if kind == "simple":
+        return draw(simple_node(b))
+    if kind == "if":
+        node = b.add("if_condition", condition=draw(st.sampled_from(CONDITIONS)))
+        return node, [(node, "true"), (node, "false")]
+    if kind == "check":
+        node = b.add("condition_check", condition=draw(st.sampled_from(CONDITIONS)),
+                     timeout_days=draw(st.sampled_from([0.5, 1, 2])))
+        return node, [(node, "met"), (node, "timeout")]
+    if kind == "switch":
+        chosen = draw(st.lists(st.sampled_from(CONDITIONS), min_size=1, max_size=3, unique=True))
+        cases = [{"name": f"c{i}", "condition": text} for i, text in enumerate(chosen)]
+        node = b.add("switch_case", cases=cases)
+        return node, [(node, case["name"]) for case in cases] + [(node, "default")]
+    if kind == "parallel":
+        fork = b.add("parallel_execution")
+        left_entry, left_exits = draw(block(b, depth - 1))
+        right_entry, right_exits = draw(block(b, depth - 1))
+        merge = b.add("merge_branches", mode=draw(st.sampled_from(["all", "any"])))
+        b.wire([(fork, None)], left_entry)
+        b.wire([(fork, None)], right_entry)
+        b.wire(left_exits, merge)
+        b.wire(right_exits, merge)
+        return fork, [(merge, None)]
+    loop = b.add("loop_iterator", max_iterations=draw(st.integers(1, 3)),
+                 until=draw(st.sampled_from([None, None, "bump >= 2", "email_opens > 1"])))
+    entry, exits = draw(simple_node(b))
+    b.wire([(loop, "body")], entry)
+    for _ in range(draw(st.integers(0, 1))):
+        nxt, nxt_exits = draw(simple_node(b))
+        b.wire(exits, nxt)
+        exits = nxt_exits
+    b.wire(exits, loop)
+    return loop, [(loop, "done")]
+
+
+@st.composite
+def flows(draw: st.DrawFn) -> Flow:
+    b = Builder()
+    trigger = draw(st.sampled_from(["manual", "once", "event", "daily", "date"]))
+    if trigger == "manual":
+        start = b.add("manual_trigger", contacts=[f"c{i:02d}" for i in
+                                                  draw(st.lists(st.integers(0, 39), max_size=20))])
+    elif trigger == "once":
+        start = b.add("time_based_trigger", schedule="@once",
+                      audience=draw(st.sampled_from([None, *CONDITIONS[:5]])))
+    elif trigger == "daily":
+        start = b.add("time_based_trigger", schedule="@daily",
+                      audience=draw(st.sampled_from([None, *CONDITIONS[:5]])))
+    elif trigger == "date":
+        start = b.add("time_based_trigger", date_field="trial_end_date",
+                      offset_days=draw(st.sampled_from([0, -1])))
+    else:
+        start = b.add("event_trigger", event=draw(st.sampled_from(["customer_signup",
+                                                                    "form_submission"])),
+                      where=draw(st.sampled_from([None, "plan = 'pro'"])))
+    exits: list[tuple[str, str | None]] = [(start, None)]
+    for _ in range(draw(st.integers(1, 4))):
+        entry, new_exits = draw(block(b, depth=2))
+        b.wire(exits, entry)
+        keep = draw(st.lists(st.booleans(), min_size=len(new_exits), max_size=len(new_exits)))
+        exits = [e for e, k in zip(new_exits, keep, strict=True) if k] or new_exits[:1]
+    settings: dict[str, Any] = {
+        "reentry": draw(st.sampled_from(["never", "after_exit", "always"])),
+        "goal": draw(st.sampled_from(GOALS)),
+        "timezone": draw(st.sampled_from(["UTC", "America/Chicago"])),
+    }
+    if draw(st.booleans()):
+        settings["quiet_hours"] = draw(st.sampled_from([{"start": "21:00", "end": "08:00"},
+                                                        {"start": "12:00", "end": "14:00"}]))
+    if draw(st.integers(0, 2)) == 0:
+        settings["frequency_cap"] = {"max_messages": draw(st.integers(1, 2)),
+                                     "per_days": draw(st.integers(1, 2)),
+                                     "mode": draw(st.sampled_from(["hold", "skip"]))}
+    flow = Flow.new("prop", params={"threshold": draw(st.sampled_from([30, 60]))},
+                    settings=settings)
+    for node_id, node_type, params in b.nodes:
+        flow.add(node_id, node_type, **params)
+    for source, target, branch in b.edges:
+        flow.connect(source, target, branch)
+    return flow
+
+
+@st.composite
+def populations(draw: st.DrawFn, size: tuple[int, int] = (5, 40)) -> pd.DataFrame:
+    n = draw(st.integers(*size))
+    rows = []
+    for i in range(n):
+        rows.append({
+            "contact_id": f"c{i:02d}",
+            "email": f"c{i:02d}@example.com",
+            "phone": draw(st.sampled_from([None, f"+1555000{i:04d}"])),
+            "first_name": draw(st.sampled_from([None, "Ada", "Bo"])),
+            "timezone": draw(st.sampled_from(ZONES)),
+            "lifecycle": draw(st.sampled_from(LIFECYCLES)),
+            "score": draw(st.one_of(st.none(), st.integers(0, 100))),
+            "engagement_score": draw(st.sampled_from([0.1, 0.35, 0.5, 0.8, 0.95])),
+            "email_consent": draw(st.booleans()) or draw(st.booleans()),
+            "sms_consent": draw(st.booleans()),
+            "unsubscribed": draw(st.integers(0, 9)) == 0,
+            "do_not_contact": draw(st.integers(0, 9)) == 0,
+            "trial_end_date": draw(st.one_of(st.none(), st.integers(-2, 4).map(
+                lambda d: (START + timedelta(days=d)).date().isoformat()))),
+            "bump": draw(st.sampled_from([None, 0.0, 1.0])),
+            "tag": draw(st.sampled_from([None, "cold"])),
+        })
+    return pd.DataFrame(rows)
+
+
+@st.composite
+def histories(draw: st.DrawFn, contacts: pd.DataFrame) -> pd.DataFrame:
+    ids = list(contacts["contact_id"])
+    count = draw(st.integers(0, 30))
+    rows = []
+    for i in range(count):
+        name = draw(st.sampled_from(EVENT_NAMES))
+        minutes = draw(st.integers(-24 * 60, 4 * 24 * 60))
+        properties = draw(st.sampled_from(['{"plan": "pro"}', '{"plan": "trial"}', "{}"]))
+        rows.append({"event_id": f"e{i:03d}", "contact_id": draw(st.sampled_from(ids)),
+                     "name": name,
+                     "ts": pd.Timestamp(START + timedelta(minutes=minutes), tz="UTC"),
+                     "properties": properties})
+    return pd.DataFrame(rows, columns=["event_id", "contact_id", "name", "ts", "properties"])
