@@ -22,6 +22,7 @@ import mawb
 ROOT = Path(__file__).resolve().parent.parent
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
+
 def lint_imports(config: Path) -> subprocess.CompletedProcess[str]:
     if not LINT_IMPORTS.exists():
         pytest.skip("import-linter is not installed in this environment")
