@@ -17,6 +17,7 @@ regexp_matches, plus the clock current_date, current_timestamp and now().
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -107,6 +108,13 @@ def parse_condition(text: str) -> Condition:
         raise ConditionError("condition is empty")
     if len(text) > MAX_CONDITION_LENGTH:
         raise ConditionError(f"condition is longer than {MAX_CONDITION_LENGTH} characters")
+    return _checked(text)
+
+
+# A live canvas re-validates on every edit while most conditions stay the same; parsing is
+# the costly part, so checked conditions are shared (callers copy the tree before changing it).
+@functools.lru_cache(maxsize=4096)
+def _checked(text: str) -> Condition:
     tree = _parse(text)
     if not isinstance(tree, (exp.Condition, exp.Star, exp.Alias)):
         kind = str(tree.this).upper() if isinstance(tree, exp.Command) else tree.key.upper()

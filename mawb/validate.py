@@ -33,7 +33,7 @@ runs them all. Codes are stable (scripts match on them):
 from __future__ import annotations
 
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -43,7 +43,7 @@ from pydantic import ValidationError
 
 from mawb import graph, nodes
 from mawb.expr import ConditionError, parse_condition
-from mawb.model import Flow, FlowFileError, error_location, migrate
+from mawb.model import Edge, Flow, FlowFileError, error_location, migrate
 from mawb.nodes.base import Category, Outputs
 from mawb.personalize import check_template
 
@@ -209,13 +209,6 @@ def _check_node(
                          message)
 
 
-def _node_type(flow: Flow, node_id: str) -> type[NodeType] | None:
-    for node in flow.nodes:
-        if node.id == node_id and nodes.has(node.type):
-            return nodes.get(node.type)
-    return None
-
-
 def _typed_params(
     type_name: str, params: Params | None
 ) -> tuple[type[NodeType] | None, Params | None]:
@@ -229,9 +222,17 @@ def _typed_params(
 
 def _check_edges(flow: Flow, parsed: dict[str, Params]) -> Iterator[Diagnostic]:
     ids = {node.id for node in flow.nodes}
+    # Index once: per-node scans of every edge made a 500-node flow quadratic.
+    types = {node.id: nodes.get(node.type) for node in reversed(flow.nodes) if nodes.has(node.type)}
+    outgoing: dict[str, list[Edge]] = defaultdict(list)
+    incoming: Counter[str] = Counter()
+    for edge in flow.edges:
+        outgoing[edge.source].append(edge)
+        incoming[edge.target] += 1
     for edge, count in Counter((e.source, e.target, e.branch) for e in flow.edges).items():
         if count > 1:
-            yield _error("duplicate_edge", edge[0], "edges", f"edge {edge[0]} -> {edge[1]} repeated")
+            yield _error("duplicate_edge", edge[0], "edges",
+                         f"edge {edge[0]} -> {edge[1]} repeated")
     for edge in flow.edges:
         for end in ("source", "target"):
             name = getattr(edge, end)
@@ -239,23 +240,22 @@ def _check_edges(flow: Flow, parsed: dict[str, Params]) -> Iterator[Diagnostic]:
                 owner = edge.source if end == "target" and edge.source in ids else None
                 yield _error("missing_node", owner, "edges",
                              f"edge {edge.source} -> {edge.target}: no node {name!r}")
-        target_type = _node_type(flow, edge.target)
+        target_type = types.get(edge.target)
         if target_type is not None and target_type.category is Category.TRIGGER:
             yield _error("trigger_input", edge.target, "edges",
                          f"triggers have no input, but {edge.source} leads into it")
     for node in flow.nodes:
         node_type, params = _typed_params(node.type, parsed.get(node.id))
         if node_type is not None and params is not None:
-            yield from _check_outputs(flow, node.id, node_type, params)
-        if node.type == "merge_branches" and len(flow.incoming(node.id)) < 2:
+            yield from _check_outputs(outgoing[node.id], node.id, node_type, params)
+        if node.type == "merge_branches" and incoming[node.id] < 2:
             yield _error("merge_inputs", node.id, "edges",
                          "a merge needs at least two incoming paths")
 
 
 def _check_outputs(
-    flow: Flow, node_id: str, node_type: type[NodeType], params: Params
+    out: list[Edge], node_id: str, node_type: type[NodeType], params: Params
 ) -> Iterator[Diagnostic]:
-    out = flow.outgoing(node_id)
     if node_type.outputs is Outputs.FANOUT:
         return
     if node_type.outputs is Outputs.SINGLE:
