@@ -7,15 +7,22 @@ non-zero exit code, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mawb.model import FlowFileError, json_schema, read_document
-from mawb.validate import validate_document
+from mawb.model import FlowFileError, from_document, json_schema, read_document
+from mawb.validate import FlowInvalidError, Report, validate_document
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from mawb.model import Flow
 
 app = typer.Typer(
     help="mawb — design, simulate, tune, deploy and monitor marketing automation flows.",
@@ -41,6 +48,125 @@ def fail(message: str, code: int = EXIT_UNREADABLE) -> typer.Exit:
 
 def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+class _Invalid(Exception):
+    """A flow that failed validation, with the name the user gave it."""
+
+    def __init__(self, source: str, report: Report) -> None:
+        self.source = source
+        self.report = report
+
+
+@contextlib.contextmanager
+def expected_failures(source: str = "") -> Iterator[None]:
+    """Turn the failures a user can cause into an `error: ...` line and an exit code.
+
+    Anything else is a bug and keeps its traceback. `source` names the input the messages
+    are about when the exception does not (a data file, a flow).
+    """
+    from mawb.engine.store import StoreBusyError
+    from mawb.intake import IntakeError
+
+    prefix = f"{source}: " if source else ""
+    try:
+        yield
+    except _Invalid as error:
+        _print_diagnostics(error.source, error.report)
+        raise fail(f"{error.source}: invalid flow ({len(error.report.errors)} errors); "
+                   "nothing was changed", EXIT_INVALID) from None
+    except FlowInvalidError as error:
+        _print_diagnostics(source or "flow", error.report)
+        raise fail(f"{prefix}invalid flow; nothing was changed", EXIT_INVALID) from None
+    except IntakeError as error:
+        raise _intake_failure(prefix, error) from None
+    except (FlowFileError, StoreBusyError, OSError) as error:
+        raise fail(str(error)) from None
+    except (KeyError, ValueError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        raise fail(f"{prefix}{message}") from None
+
+
+def _print_diagnostics(source: str, report: Report) -> None:
+    for diagnostic in report.diagnostics:
+        color = typer.colors.RED if diagnostic.severity == "error" else typer.colors.YELLOW
+        typer.secho(f"{source}: {diagnostic}", fg=color, err=True)
+
+
+def _intake_failure(prefix: str, error: Any) -> typer.Exit:
+    """First problem on the `error:` line, the others (already capped) below it."""
+    problems = [str(problem) for problem in error.problems]
+    more = f" (+{len(problems) - 1} more problems below; nothing was imported)" if (
+        len(problems) > 1) else " (nothing was imported)"
+    exit_ = fail(f"{prefix}{problems[0]}{more}")
+    for line in problems[1:20]:
+        typer.echo(f"  {prefix}{line}", err=True)
+    if len(problems) > 20:
+        typer.echo(f"  ... and {len(problems) - 20} more", err=True)
+    return exit_
+
+
+def load_flow(spec: str) -> Flow:
+    """A flow file, or the id of a template; invalid flows raise `_Invalid`."""
+    from mawb.templates import load_template, template_ids
+
+    path = Path(spec)
+    if not path.exists() and spec in template_ids():
+        document = load_template(spec).to_dict()
+    else:
+        document = read_document(path)
+    report = validate_document(document)
+    if not report.valid:
+        raise _Invalid(spec, report)
+    return from_document(document, spec)
+
+
+def parse_params(flow: Flow, pairs: list[str]) -> dict[str, Any]:
+    """`name=value` overrides, typed like the flow's own value of that param.
+
+    Strings are taken as written (so Airflow can pass them unquoted); numbers and booleans
+    are parsed, so `--param engagement_threshold=0.5` is a float.
+    """
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        name, separator, text = pair.partition("=")
+        name = name.strip()
+        if not separator or not name:
+            raise ValueError(f"--param {pair!r}: expected name=value")
+        if name not in flow.params:
+            known = ", ".join(sorted(flow.params)) or "none"
+            raise ValueError(f"--param {name}: flow {flow.id} has no such param (params: {known})")
+        params[name] = _typed_value(name, text, flow.params[name])
+    return params
+
+
+def _typed_value(name: str, text: str, default: Any) -> Any:
+    if isinstance(default, str):
+        return text
+    if isinstance(default, bool):
+        lowered = text.strip().lower()
+        if lowered in {"true", "1", "yes"}:
+            return True
+        if lowered in {"false", "0", "no"}:
+            return False
+        raise ValueError(f"--param {name}: expected true or false, got {text!r}")
+    try:
+        number = json.loads(text)
+    except json.JSONDecodeError:
+        number = None
+    if isinstance(number, bool) or not isinstance(number, int | float):
+        raise ValueError(f"--param {name}: expected a number, got {text!r}")
+    return number
+
+
+def parse_time(text: str, option: str = "--tick-time") -> datetime:
+    """An ISO 8601 instant; a time without offset is UTC."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"{option} {text!r}: expected an ISO 8601 time such as "
+                         "2026-11-02T09:00:00+00:00") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @app.command()
@@ -99,6 +225,64 @@ def templates_show(template_id: str) -> None:
     except KeyError as error:
         raise fail(str(error.args[0])) from None
     sys.stdout.write(flow.to_json())
+
+
+HomeOpt = Annotated[
+    Path | None, typer.Option("--home", help="Workspace folder (default: MAWB_HOME or ./.mawb)")
+]
+ParamOpt = Annotated[
+    list[str] | None, typer.Option("--param", help="Override a flow param: name=value (repeat)")
+]
+STAGE_NAMES = ("_ingest", "_dispatch")
+
+
+def _home(home: Path | None) -> Path:
+    from mawb.engine.workspace import default_home
+
+    return home if home is not None else default_home()
+
+
+@app.command()
+def step(
+    flow_spec: Annotated[str, typer.Option("--flow", help="Flow file (or template id)")],
+    node: Annotated[str, typer.Option(help="Node id, or _ingest / _dispatch")],
+    tick_time: Annotated[str, typer.Option(help="The tick's time, ISO 8601 (UTC if no offset)")],
+    partition: Annotated[int, typer.Option(min=0, help="Contact partition to run")] = 0,
+    partitions: Annotated[int, typer.Option(min=1, help="Number of contact partitions")] = 1,
+    home: HomeOpt = None,
+    param: ParamOpt = None,
+) -> None:
+    """Run one stage of one tick for one partition: the idempotent entry point Airflow calls.
+
+    Deploys (or checks) the flow version first, so an invalid flow changes nothing.
+    """
+    from mawb.engine import Workspace
+
+    with expected_failures(flow_spec):
+        flow = load_flow(flow_spec)
+        if node not in STAGE_NAMES and node not in {n.id for n in flow.nodes}:
+            raise ValueError(f"--node {node}: no such node in flow {flow.id} "
+                             f"(nodes: {', '.join(n.id for n in flow.nodes)}; "
+                             f"stages: {', '.join(STAGE_NAMES)})")
+        if partition >= partitions:
+            raise ValueError(f"--partition {partition} must be below --partitions {partitions}")
+        params = {**flow.params, **parse_params(flow, param or [])}
+        now = parse_time(tick_time)
+        workspace = Workspace(_home(home), partitions)
+        workspace.deploy(flow)
+        workspace.step(flow, node, now, partition, params)
+    typer.echo(f"{flow.id} v{flow.version}: {node} done for partition {partition}/{partitions} "
+               f"at {now.isoformat()}")
+
+
+def _register_compile() -> None:
+    """`mawb compile`; its module imports only the compiler, which never imports Airflow."""
+    from mawb.compile.cli import register
+
+    register(app)
+
+
+_register_compile()
 
 
 def main() -> None:  # pragma: no cover - console entry point
