@@ -242,7 +242,7 @@ def _home(home: Path | None) -> Path:
     return home if home is not None else default_home()
 
 
-@app.command()
+@app.command("step")
 def step(
     flow_spec: Annotated[str, typer.Option("--flow", help="Flow file (or template id)")],
     node: Annotated[str, typer.Option(help="Node id, or _ingest / _dispatch")],
