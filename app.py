@@ -1,17 +1,12 @@
-"""The mawb workbench: Streamlit entry point (`make run`)."""
+"""The mawb workbench home page (`make run`); the other pages live in `pages/`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
-import mawb
+from mawb.ui.home import render_home
 
 st.set_page_config(page_title="mawb workbench", layout="wide")
-st.title("mawb — Marketing Automation Workbench")
-st.write("Templates available:")
-st.dataframe(
-    [
-        {"id": f.id, "name": f.name, "category": f.metadata.category, "nodes": len(f.nodes)}
-        for f in mawb.list_templates()
-    ]
-)
+render_home(Path(__file__).resolve().parent)

@@ -1,0 +1,129 @@
+"""What the Builder page remembers between reruns, and every change to it, without Streamlit.
+
+The page is a thin loop: read the canvas's latest graph, apply it here, draw. Keeping the state
+transitions in plain Python makes them testable without a browser, and keeps one rule in one
+place: the canvas's latest graph stays in Streamlit's session after it was applied, so an edit is
+applied exactly once (`applied_graph`), and when Python replaces the flow (import, rollback,
+template) the `generation` moves on, which gives the canvas and the config inputs fresh keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mawb.model import Flow, Layout
+from mawb.ui.flow_graph import graph_to_flow
+from mawb.ui.layout import layered_positions
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+STATE_KEY = "mawb_builder"
+"""Session-state key of the page's `BuilderState`."""
+SHARED_FLOW_KEY = "mawb_flow"
+"""Session-state key through which pages hand a Flow to each other (gallery -> builder ->
+experiments)."""
+NEW_FLOW_ID = "new_flow"
+
+
+@dataclass
+class BuilderState:
+    """The flow being edited (a draft) and what the page needs to know about it."""
+
+    flow: Flow
+    based_on: int | None = None  # saved version the draft started from
+    saved: Flow | None = None  # that version's content, to tell whether the draft changed
+    selected: str | None = None
+    generation: int = 0
+    applied_graph: dict[str, Any] | None = None
+    adopted: object | None = None  # the shared flow object taken over last
+    notice: str | None = None
+    compiled: tuple[str, str] | None = None  # (flow json it was compiled from, DAG source)
+    imported: set[str] = field(default_factory=set)  # uploader file ids already imported
+
+    @property
+    def canvas_key(self) -> str:
+        return f"builder_canvas_{self.generation}"
+
+    @property
+    def inputs_key(self) -> str:
+        return f"builder_inputs_{self.generation}"
+
+    @property
+    def dirty(self) -> bool:
+        """Whether the draft differs from the version it is based on."""
+        if self.saved is None:
+            return bool(self.flow.nodes)
+        return self.saved.model_dump(exclude={"version"}) != self.flow.model_dump(
+            exclude={"version"}
+        )
+
+
+def new_flow(flow_id: str = NEW_FLOW_ID) -> Flow:
+    return Flow.new(flow_id, "New flow")
+
+
+def with_layout(flow: Flow) -> Flow:
+    """The flow with a layered layout when some node has no position yet (templates, imports
+    written by hand); flows laid out by the user are left alone."""
+    if all(node.id in flow.ui.positions for node in flow.nodes):
+        return flow
+    return flow.model_copy(update={"ui": Layout(positions=layered_positions(flow))}, deep=True)
+
+
+def replace_flow(state: BuilderState, flow: Flow, *, based_on: int | None = None,
+                 saved: Flow | None = None, notice: str | None = None) -> None:
+    """Start editing another flow (open, import, rollback, template, saved version)."""
+    state.flow = with_layout(flow)
+    state.based_on = based_on
+    state.saved = saved
+    state.selected = None
+    state.generation += 1
+    state.applied_graph = None
+    state.compiled = None
+    state.notice = notice
+
+
+def apply_canvas_edit(state: BuilderState, graph: Mapping[str, Any] | None) -> bool:
+    """Take the canvas's latest graph into the draft once; True when something was applied."""
+    if graph is None or graph == state.applied_graph:
+        return False
+    state.applied_graph = dict(graph)
+    state.flow = graph_to_flow(graph, state.flow)
+    selected = graph.get("selected")
+    state.selected = selected if isinstance(selected, str) else None
+    return True
+
+
+def apply_node_config(state: BuilderState, node_id: str, label: str | None,
+                      params: dict[str, Any]) -> bool:
+    """Write the config panel's values into the draft; True when the node changed."""
+    nodes = list(state.flow.nodes)
+    for index, node in enumerate(nodes):
+        if node.id == node_id:
+            if node.label == label and node.params == params:
+                return False
+            nodes[index] = node.model_copy(update={"label": label, "params": params})
+            state.flow = state.flow.model_copy(update={"nodes": nodes})
+            return True
+    return False
+
+
+def auto_layout(state: BuilderState) -> None:
+    """Lay the draft out left to right; the canvas is re-created so it fits the new picture."""
+    state.flow = state.flow.model_copy(
+        update={"ui": Layout(positions=layered_positions(state.flow))}, deep=True
+    )
+    state.generation += 1
+    state.applied_graph = None
+
+
+def adopt_shared_flow(state: BuilderState, shared: object) -> bool:
+    """Open a flow another page handed over (``st.session_state["mawb_flow"]``) once."""
+    if not isinstance(shared, Flow) or shared is state.adopted:
+        return False
+    state.adopted = shared
+    replace_flow(state, shared.model_copy(deep=True),
+                 notice=f"Opened {shared.name or shared.id}: save a version to keep it.")
+    return True
