@@ -9,6 +9,7 @@ template) the `generation` moves on, which gives the canvas and the config input
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -89,7 +90,7 @@ def apply_canvas_edit(state: BuilderState, graph: Mapping[str, Any] | None) -> b
     """Take the canvas's latest graph into the draft once; True when something was applied."""
     if graph is None or graph == state.applied_graph:
         return False
-    state.applied_graph = dict(graph)
+    state.applied_graph = copy.deepcopy(dict(graph))  # the caller may reuse its dict
     state.flow = graph_to_flow(graph, state.flow)
     selected = graph.get("selected")
     state.selected = selected if isinstance(selected, str) else None

@@ -1,0 +1,180 @@
+"""The Builder page's logic under Streamlit's AppTest, canvas edits simulated through the
+component's session state (what the browser would send), against a temporary workspace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import mawb
+from mawb.ui import builder_state as bs
+from mawb.ui.flow_graph import flow_to_graph
+from mawb.versions import VersionStore
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+PAGE = Path(__file__).resolve().parents[2] / "pages" / "1_Builder.py"
+TIMEOUT = 60
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv("MAWB_HOME", str(tmp_path))
+    yield tmp_path
+
+
+@pytest.fixture
+def app(home: Path) -> AppTest:
+    test = AppTest.from_file(str(PAGE), default_timeout=TIMEOUT)
+    test.run()
+    assert not test.exception
+    return test
+
+
+def state_of(app: AppTest) -> bs.BuilderState:
+    state = app.session_state[bs.STATE_KEY]
+    assert isinstance(state, bs.BuilderState)
+    return state
+
+
+def send_canvas(app: AppTest, graph: dict[str, Any]) -> None:
+    """What the canvas does after an edit: its state value holds the graph; the script reruns."""
+    app.session_state[state_of(app).canvas_key] = {"graph": graph}
+    app.run()
+    assert not app.exception, app.exception
+
+
+def node(node_id: str, node_type: str, x: int, params: dict[str, Any] | None = None
+         ) -> dict[str, Any]:
+    return {"id": node_id, "type": node_type, "position": {"x": x, "y": 0},
+            "data": {"label": node_type, "category": "action", "params": params or {}}}
+
+
+def edge(source: str, target: str, handle: str | None = None) -> dict[str, Any]:
+    return {"id": f"{source}-{handle}-{target}", "source": source, "target": target,
+            "sourceHandle": handle}
+
+
+def diagnostics(app: AppTest) -> list[dict[str, Any]]:
+    frames = [frame.value for frame in app.dataframe if "problem" in frame.value.columns]
+    return frames[0].to_dict("records") if frames else []
+
+
+def texts(app: AppTest) -> str:
+    parts = [m.value for m in app.markdown] + [s.value for s in app.success]
+    parts += [i.value for i in app.info] + [e.value for e in app.error]
+    return "\n".join(str(part) for part in parts)
+
+
+def test_empty_workspace_opens_an_empty_flow_that_says_what_to_do(app: AppTest) -> None:
+    assert "drag a **trigger**" in texts(app)
+    assert [d["code"] for d in diagnostics(app)] == ["no_trigger"]
+    assert state_of(app).flow.nodes == []
+
+
+def test_canvas_edits_are_validated_live(app: AppTest) -> None:
+    graph = {"nodes": [node("start", "event_trigger", 0), node("check", "if_condition", 300),
+                       node("yes", "email_send", 600), node("no", "sms_send", 600)],
+             "edges": [edge("start", "check"), edge("check", "yes", "true")], "selected": None}
+    send_canvas(app, graph)
+    problems = diagnostics(app)
+    assert [(d["node"], d["code"]) for d in problems] == [("no", "unreachable")]
+    # Python draws the error on the node it sends back to the canvas.
+    drawn = flow_to_graph(state_of(app).flow, diagnostics=mawb.validate_flow(
+        state_of(app).flow).diagnostics)
+    assert next(n for n in drawn["nodes"] if n["id"] == "no")["data"]["error"]
+    graph["edges"].append(edge("check", "no", "false"))
+    send_canvas(app, graph)
+    assert diagnostics(app) == []
+    assert "this flow is valid" in texts(app)
+    flow = state_of(app).flow
+    assert [(e.source, e.target, e.branch) for e in flow.edges][-1] == ("check", "no", "false")
+
+
+def test_config_panel_edits_params_with_live_errors(app: AppTest) -> None:
+    graph = {"nodes": [node("start", "manual_trigger", 0), node("check", "if_condition", 300)],
+             "edges": [edge("start", "check")], "selected": "check"}
+    send_canvas(app, graph)
+    prefix = f"{state_of(app).inputs_key}::check"
+    condition = app.text_input(key=f"{prefix}::condition")
+    assert condition.value == "engagement_score > 0.5"  # the params model's default
+    condition.set_value("").run()
+    assert "at least 1 character" in texts(app)
+    assert [d["code"] for d in diagnostics(app)] == ["bad_params"]
+    app.text_input(key=f"{prefix}::condition").set_value("lead_score >= 50").run()
+    assert diagnostics(app) == []
+    assert state_of(app).flow.node("check").params == {"condition": "lead_score >= 50"}
+    app.text_input(key=f"{prefix}::label").set_value("Hot lead?").run()
+    assert state_of(app).flow.node("check").label == "Hot lead?"
+
+
+def save(app: AppTest, message: str) -> None:
+    field = next(t for t in app.text_input if t.label == "What changed?")
+    field.set_value(message)
+    next(b for b in app.button if b.label == "Save version").click().run()
+    assert not app.exception, app.exception
+
+
+def test_save_history_diff_and_rollback(app: AppTest, home: Path) -> None:
+    graph = {"nodes": [node("start", "manual_trigger", 0),
+                       node("hello", "email_send", 300, {"subject": "Hi"})],
+             "edges": [edge("start", "hello")], "selected": "hello"}
+    send_canvas(app, graph)
+    save(app, "first cut")
+    assert VersionStore(home).versions("new_flow") == [1]
+    assert "Saved new_flow v1: first version" in texts(app)
+    state = state_of(app)
+    assert state.based_on == 1 and not state.dirty
+    # Select the email again and change its subject, then save v2: the diff names the param.
+    send_canvas(app, {**flow_to_graph(state.flow), "selected": "hello"})
+    key = f"{state_of(app).inputs_key}::hello::subject"
+    app.text_input(key=key).set_value("Welcome aboard").run()
+    assert state_of(app).dirty
+    save(app, "friendlier subject")
+    assert "1 param changed" in texts(app)
+    history = next(f.value for f in app.dataframe if "message" in f.value.columns)
+    assert history["message"].tolist() == ["friendlier subject", "first cut"]
+    changes = next(f.value for f in app.dataframe if "subject" in f.value.columns)
+    assert changes.to_dict("records") == [{"change": "changed", "item": "param",
+                                           "subject": "hello.subject", "before": "Hi",
+                                           "after": "Welcome aboard"}]
+    # Roll back to v1: saved again as v3, and the draft shows the old subject.
+    next(b for b in app.button if b.label == "Roll back").click().run()
+    assert VersionStore(home).versions("new_flow") == [1, 2, 3]
+    assert state_of(app).flow.node("hello").params == {"subject": "Hi"}
+    assert "v3 has the content of v1" in texts(app)
+
+
+def test_invalid_flow_cannot_be_saved(app: AppTest, home: Path) -> None:
+    send_canvas(app, {"nodes": [node("hello", "email_send", 0)], "edges": [], "selected": None})
+    button = next(b for b in app.button if b.label == "Save version")
+    assert button.disabled
+    assert VersionStore(home).versions("new_flow") == []
+
+
+def test_compile_previews_the_dag(home: Path) -> None:
+    app = AppTest.from_file(str(PAGE), default_timeout=TIMEOUT)
+    app.session_state[bs.SHARED_FLOW_KEY] = mawb.load_template("lead_welcome_v1")
+    app.run()
+    assert "Builder · " in app.title[0].value
+    assert state_of(app).flow.id == "lead_welcome_v1"
+    next(b for b in app.button if b.label == "Compile to an Airflow DAG").click().run()
+    source = app.code[0].value
+    assert "from airflow.sdk import" in source and "lead_welcome_v1" in source
+    compile(source, "mawb_lead_welcome_v1.py", "exec")
+
+
+def test_auto_layout_and_opening_a_saved_flow(home: Path) -> None:
+    VersionStore(home).save(mawb.load_template("win_back_v1"), "seeded")
+    app = AppTest.from_file(str(PAGE), default_timeout=TIMEOUT)
+    app.run()
+    state = state_of(app)
+    assert (state.flow.id, state.based_on) == ("win_back_v1", 1)
+    before = state.canvas_key
+    next(b for b in app.button if b.label == "Auto layout").click().run()
+    assert state_of(app).canvas_key != before
+    assert not app.exception
