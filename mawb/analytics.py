@@ -15,12 +15,14 @@ hold the store.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pandas as pd
 import plotly.graph_objects as go
 
 from mawb import nodes
+from mawb.engine.store import contact_columns
 from mawb.nodes.base import CATEGORY_COLORS
 
 if TYPE_CHECKING:
@@ -31,7 +33,10 @@ if TYPE_CHECKING:
 CHANNELS = ("email", "sms", "web_push", "social")
 ENGAGEMENT = ("email_open", "email_click", "conversion", "purchase", "unsubscribe")
 CHANNEL_COLORS = {"email": "#2563eb", "sms": "#16a34a", "web_push": "#d97706",
-                  "social": "#7c3aed", "http": "#64748b", "crm": "#0f766e"}
+                  "social": "#7c3aed", "http": "#64748b", "crm": "#0f766e",
+                  "other": "#94a3b8"}
+METRIC_COLORS = {"opens": "#2563eb", "clicks": "#0f766e", "conversions": "#16a34a",
+                 "unsubscribes": "#dc2626"}
 
 
 def funnel(connection: duckdb.DuckDBPyConnection, flow: Flow) -> pd.DataFrame:
@@ -160,6 +165,123 @@ def errors(connection: duckdb.DuckDBPyConnection, flow_id: str) -> pd.DataFrame:
     ).fetchdf()
 
 
+ENGAGEMENT_METRICS = {"email_open": "opens", "email_click": "clicks", "conversion": "conversions",
+                      "purchase": "conversions", "unsubscribe": "unsubscribes"}
+"""Engagement event names and the metric each counts as on the dashboards."""
+LIVE_WINDOW = timedelta(minutes=2)
+"""A flow whose last tick finished this recently counts as running (the monitor refreshes)."""
+
+
+def kpis(connection: duckdb.DuckDBPyConnection, flow_id: str) -> dict[str, float]:
+    """The monitor's headline numbers: enrollments by status, messages, engagement and rates.
+
+    Rates are per message that can be opened (email and web push); 0 when nothing was sent.
+    """
+    per_channel = messages_by_channel(connection, flow_id)
+    engagement = engagement_totals(connection, flow_id)
+    openable = per_channel["email"] + per_channel["web_push"]
+    return {**enrollment_summary(connection, flow_id),
+            "messages": sum(per_channel.values()), **engagement,
+            "open_rate": engagement["opens"] / openable if openable else 0.0,
+            "click_rate": engagement["clicks"] / openable if openable else 0.0}
+
+
+def daily_activity(connection: duckdb.DuckDBPyConnection, flow_id: str) -> pd.DataFrame:
+    """Per day and channel: messages sent and the engagement they drew (long format).
+
+    Columns `day, channel, metric, count`; metric is `sent` or a value of ENGAGEMENT_METRICS.
+    An engagement event is attributed to the message whose idempotency key starts its id
+    (how the simulator and tracking links name them), else to channel `other`.
+    """
+    names = list(ENGAGEMENT_METRICS)
+    placeholders = ", ".join("?" for _ in names)
+    frame = connection.execute(
+        f"""
+        SELECT date_trunc('day', sent_at) AS day, channel, 'sent' AS metric, count(*) AS count
+        FROM messages WHERE flow_id = ? GROUP BY ALL
+        UNION ALL
+        SELECT date_trunc('day', e.ts), coalesce(m.channel, 'other'), e.name, count(*)
+        FROM events e LEFT JOIN messages m
+          ON m.flow_id = ? AND e.event_id = m.idempotency_key || ':' || e.name
+        WHERE e.source = 'simulation:' || ? AND e.name IN ({placeholders}) GROUP BY ALL
+        """,
+        [flow_id, flow_id, flow_id, *names],
+    ).fetchdf()
+    frame["metric"] = frame["metric"].map(lambda name: ENGAGEMENT_METRICS.get(name, name))
+    frame = frame.groupby(["day", "channel", "metric"], as_index=False)["count"].sum()
+    return frame.sort_values(["day", "channel", "metric"]).reset_index(drop=True)
+
+
+def find_contacts(connection: duckdb.DuckDBPyConnection, flow_id: str, text: str,
+                  limit: int = 20) -> pd.DataFrame:
+    """Contacts whose id or email contains `text` (case-insensitive), enrolled ones first.
+
+    Columns `contact_id, email, status, entered_at` (status of the latest enrollment in the
+    flow, empty when the contact never entered it).
+    """
+    has_email = "email" in contact_columns(connection)
+    email = "c.email" if has_email else "CAST(NULL AS VARCHAR)"
+    needle = text.strip().lower()
+    return connection.execute(
+        f"""
+        SELECT c.contact_id, {email} AS email, e.status, e.entered_at
+        FROM contacts c LEFT JOIN (
+            SELECT contact_id, arg_max(status, entered_at) AS status,
+                   max(entered_at) AS entered_at
+            FROM enrollments WHERE flow_id = ? GROUP BY contact_id) e USING (contact_id)
+        WHERE contains(lower(c.contact_id), ?) OR contains(lower(coalesce({email}, '')), ?)
+        ORDER BY e.status IS NULL, lower(c.contact_id) <> ?, c.contact_id
+        LIMIT ?
+        """,
+        [flow_id, needle, needle, needle, limit],
+    ).fetchdf()
+
+
+def error_summary(connection: duckdb.DuckDBPyConnection, flow_id: str) -> pd.DataFrame:
+    """Failed and dead-lettered side effects grouped by node, channel, status and error."""
+    return connection.execute(
+        "SELECT node_id, channel, status, coalesce(error, '') AS error, count(*) AS count, "
+        "max(created_at) AS last_seen FROM outbox "
+        "WHERE flow_id = ? AND status IN ('failed', 'dead') GROUP BY ALL "
+        "ORDER BY count DESC, node_id",
+        [flow_id],
+    ).fetchdf()
+
+
+def run_status(connection: duckdb.DuckDBPyConnection, flow_id: str,
+               now: datetime | None = None) -> dict[str, object]:
+    """When the flow last ran: `last_tick` (flow time), `finished_at` (wall clock, UTC),
+    `ticks`, `waiting` tokens and `live` (a tick finished within LIVE_WINDOW of `now`)."""
+    row = connection.execute(
+        "SELECT max(tick_time), max(finished_at), count(DISTINCT tick_time), "
+        "(SELECT count(*) FROM tokens WHERE flow_id = $1) FROM runs WHERE flow_id = $1",
+        [flow_id],
+    ).fetchone()
+    last_tick, finished_at, ticks, waiting = row if row else (None, None, 0, 0)
+    now = now or datetime.now(UTC).replace(tzinfo=None)
+    live = finished_at is not None and now - finished_at <= LIVE_WINDOW
+    return {"last_tick": last_tick, "finished_at": finished_at, "ticks": int(ticks or 0),
+            "waiting": int(waiting or 0), "live": bool(live)}
+
+
+def store_counts(connection: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """How much data the store holds: contacts, events, enrollments, messages."""
+    row = connection.execute(
+        "SELECT (SELECT count(*) FROM contacts), (SELECT count(*) FROM events), "
+        "(SELECT count(*) FROM enrollments), (SELECT count(*) FROM messages)"
+    ).fetchone()
+    names = ("contacts", "events", "enrollments", "messages")
+    return {name: int(value) for name, value in zip(names, row or (0, 0, 0, 0), strict=True)}
+
+
+def events_by_name(connection: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Events per name with their first and last time, most frequent first."""
+    return connection.execute(
+        "SELECT name, count(*) AS count, min(ts) AS first, max(ts) AS last FROM events "
+        "GROUP BY name ORDER BY count DESC, name"
+    ).fetchdf()
+
+
 # -- figures --------------------------------------------------------------------------------
 def funnel_figure(table: pd.DataFrame, title: str = "Contacts per node") -> go.Figure:
     colors = [CATEGORY_COLORS[nodes.Category(c)] for c in table["category"]]
@@ -182,5 +304,36 @@ def timeline_figure(frame: pd.DataFrame, title: str = "Messages and engagement p
                                     name=str(series),
                                     line={"color": CHANNEL_COLORS.get(str(series))}))
     figure.update_layout(title=title, template="plotly_white", height=360,
+                         margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return figure
+
+
+def messages_figure(activity: pd.DataFrame, title: str = "Messages sent per day") -> go.Figure:
+    """Stacked daily bars of sent messages, one colour per channel."""
+    sent = activity[activity["metric"] == "sent"]
+    figure = go.Figure()
+    for channel, part in sent.groupby("channel"):
+        figure.add_trace(go.Bar(x=part["day"], y=part["count"], name=str(channel),
+                                marker_color=CHANNEL_COLORS.get(str(channel))))
+    figure.update_layout(title=title, barmode="stack", template="plotly_white", height=340,
+                         margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend_title="channel")
+    return figure
+
+
+def engagement_figure(activity: pd.DataFrame, channel: str | None = None,
+                      title: str = "Engagement per day") -> go.Figure:
+    """Daily opens, clicks, conversions and unsubscribes (of one channel, or all)."""
+    engaged = activity[activity["metric"] != "sent"]
+    if channel is not None:
+        engaged = engaged[engaged["channel"] == channel]
+    daily = engaged.groupby(["day", "metric"], as_index=False)["count"].sum()
+    figure = go.Figure()
+    for metric in ("opens", "clicks", "conversions", "unsubscribes"):
+        part = daily[daily["metric"] == metric]
+        if not part.empty:
+            figure.add_trace(go.Scatter(x=part["day"], y=part["count"], name=metric,
+                                        mode="lines+markers",
+                                        line={"color": METRIC_COLORS[metric]}))
+    figure.update_layout(title=title, template="plotly_white", height=340,
                          margin={"l": 10, "r": 10, "t": 40, "b": 10})
     return figure

@@ -33,6 +33,8 @@ from mawb.engine.store import utc_naive
 from mawb.validate import FlowInvalidError, validate_flow
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import duckdb
 
     from mawb.model import Flow
@@ -178,12 +180,15 @@ def simulate(
     response_model: ResponseModel | None = None,
     progress: bool = True,
     home: str | Path | None = None,
+    on_progress: Callable[[float], None] | None = None,
 ) -> SimulationResult:
     """Run `flow` over `contacts` (DataFrame, file path, an int for N synthetic, None = demo)
     for `days` of virtual time and return funnel, messages, timeline and figures.
 
     `params` override the flow's params (e.g. a threshold). `events` are recorded events
     (required for responses="history", optional otherwise: past behaviour for triggers).
+    `on_progress` is called after every tick with the share of virtual time done (0..1), for
+    progress bars other than tqdm's (the workbench).
     """
     from mawb.data import DEMO_EPOCH
 
@@ -207,7 +212,7 @@ def simulate(
             first = connection.execute("SELECT min(ts) FROM events").fetchone()
         start = first[0] if first and first[0] else DEMO_EPOCH
     now = utc_naive(start or DEMO_EPOCH)
-    end = now + timedelta(days=days)
+    start_time, end = now, now + timedelta(days=days)
     step = max_step or (timedelta(hours=6) if responses != "none" else None)
     workspace.deploy(flow)
     model = response_model or ResponseModel()
@@ -227,6 +232,8 @@ def simulate(
         if upcoming is not None:
             bar.update(max(0, round((min(upcoming, end) - position).total_seconds() / 3600)))
             position = min(upcoming, end)
+        if on_progress is not None:
+            on_progress(min(1.0, (position - start_time) / (end - start_time)) if days else 1.0)
         now = upcoming
     bar.close()
     return _collect(workspace, flow, merged, seed, ticks)
