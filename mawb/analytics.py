@@ -214,7 +214,8 @@ def daily_activity(connection: duckdb.DuckDBPyConnection, flow_id: str) -> pd.Da
 
 def find_contacts(connection: duckdb.DuckDBPyConnection, flow_id: str, text: str,
                   limit: int = 20) -> pd.DataFrame:
-    """Contacts whose id or email contains `text` (case-insensitive), enrolled ones first.
+    """Contacts whose id or email contains `text` (case-insensitive): an exact id first, then
+    contacts enrolled in the flow.
 
     Columns `contact_id, email, status, entered_at` (status of the latest enrollment in the
     flow, empty when the contact never entered it).
@@ -230,7 +231,7 @@ def find_contacts(connection: duckdb.DuckDBPyConnection, flow_id: str, text: str
                    max(entered_at) AS entered_at
             FROM enrollments WHERE flow_id = ? GROUP BY contact_id) e USING (contact_id)
         WHERE contains(lower(c.contact_id), ?) OR contains(lower(coalesce({email}, '')), ?)
-        ORDER BY e.status IS NULL, lower(c.contact_id) <> ?, c.contact_id
+        ORDER BY lower(c.contact_id) <> ?, e.status IS NULL, c.contact_id
         LIMIT ?
         """,
         [flow_id, needle, needle, needle, limit],
