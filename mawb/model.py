@@ -166,7 +166,7 @@ class Flow(_Strict):
 
     # -- builder API (notebooks build flows in code) ----------------------------------------
     @classmethod
-    def new(cls, id: str, name: str = "", **fields: Any) -> Self:  # noqa: A002 - file field
+    def new(cls, id: str, name: str = "", **fields: Any) -> Self:
         """Start an empty flow: `Flow.new("welcome").add("start", "manual_trigger")...`."""
         return cls(id=id, name=name or id, **fields)
 

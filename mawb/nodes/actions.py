@@ -11,14 +11,12 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from mawb.nodes.base import Category, NodeType, Outputs, Params, shorten
+from mawb.nodes.base import SECRET_HELP, SECRET_REF, Category, NodeType, Outputs, Params, shorten
 from mawb.nodes.registry import register
 
 ATTRIBUTE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 # Attributes the engine owns; flows may read them but never write them.
 PROTECTED_ATTRIBUTES = frozenset({"contact_id"})
-SECRET_REF = r"^(env|file|connection):[A-Za-z0-9_./-]+$"
-_SECRET_HELP = "Reference to a secret (env:NAME, file:PATH, connection:ID); never the value"
 
 
 def check_attribute_names(names: list[str] | dict[str, Any]) -> None:
@@ -224,7 +222,8 @@ class DataUpdateParams(Params):
         default_factory=dict, description="Attributes to set, e.g. {\"lead_status\": \"mql\"}"
     )
     increment: dict[str, float] = Field(
-        default_factory=lambda: {"score": 10}, description="Numeric attributes to add to, e.g. {\"score\": 10}"
+        default_factory=lambda: {"score": 10},
+        description="Numeric attributes to add to, e.g. {\"score\": 10}",
     )
 
     @model_validator(mode="after")
@@ -265,7 +264,7 @@ class HttpParams(Params):
     url: str = Field("https://api.example.com/v1/resource", description="Endpoint URL (Liquid)")
     headers: dict[str, str] = Field(default_factory=dict,
                                     description="Extra headers (Liquid); never secrets")
-    secret: str | None = Field(None, pattern=SECRET_REF, description=_SECRET_HELP)
+    secret: str | None = Field(None, pattern=SECRET_REF, description=SECRET_HELP)
     timeout_seconds: float = Field(10, gt=0, le=120, description="Per-request timeout")
     store: dict[str, str] = Field(
         default_factory=dict,

@@ -16,6 +16,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+# Secrets are never stored in flow files, only named: an environment variable, a mounted file or
+# an Airflow/Kubernetes connection resolved by whoever sends.
+SECRET_REF = r"^(env|file|connection):[A-Za-z0-9_./-]+$"  # noqa: S105 - a pattern, not a secret
+SECRET_HELP = "Reference to a secret (env:NAME, file:PATH, connection:ID); never the value"  # noqa: S105
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 

@@ -9,8 +9,8 @@ import sqlglot.errors
 from pydantic import Field, field_validator
 from sqlglot import exp
 
-from mawb.nodes.actions import SECRET_REF, HttpParams, check_attribute_names
-from mawb.nodes.base import Category, NodeType, Params, shorten
+from mawb.nodes.actions import HttpParams, check_attribute_names
+from mawb.nodes.base import SECRET_REF, Category, NodeType, Params, shorten
 from mawb.nodes.registry import register
 
 CrmObject = Literal["contact", "lead", "deal", "task"]
@@ -49,7 +49,8 @@ class CrmUpdate(NodeType):
     @classmethod
     def summary(cls, params: Params) -> str:
         assert isinstance(params, CrmUpdateParams)
-        return shorten(f"{params.object}: " + ", ".join(f"{k}={v}" for k, v in params.fields.items()))
+        fields = ", ".join(f"{k}={v}" for k, v in params.fields.items())
+        return shorten(f"{params.object}: {fields}")
 
 
 class CrmCreateParams(CrmUpdateParams):

@@ -106,7 +106,7 @@ class LoopIterator(NodeType):
     def summary(cls, params: Params) -> str:
         assert isinstance(params, LoopParams)
         until = f" until {params.until}" if params.until else ""
-        return shorten(f"≤{params.max_iterations}×{until}")
+        return shorten(f"up to {params.max_iterations} times{until}")
 
 
 class ParallelParams(Params):

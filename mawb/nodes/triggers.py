@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from mawb.nodes.base import Category, NodeType, Params, shorten
+from mawb.nodes.base import SECRET_HELP, SECRET_REF, Category, NodeType, Params, shorten
 from mawb.nodes.registry import register
 
 _SCHEDULE_HELP = (
@@ -58,7 +58,9 @@ class TimeBasedTrigger(NodeType):
     def summary(cls, params: Params) -> str:
         assert isinstance(params, TimeBasedParams)
         when = (
-            f"{params.date_field} {params.offset_days:+g}d" if params.date_field else params.schedule
+            f"{params.date_field} {params.offset_days:+g}d"
+            if params.date_field
+            else params.schedule
         )
         return shorten(f"{when} · {params.audience or 'everyone'}")
 
@@ -126,8 +128,8 @@ class WebhookParams(Params):
     )
     secret: str = Field(
         "env:MAWB_WEBHOOK_SECRET",
-        pattern=r"^(env|file|connection):[A-Za-z0-9_./-]+$",
-        description="Reference to the HMAC secret (env:NAME, file:PATH, connection:ID); never the value",
+        pattern=SECRET_REF,
+        description=f"The HMAC secret. {SECRET_HELP}",
     )
     event: str = Field("webhook", min_length=1, description="Event name recorded for each call")
     where: str | None = Field(None, description="Condition on the posted payload")
