@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import tempfile
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -275,6 +277,258 @@ def step(
                f"at {now.isoformat()}")
 
 
+class Responses(StrEnum):
+    MODEL = "model"
+    NONE = "none"
+    HISTORY = "history"
+
+
+@app.command("simulate")
+def simulate_command(
+    flow_spec: Annotated[str, typer.Argument(metavar="FLOW", help="Flow file or template id")],
+    contacts: Annotated[Path | None, typer.Option(help="Contacts CSV/JSONL/Parquet")] = None,
+    synthetic: Annotated[int | None, typer.Option(min=1, help="N synthetic contacts")] = None,
+    days: Annotated[float, typer.Option(min=0, help="Virtual days to run")] = 14,
+    seed: Annotated[int, typer.Option(help="Seed of the population and responses")] = 0,
+    param: ParamOpt = None,
+    responses: Annotated[Responses, typer.Option(
+        help="model: simulated opens/clicks; none: pure flow logic; history: recorded events"
+    )] = Responses.MODEL,
+    events: Annotated[Path | None, typer.Option(help="Recorded events CSV/JSONL")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a flow on a virtual clock and print its funnel and messages per channel."""
+    from mawb.intake import read_contacts, read_events
+    from mawb.simulate import simulate
+
+    if (contacts is None) == (synthetic is None):
+        raise fail("give exactly one of --contacts CSV or --synthetic N")
+    with expected_failures(flow_spec):
+        flow = load_flow(flow_spec)
+        params = parse_params(flow, param or [])
+    if contacts is not None:
+        with expected_failures(str(contacts)):
+            population: Any = read_contacts(contacts)
+    else:
+        from mawb.data import synthetic_contacts
+
+        population = synthetic_contacts(synthetic or 0, seed=seed)
+    recorded = None
+    if events is not None:
+        with expected_failures(str(events)):
+            recorded = read_events(events)
+    with tempfile.TemporaryDirectory(prefix="mawb-sim-") as home, expected_failures(flow_spec):
+        result = simulate(flow, population, days=days, params=params, seed=seed,
+                          responses=responses.value, events=recorded, home=home,
+                          progress=not as_json and sys.stderr.isatty())
+        data = result.to_dict()
+    if as_json:
+        emit_json(data)
+    else:
+        _print_simulation(data)
+
+
+def _print_simulation(data: dict[str, Any]) -> None:
+    columns = ("entered", "completed", "waiting", "failed", "converted")
+    width = max([len("node"), *(len(node_id) for node_id in data["funnel"])])
+    typer.echo(f"{data['flow']} v{data['version']}  seed {data['seed']}  "
+               f"{data['ticks']} ticks  params {json.dumps(data['params'])}")
+    typer.echo(f"{'node':<{width}}  " + "  ".join(f"{c:>9}" for c in columns))
+    for node_id, row in data["funnel"].items():
+        typer.echo(f"{node_id:<{width}}  " + "  ".join(f"{row[c]:>9}" for c in columns))
+    typer.echo("messages: " + ", ".join(f"{k} {v}" for k, v in data["messages"].items()))
+    summary = data["summary"]
+    typer.echo(", ".join(f"{key.replace('_', ' ')} {value}" for key, value in summary.items()))
+
+
+def _deployed(spec: str, workspace: Any) -> Flow:
+    """A flow file or template id, or the newest version of a flow deployed in `workspace`."""
+    if not Path(spec).exists() and workspace.versions(spec):
+        return workspace.load_flow(spec)
+    return load_flow(spec)
+
+
+PartitionsOpt = Annotated[
+    int | None, typer.Option(min=1, help="Contact partitions (default: as the workspace has)")
+]
+
+
+@app.command("run")
+def run_command(
+    flow_spec: Annotated[str, typer.Argument(metavar="FLOW", help="Flow file or template id")],
+    once: Annotated[bool, typer.Option("--once", help="Tick once and exit (the default)")] = False,
+    every: Annotated[str | None, typer.Option(help="Tick on this interval: 30s, 5m, 1h")] = None,
+    ticks: Annotated[int | None, typer.Option(min=1, help="Stop after this many ticks")] = None,
+    home: HomeOpt = None,
+    partitions: PartitionsOpt = None,
+    param: ParamOpt = None,
+) -> None:
+    """Deploy a flow and advance it on the real clock, once or every interval (Ctrl-C stops)."""
+    from mawb.runner import parse_interval, run_on_clock, workspace_at
+
+    if once and every:
+        raise fail("use either --once or --every, not both")
+    with expected_failures(flow_spec):
+        flow = load_flow(flow_spec)
+        params = {**flow.params, **parse_params(flow, param or [])}
+        interval = parse_interval(every) if every else None
+        workspace = workspace_at(_home(home), partitions)
+        workspace.deploy(flow)
+
+        def report(now: datetime, count: int) -> None:
+            typer.echo(f"{flow.id} v{flow.version}: tick {count} at {now.isoformat()}")
+
+        try:
+            run_on_clock(workspace, flow, every=interval, max_ticks=ticks, params=params,
+                         on_tick=report)
+        except KeyboardInterrupt:
+            typer.echo("stopped (Ctrl-C); the interrupted tick, if any, was rolled back",
+                       err=True)
+
+
+@app.command("enroll")
+def enroll_command(
+    flow_spec: Annotated[str, typer.Argument(metavar="FLOW", help="Flow file or template id")],
+    contacts: Annotated[Path, typer.Option(help="CSV/JSONL with a contact_id column")],
+    node: Annotated[str | None, typer.Option(help="The manual_trigger node (if several)")] = None,
+    home: HomeOpt = None,
+    partitions: PartitionsOpt = None,
+) -> None:
+    """Queue contacts for a flow's manual trigger; they enter at the next tick.
+
+    A file with attribute columns besides contact_id also imports (upserts) those contacts;
+    a file of ids alone must name contacts the workspace already has.
+    """
+    from mawb.intake import read_contacts
+    from mawb.runner import utc_now, workspace_at
+
+    with expected_failures(flow_spec):
+        flow = load_flow(flow_spec)
+        trigger = _manual_trigger(flow, node)
+    with expected_failures(str(contacts)):
+        frame = read_contacts(contacts)
+        workspace = workspace_at(_home(home), partitions)
+        if len(frame.columns) > 1:
+            workspace.import_contacts(frame)
+        else:
+            _check_known(workspace, frame["contact_id"].tolist())
+    with expected_failures(flow_spec):
+        workspace.deploy(flow)
+        workspace.request_enrollment(flow, trigger, frame["contact_id"].tolist(), utc_now())
+    typer.echo(f"{flow.id}: queued {len(frame)} contacts at {trigger}; they enter at the next "
+               f"tick (mawb run {flow_spec} --once)")
+
+
+def _manual_trigger(flow: Flow, node_id: str | None) -> str:
+    manual = [n.id for n in flow.nodes if n.type == "manual_trigger"]
+    if node_id is not None:
+        if node_id not in manual:
+            raise ValueError(f"--node {node_id}: not a manual_trigger node of {flow.id} "
+                             f"(manual triggers: {', '.join(manual) or 'none'})")
+        return node_id
+    if len(manual) != 1:
+        raise ValueError(f"flow {flow.id} has {len(manual)} manual_trigger nodes "
+                         f"({', '.join(manual) or 'none'}); " +
+                         ("name one with --node" if manual else "add one to enroll by hand"))
+    return manual[0]
+
+
+def _check_known(workspace: Any, contact_ids: list[str]) -> None:
+    from mawb.intake import IntakeError, Problem
+
+    known: set[str] = set()
+    for partition in range(workspace.partitions):
+        with workspace.connection(partition, read_only=True) as connection:
+            known |= {row[0] for row in connection.execute(
+                "SELECT contact_id FROM contacts WHERE contact_id IN (SELECT unnest(?))",
+                [contact_ids]).fetchall()}
+    unknown = [Problem(row, "contact_id", f"unknown contact {cid!r}; include its attributes "
+                       "or import it first") for row, cid in enumerate(contact_ids, 1)
+               if cid not in known]
+    if unknown:
+        raise IntakeError(unknown)
+
+
+@app.command("status")
+def status_command(
+    flow_spec: Annotated[str, typer.Argument(metavar="FLOW",
+                                             help="Deployed flow id, flow file or template id")],
+    home: HomeOpt = None,
+    partitions: PartitionsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Who is where: enrollments per status and contacts waiting at each node."""
+    from mawb.runner import status, workspace_at
+
+    with expected_failures(flow_spec):
+        workspace = workspace_at(_home(home), partitions)
+        flow = _deployed(flow_spec, workspace)
+        data = status(workspace, flow)
+    if as_json:
+        emit_json(data)
+        return
+    typer.echo(f"{flow.id}  versions {data['versions'] or 'not deployed'}  "
+               f"last tick {data['last_tick'] or 'never'}")
+    typer.echo("enrollments: " + ", ".join(f"{k} {v}" for k, v in data["enrollments"].items()))
+    width = max(len(n["node_id"]) for n in data["nodes"])
+    typer.echo(f"{'node':<{width}}  {'waiting':>8}  {'due':>6}  next wake")
+    for row in data["nodes"]:
+        typer.echo(f"{row['node_id']:<{width}}  {row['waiting']:>8}  {row['due']:>6}  "
+                   f"{row['next_wake'] or '-'}")
+    typer.echo("messages: " + ", ".join(f"{k} {v}" for k, v in data["messages"].items()))
+    if data["outbox"]:
+        typer.echo("outbox: " + ", ".join(f"{k} {v}" for k, v in data["outbox"].items()))
+
+
+DataFileArg = Annotated[Path, typer.Argument(metavar="FILE", help="CSV, JSONL or Parquet file")]
+
+
+@app.command("ingest")
+def ingest_command(file: DataFileArg, home: HomeOpt = None,
+                   partitions: PartitionsOpt = None) -> None:
+    """Load events into the workspace; a file with any bad row loads nothing."""
+    from mawb.runner import workspace_at
+
+    with expected_failures(str(file)):
+        count = workspace_at(_home(home), partitions).import_events(file, source_name=file.name)
+    typer.echo(f"{file}: {count} events loaded (duplicates by event_id are skipped)")
+
+
+@app.command("import-contacts")
+def import_contacts_command(file: DataFileArg, home: HomeOpt = None,
+                            partitions: PartitionsOpt = None) -> None:
+    """Load (upsert by contact_id) contacts; a file with any bad row loads nothing."""
+    from mawb.runner import workspace_at
+
+    with expected_failures(str(file)):
+        count = workspace_at(_home(home), partitions).import_contacts(file)
+    typer.echo(f"{file}: {count} contacts imported")
+
+
+@app.command("demo")
+def demo(
+    home: Annotated[Path, typer.Option(help="Workspace folder")] = Path(".mawb"),
+    rebuild: Annotated[bool, typer.Option(help="Build again even if it exists")] = False,
+) -> None:
+    """Create the demo workspace with a simulated history (a finished one is left as is).
+
+    Demo contacts and events, every template deployed, and a few templates simulated over
+    two virtual weeks so the Monitor page has funnels, messages and engagement to show.
+    """
+    from mawb.runner import build_demo
+
+    with expected_failures(str(home)):
+        summary = build_demo(home, rebuild=rebuild,
+                             progress=lambda text: typer.echo(f"demo: {text}", err=True))
+    if summary.reused:
+        typer.echo(f"demo workspace already in {home} (use --rebuild to build it again)")
+        return
+    typer.echo(f"demo workspace ready in {home} in {summary.seconds:.1f} s: "
+               f"{summary.contacts} contacts, {summary.events} events, "
+               f"{len(summary.deployed)} flows deployed, simulated "
+               f"{', '.join(summary.simulated)}")
+
+
 def _register_compile() -> None:
     """`mawb compile`; its module imports only the compiler, which never imports Airflow."""
     from mawb.compile.cli import register
@@ -287,10 +541,3 @@ _register_compile()
 
 def main() -> None:  # pragma: no cover - console entry point
     app()
-
-
-@app.command()
-def demo(home: Annotated[Path, typer.Option(help="Workspace folder")] = Path(".mawb")) -> None:
-    """Create the demo workspace (demo contacts, events and a simulated history)."""
-    home.mkdir(parents=True, exist_ok=True)
-    typer.echo(f"demo workspace ready in {home}")
