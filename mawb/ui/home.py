@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mawb.engine.workspace import default_home
-from mawb.nodes.base import CATEGORY_COLORS, Category
+from mawb.nodes.base import Category
 from mawb.versions import VersionStore
 
 PAGES = (
@@ -28,6 +28,8 @@ PAGES = (
      "Upload contacts and events with a validation report."),
 )
 RECENT_RUNS = 8
+_CATEGORY_TITLES = {Category.TRIGGER: "triggers", Category.ACTION: "actions",
+                    Category.LOGIC: "logic", Category.INTEGRATION: "integrations"}
 _CATEGORY_MARKS = {Category.TRIGGER: "green", Category.ACTION: "blue", Category.LOGIC: "orange",
                    Category.INTEGRATION: "violet"}
 
@@ -100,8 +102,8 @@ def render_home(repo_root: Path, home: str | Path | None = None) -> None:
     import streamlit as st
 
     st.title("mawb · Marketing Automation Workbench")
-    legend = " ".join(f":{_CATEGORY_MARKS[category]}[■ {category.value}s]"
-                      for category in CATEGORY_COLORS)
+    legend = " ".join(f":{_CATEGORY_MARKS[category]}[■ {title}]"
+                      for category, title in _CATEGORY_TITLES.items())
     st.markdown(
         "Design marketing automation flows on a canvas, simulate them on your contacts, tune "
         "their thresholds, then run them here or compile them to Apache Airflow.  \n"
