@@ -75,10 +75,26 @@ def find_contact(reader: WorkspaceReader, flow_id: str, text: str) -> pd.DataFra
         return analytics.find_contacts(connection, flow_id, text)
 
 
-def contact_journey(reader: WorkspaceReader, flow_id: str, contact_id: str
+def contact_journey(reader: WorkspaceReader, flow: Flow, contact_id: str
                     ) -> dict[str, pd.DataFrame]:
+    """Enrollments, path (in flow order within a tick), messages and waiting tokens."""
     with reader.read() as connection:
-        return analytics.where_is(connection, flow_id, contact_id)
+        journey = analytics.where_is(connection, flow.id, contact_id)
+    journey["path"] = ordered_path(journey["path"], flow)
+    return journey
+
+
+def ordered_path(path: pd.DataFrame, flow: Flow) -> pd.DataFrame:
+    """The path by time, then by the flow's step order (a tick moves a contact through several
+    steps at one timestamp), entering a step before leaving it."""
+    from mawb.graph import topological_order
+
+    rank = {node_id: index for index, node_id in enumerate(topological_order(flow))}
+    events = {"entered": 0, "completed": 1}
+    keys = path.assign(_step=path["node_id"].map(rank).fillna(len(rank)),
+                       _event=path["event"].map(events).fillna(2))
+    ordered = keys.sort_values(["ts", "_step", "_event"], kind="stable")
+    return ordered.drop(columns=["_step", "_event"]).reset_index(drop=True)
 
 
 def flow_label(flow: Flow) -> str:
@@ -230,7 +246,7 @@ def _render_who_is_where(reader: WorkspaceReader, flow: Flow) -> None:
         "Contact", found["contact_id"].tolist(), key=f"monitor_contact_{flow.id}",
         format_func=lambda cid: _contact_label(found, cid),
     )
-    journey = contact_journey(reader, flow.id, contact_id)
+    journey = contact_journey(reader, flow, contact_id)
     _render_journey(journey)
 
 
