@@ -1,0 +1,182 @@
+"""Benchmark: how the Builder page feels in a real browser on large flows.
+
+Two numbers per flow size (default 50 and 200 nodes), measured in Debian chromium driven by
+Playwright against `streamlit run app.py` on a loopback port, with a temporary workspace holding
+one generated flow (repeated blocks of email -> delay -> if/else -> sms | update -> merge):
+
+- first render: from navigating to the Builder until every node of the flow is on the canvas
+  and Streamlit is idle (script run, component load, React Flow layout);
+- canvas round trip: from dropping a step from the palette until Python has validated the new
+  graph and the canvas shows the step outlined in red ("no trigger leads here"), i.e. the edit
+  reached Python and the highlighted result came back on screen (includes the canvas's 250 ms
+  debounce). Repeated, median and max reported.
+
+    python bench/ui.py [--sizes 50 200] [--edits 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from mawb.model import Flow
+from mawb.versions import VersionStore
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+TIMEOUT_MS = 120_000
+
+
+def build_flow(size: int) -> Flow:
+    """A valid flow of exactly ``size`` nodes (size >= 2)."""
+    flow = Flow.new(f"bench_{size}", f"Benchmark flow ({size} steps)").add("start",
+                                                                          "manual_trigger")
+    previous, block = "start", 0
+    while len(flow.nodes) + 6 <= size:
+        names = [f"{kind}_{block}" for kind in ("mail", "wait", "check", "sms", "bump", "join")]
+        mail, wait, check, sms, bump, join = names
+        (flow.add(mail, "email_send", subject=f"Step {block}")
+             .add(wait, "delay_action", days=1)
+             .add(check, "if_condition", condition=f"engagement_score > {block % 10 / 10}")
+             .add(sms, "sms_send", body="Hi {{ first_name }}")
+             .add(bump, "data_update", increment={"score": 1})
+             .add(join, "merge_branches", mode="any")
+             .connect(previous, mail).connect(mail, wait).connect(wait, check)
+             .connect(check, sms, "true").connect(check, bump, "false")
+             .connect(sms, join).connect(bump, join))
+        previous, block = join, block + 1
+    while len(flow.nodes) < size:
+        tail = f"tail_{len(flow.nodes)}"
+        flow.add(tail, "delay_action", hours=1).connect(previous, tail)
+        previous = tail
+    return flow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_workbench(home: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    command = [
+        sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+        "--server.port", str(port), "--server.address", "127.0.0.1",
+        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, cwd=REPO, env={**os.environ, "MAWB_HOME": str(home)},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
+                return process, url
+        except OSError:
+            time.sleep(0.3)
+    process.terminate()
+    raise TimeoutError("streamlit did not start")
+
+
+def wait_for_nodes(page: Any, count: int) -> None:
+    nodes = page.locator(".react-flow__node")
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while nodes.count() < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {nodes.count()} of {count} nodes rendered")
+        page.wait_for_timeout(20)
+
+
+def first_render(browser: Any, url: str, size: int) -> float:
+    """Seconds from clicking Builder on the home page to the full flow on the canvas."""
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    page.goto(url)
+    page.get_by_text("Marketing Automation Workbench").wait_for(timeout=TIMEOUT_MS)
+    page.wait_for_function(IDLE, timeout=TIMEOUT_MS)
+    started = time.perf_counter()
+    page.get_by_role("link", name="Builder").first.click()
+    wait_for_nodes(page, size)
+    page.wait_for_function(IDLE, timeout=TIMEOUT_MS)
+    elapsed = time.perf_counter() - started
+    page.close()
+    return elapsed
+
+
+def round_trips(browser: Any, url: str, size: int, edits: int) -> list[float]:
+    """Seconds from a palette drop to the validated, red-outlined step on screen."""
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    page.goto(url)
+    page.get_by_role("link", name="Builder").first.click()
+    wait_for_nodes(page, size)
+    page.wait_for_function(IDLE, timeout=TIMEOUT_MS)
+    timings = []
+    for index in range(1, edits + 1):
+        node_id = f"sms_send_{index}"
+        palette = page.locator('[data-palette-type="sms_send"]')
+        pane = page.locator(".react-flow__pane")
+        started = time.perf_counter()
+        palette.drag_to(pane, target_position={"x": 200 + 60 * index, "y": 80})
+        page.locator(f'.react-flow__node[data-id="{node_id}"] .mawb-node-error').wait_for(
+            timeout=TIMEOUT_MS
+        )
+        timings.append(time.perf_counter() - started)
+        page.wait_for_function(IDLE, timeout=TIMEOUT_MS)
+        page.wait_for_timeout(300)
+    page.close()
+    return timings
+
+
+def measure(browser: Any, size: int, edits: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as folder:
+        home = Path(folder)
+        VersionStore(home).save(build_flow(size), "benchmark")
+        process, url = start_workbench(home)
+        try:
+            render = first_render(browser, url, size)
+            trips = round_trips(browser, url, size, edits)
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+    return {"nodes": size, "first_render_s": render, "round_trip_median_s":
+            statistics.median(trips), "round_trip_max_s": max(trips)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[50, 200])
+    parser.add_argument("--edits", type=int, default=5)
+    args = parser.parse_args(argv)
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        print("Debian chromium is not installed", file=sys.stderr)
+        return 2
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        results = [measure(browser, size, args.edits) for size in args.sizes]
+        browser.close()
+    print(f"{'nodes':>6} {'first render':>13} {'round trip p50':>15} {'round trip max':>15}")
+    for row in results:
+        print(f"{row['nodes']:>6} {row['first_render_s']:>12.2f}s "
+              f"{row['round_trip_median_s']:>14.2f}s {row['round_trip_max_s']:>14.2f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
