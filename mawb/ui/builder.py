@@ -16,7 +16,6 @@ import streamlit as st
 import yaml
 
 from mawb import templates
-from mawb.model import Flow, FlowFileError, loads
 from mawb.ui import builder_state as bs
 from mawb.ui.canvas import flow_canvas, latest_graph
 from mawb.ui.config_panel import render_config_panel
@@ -27,6 +26,8 @@ from mawb.versions import VersionStore
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from mawb.model import Flow
 
 CANVAS_HEIGHT = 600
 EXPERIMENTS_PAGE = "pages/4_Experiments.py"
@@ -191,13 +192,10 @@ def _import_export(state: bs.BuilderState) -> None:
 
 
 def _import(state: bs.BuilderState, name: str, content: bytes) -> None:
-    fmt = "yaml" if name.endswith((".yaml", ".yml")) else "json"
-    try:
-        flow = loads(content.decode("utf-8"), fmt)
-    except (FlowFileError, UnicodeDecodeError) as error:
-        st.error(f"Could not import {name}: {error}", icon=":material/error:")
+    problem = bs.import_file(state, name, content)
+    if problem is not None:
+        st.error(f"Could not import {problem}", icon=":material/error:")
         return
-    bs.replace_flow(state, flow, notice=f"Imported {name} as a draft of {flow.id}.")
     st.rerun()
 
 

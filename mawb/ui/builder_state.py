@@ -13,7 +13,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mawb.model import Flow, Layout
+from mawb.model import Flow, FlowFileError, Layout, loads
 from mawb.ui.flow_graph import graph_to_flow
 from mawb.ui.layout import layered_positions
 
@@ -128,3 +128,18 @@ def adopt_shared_flow(state: BuilderState, shared: object) -> bool:
     replace_flow(state, shared.model_copy(deep=True),
                  notice=f"Opened {shared.name or shared.id}: save a version to keep it.")
     return True
+
+
+def import_file(state: BuilderState, name: str, content: bytes) -> str | None:
+    """Open an uploaded flow file (JSON, or YAML by extension) as a draft; the reason it could
+    not be read (file and place named) or None on success."""
+    fmt = "yaml" if name.lower().endswith((".yaml", ".yml")) else "json"
+    try:
+        flow = loads(content.decode("utf-8"), fmt)
+    except UnicodeDecodeError:
+        return f"{name} is not a UTF-8 text file"
+    except FlowFileError as error:
+        where = f" at {error.where}" if error.where else ""
+        return f"{name}{where}: {error.detail}"
+    replace_flow(state, flow, notice=f"Imported {name} as a draft of {flow.id}.")
+    return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 import mawb
@@ -18,6 +20,9 @@ from mawb.ui.config_panel import (
 )
 from mawb.ui.flow_graph import flow_to_graph, graph_to_flow, palette_items
 from mawb.ui.layout import LAYER_GAP, ROW_GAP, layered_positions
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def branching() -> Flow:
@@ -247,3 +252,41 @@ def test_a_shared_flow_is_adopted_once() -> None:
     assert state.flow.id == "win_back_v1" and state.flow is not shared
     assert not bs.adopt_shared_flow(state, shared)
     assert not bs.adopt_shared_flow(state, "not a flow")
+
+
+def test_importing_a_flow_file_opens_it_or_names_the_problem() -> None:
+    state = bs.BuilderState(flow=bs.new_flow())
+    before = state.generation
+    problem = bs.import_file(state, "broken.yaml", b"id: a\nnodes: [\n")
+    assert problem is not None and problem.startswith("broken.yaml at 3:1: invalid YAML")
+    problem = bs.import_file(state, "binary.json", b"\xff\xfe")
+    assert problem == "binary.json is not a UTF-8 text file"
+    assert state.flow.id == bs.NEW_FLOW_ID and state.generation == before
+    exported = mawb.load_template("lead_welcome_v1").to_json().encode()
+    assert bs.import_file(state, "welcome.json", exported) is None
+    assert state.flow.id == "lead_welcome_v1" and state.generation == before + 1
+    assert state.based_on is None and state.dirty
+
+
+def test_home_overview_counts_flows_contacts_and_runs(tmp_path: Path) -> None:
+    from datetime import datetime
+
+    import pandas as pd
+
+    from mawb.engine.workspace import Workspace
+    from mawb.ui.home import workspace_overview
+    from mawb.versions import VersionStore
+
+    empty = workspace_overview(tmp_path)
+    assert empty.flows == [] and empty.contacts is None and "No store yet" in str(empty.store_note)
+    flow = mawb.load_template("lead_welcome_v1")
+    VersionStore(tmp_path).save(flow, "seeded")
+    workspace = Workspace(tmp_path)
+    workspace.import_contacts(pd.DataFrame({"contact_id": ["c1", "c2", "c3"]}))
+    workspace.tick(flow, datetime(2026, 1, 5, 9))
+    overview = workspace_overview(tmp_path)
+    assert overview.contacts == 3 and overview.events == 0 and overview.store_note is None
+    assert overview.flows == [{"flow": "lead_welcome_v1", "name": flow.name, "versions": 1,
+                               "latest": "v1", "steps": len(flow.nodes),
+                               "last message": "seeded"}]
+    assert [run["flow"] for run in overview.runs] == ["lead_welcome_v1"]
