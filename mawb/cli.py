@@ -364,7 +364,7 @@ def run_command(
     param: ParamOpt = None,
 ) -> None:
     """Deploy a flow and advance it on the real clock, once or every interval (Ctrl-C stops)."""
-    from mawb.runner import parse_interval, run_on_clock, workspace_at
+    from mawb.engine.runner import parse_interval, run_on_clock, workspace_at
 
     if once and every:
         raise fail("use either --once or --every, not both")
@@ -399,8 +399,8 @@ def enroll_command(
     A file with attribute columns besides contact_id also imports (upserts) those contacts;
     a file of ids alone must name contacts the workspace already has.
     """
+    from mawb.engine.runner import utc_now, workspace_at
     from mawb.intake import read_contacts
-    from mawb.runner import utc_now, workspace_at
 
     with expected_failures(flow_spec):
         flow = load_flow(flow_spec)
@@ -458,7 +458,7 @@ def status_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Who is where: enrollments per status and contacts waiting at each node."""
-    from mawb.runner import status, workspace_at
+    from mawb.engine.runner import status, workspace_at
 
     with expected_failures(flow_spec):
         workspace = workspace_at(_home(home), partitions)
@@ -487,7 +487,7 @@ DataFileArg = Annotated[Path, typer.Argument(metavar="FILE", help="CSV, JSONL or
 def ingest_command(file: DataFileArg, home: HomeOpt = None,
                    partitions: PartitionsOpt = None) -> None:
     """Load events into the workspace; a file with any bad row loads nothing."""
-    from mawb.runner import workspace_at
+    from mawb.engine.runner import workspace_at
 
     with expected_failures(str(file)):
         count = workspace_at(_home(home), partitions).import_events(file, source_name=file.name)
@@ -498,35 +498,106 @@ def ingest_command(file: DataFileArg, home: HomeOpt = None,
 def import_contacts_command(file: DataFileArg, home: HomeOpt = None,
                             partitions: PartitionsOpt = None) -> None:
     """Load (upsert by contact_id) contacts; a file with any bad row loads nothing."""
-    from mawb.runner import workspace_at
+    from mawb.engine.runner import workspace_at
 
     with expected_failures(str(file)):
         count = workspace_at(_home(home), partitions).import_contacts(file)
     typer.echo(f"{file}: {count} contacts imported")
 
 
+DEMO_MARKER = "demo.json"
+DEMO_FORMAT = 1
+DEMO_FLOWS = ("lead_welcome_v1", "trial_to_paid_v1", "customer_onboarding_v1")
+DEMO_DAYS = 14
+
+
 @app.command("demo")
 def demo(
     home: Annotated[Path, typer.Option(help="Workspace folder")] = Path(".mawb"),
-    rebuild: Annotated[bool, typer.Option(help="Build again even if it exists")] = False,
+    rebuild: Annotated[bool, typer.Option(help="Build it again even if it exists")] = False,
 ) -> None:
     """Create the demo workspace with a simulated history (a finished one is left as is).
 
     Demo contacts and events, every template deployed, and a few templates simulated over
     two virtual weeks so the Monitor page has funnels, messages and engagement to show.
     """
-    from mawb.runner import build_demo
+    import time
 
+    started = time.perf_counter()
     with expected_failures(str(home)):
-        summary = build_demo(home, rebuild=rebuild,
-                             progress=lambda text: typer.echo(f"demo: {text}", err=True))
-    if summary.reused:
-        typer.echo(f"demo workspace already in {home} (use --rebuild to build it again)")
+        marker = build_demo(home, rebuild=rebuild,
+                            progress=lambda text: typer.echo(f"demo: {text}", err=True))
+    if marker is None:
+        typer.echo(f"demo workspace already in {home} (--rebuild builds it again)")
         return
-    typer.echo(f"demo workspace ready in {home} in {summary.seconds:.1f} s: "
-               f"{summary.contacts} contacts, {summary.events} events, "
-               f"{len(summary.deployed)} flows deployed, simulated "
-               f"{', '.join(summary.simulated)}")
+    typer.echo(f"demo workspace ready in {home} in {time.perf_counter() - started:.1f} s: "
+               f"{marker['contacts']} contacts, {marker['events']} events, "
+               f"{len(marker['deployed'])} flows deployed, {len(marker['simulated'])} "
+               f"simulated for {marker['days']:g} days")
+
+
+def build_demo(home: Path, *, rebuild: bool = False, simulated: tuple[str, ...] = DEMO_FLOWS,
+               days: float = DEMO_DAYS, progress: Any = None) -> dict[str, Any] | None:
+    """Build the demo workspace at `home`; None when a finished one is already there.
+
+    It is built in a sibling folder (with `mawb.simulate` running each of `simulated` into
+    it, from the demo epoch) and moved into place when complete: an interrupted build leaves
+    nothing half-made and a second run duplicates nothing. A folder holding anything but a
+    demo workspace is refused, never overwritten.
+    """
+    import shutil
+
+    if _is_demo(home) and not rebuild:
+        return None
+    if home.exists() and any(home.iterdir()) and not _is_demo(home):
+        raise ValueError("the folder holds files that are not a mawb demo workspace; choose "
+                         "another --home (nothing was changed)")
+    home.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{home.name}-building-", dir=home.parent))
+    try:
+        marker = _fill_demo(building, simulated, days, progress or (lambda _: None))
+        retired = home.with_name(f".{home.name}-old-{building.name}") if home.exists() else None
+        if retired is not None:
+            home.rename(retired)
+        building.rename(home)
+        if retired is not None:
+            shutil.rmtree(retired, ignore_errors=True)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    return marker
+
+
+def _is_demo(home: Path) -> bool:
+    try:
+        marker = json.loads((home / DEMO_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(marker, dict) and marker.get("format") == DEMO_FORMAT
+
+
+def _fill_demo(home: Path, simulated: tuple[str, ...], days: float,
+               progress: Any) -> dict[str, Any]:
+    from mawb.data import demo_contacts, demo_events
+    from mawb.engine import Workspace
+    from mawb.simulate import simulate
+    from mawb.templates import list_templates, load_template
+
+    workspace = Workspace(home)
+    contacts = demo_contacts()
+    progress(f"importing {len(contacts)} demo contacts and their events")
+    workspace.import_contacts(contacts)
+    events = workspace.import_events(demo_events(), source_name="demo")
+    deployed = [workspace.deploy(flow).id for flow in list_templates()]
+    summaries = {}
+    for template_id in simulated:
+        progress(f"simulating {template_id} for {days:g} days")
+        result = simulate(load_template(template_id), contacts, days=days, home=home,
+                          progress=False)
+        summaries[template_id] = result.summary
+    marker = {"format": DEMO_FORMAT, "contacts": len(contacts), "events": events,
+              "deployed": deployed, "simulated": summaries, "days": days}
+    (home / DEMO_MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+    return marker
 
 
 def _register_compile() -> None:

@@ -1,37 +1,29 @@
-"""Flows on the real clock, who-is-where, and the demo workspace: the CLI's library half.
+"""The embedded runner: flows on the real clock, and who is where in them.
 
-`mawb run`, `mawb status` and `mawb demo` are thin commands over these functions so a
-notebook or a service can do the same without shelling out. The embedded runner is the
-engine's own `Workspace.tick` called at wall-clock time: a tick covers everything due up to
-now, so a late or skipped tick only delays work, it never loses or repeats it.
+`mawb run` and `mawb status` (and the Monitor page) are thin shells over these functions,
+so a notebook or a service can do the same without shelling out. The runner is the engine's
+own `Workspace.tick` called at wall-clock time: a tick covers everything due up to now, so a
+late or skipped tick only delays work, it never loses or repeats it.
 """
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
-import tempfile
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mawb import analytics
-from mawb.engine import Workspace
+from mawb.engine.workspace import Workspace
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     from mawb.model import Flow
 
 _INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-DEMO_MARKER = "demo.json"
-DEMO_FORMAT = 1
-DEMO_FLOWS = ("lead_welcome_v1", "trial_to_paid_v1", "customer_onboarding_v1")
-DEMO_DAYS = 14
+CHANNELS = ("email", "sms", "web_push", "social")
 
 
 def parse_interval(text: str) -> timedelta:
@@ -93,7 +85,7 @@ def status(workspace: Workspace, flow: Flow) -> dict[str, Any]:
     now = utc_now().replace(tzinfo=None)
     enrollments: dict[str, int] = {}
     waiting: dict[str, dict[str, Any]] = {}
-    messages = dict.fromkeys(analytics.CHANNELS, 0)
+    messages = dict.fromkeys(CHANNELS, 0)
     outbox: dict[str, int] = {}
     last_tick: datetime | None = None
     for partition in range(workspace.partitions):
@@ -109,8 +101,10 @@ def status(workspace: Workspace, flow: Flow) -> dict[str, Any]:
                 [now, now, flow.id],
             ).fetchall():
                 _add_waiting(waiting, node_id, int(count), int(due), next_wake)
-            for channel, count in analytics.messages_by_channel(connection, flow.id).items():
-                messages[channel] = messages.get(channel, 0) + count
+            for channel, count in connection.execute(
+                "SELECT channel, count(*) FROM messages WHERE flow_id = ? GROUP BY 1", [flow.id]
+            ).fetchall():
+                messages[channel] = messages.get(channel, 0) + int(count)
             for state, count in connection.execute(
                 "SELECT status, count(*) FROM outbox WHERE flow_id = ? GROUP BY 1", [flow.id]
             ).fetchall():
@@ -145,96 +139,3 @@ def _node_status(node_id: str, node_type: str, found: dict[str, Any] | None) -> 
     wake = found["next_wake"]
     return {"node_id": node_id, "type": node_type, "waiting": found["waiting"],
             "due": found["due"], "next_wake": wake.isoformat() if wake else None}
-
-
-@dataclass
-class DemoSummary:
-    """What `build_demo` made (or found already made)."""
-
-    home: Path
-    contacts: int
-    events: int
-    deployed: list[str]
-    simulated: dict[str, dict[str, Any]] = field(default_factory=dict)
-    reused: bool = False
-    seconds: float = 0.0
-
-
-def is_demo(home: Path) -> bool:
-    marker = home / DEMO_MARKER
-    try:
-        return json.loads(marker.read_text(encoding="utf-8")).get("format") == DEMO_FORMAT
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-def build_demo(
-    home: Path,
-    *,
-    rebuild: bool = False,
-    simulated: tuple[str, ...] = DEMO_FLOWS,
-    days: float = DEMO_DAYS,
-    progress: Callable[[str], None] | None = None,
-) -> DemoSummary:
-    """Create the demo workspace at `home`, or leave a finished one as it is.
-
-    Demo contacts and events are imported, every template is deployed, and `simulated`
-    templates run for `days` of virtual time with the response model from the demo epoch,
-    so dashboards show funnels, messages and engagement at once. The workspace is built in
-    a sibling folder and moved into place when complete, so an interrupted build leaves
-    nothing half-made and a second run never duplicates anything. A folder that holds
-    something other than a demo workspace is refused, never overwritten.
-    """
-    started = time.perf_counter()
-    if is_demo(home) and not rebuild:
-        marker = json.loads((home / DEMO_MARKER).read_text(encoding="utf-8"))
-        return DemoSummary(home, marker["contacts"], marker["events"], marker["deployed"],
-                           marker["simulated"], reused=True)
-    if home.exists() and any(home.iterdir()) and not is_demo(home):
-        raise ValueError(f"{home} already holds files that are not a mawb demo workspace; "
-                         "choose another --home (nothing was changed)")
-    home.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{home.name}-building-", dir=home.parent))
-    try:
-        summary = _fill_demo(building, simulated, days, progress or (lambda _: None))
-        _replace_folder(building, home)
-    finally:
-        shutil.rmtree(building, ignore_errors=True)
-    summary.home = home
-    summary.seconds = time.perf_counter() - started
-    return summary
-
-
-def _fill_demo(home: Path, simulated: tuple[str, ...], days: float,
-               progress: Callable[[str], None]) -> DemoSummary:
-    from mawb.data import demo_contacts, demo_events
-    from mawb.simulate import simulate
-    from mawb.templates import list_templates, load_template
-
-    workspace = Workspace(home)
-    contacts = demo_contacts()
-    progress(f"importing {len(contacts)} demo contacts and their events")
-    workspace.import_contacts(contacts)
-    events = workspace.import_events(demo_events(), source_name="demo")
-    deployed = [workspace.deploy(flow).id for flow in list_templates()]
-    summary = DemoSummary(home, len(contacts), events, deployed)
-    for template_id in simulated:
-        progress(f"simulating {template_id} for {days:g} days")
-        result = simulate(load_template(template_id), contacts, days=days, home=home,
-                          progress=False)
-        summary.simulated[template_id] = result.summary
-    marker = {"format": DEMO_FORMAT, "contacts": summary.contacts, "events": summary.events,
-              "deployed": deployed, "simulated": summary.simulated, "days": days}
-    (home / DEMO_MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
-    return summary
-
-
-def _replace_folder(source: Path, target: Path) -> None:
-    """Move the finished build into place; an old demo is removed only after that."""
-    retired = None
-    if target.exists():
-        retired = target.with_name(f".{target.name}-old-{time.time_ns()}")
-        target.rename(retired)
-    source.rename(target)
-    if retired is not None:
-        shutil.rmtree(retired, ignore_errors=True)
