@@ -8,17 +8,19 @@ panel shows on the canvas in the same run.
 
 from __future__ import annotations
 
+import json
 import tempfile
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import streamlit as st
 import yaml
 
 from mawb import templates
+from mawb.model import Settings
 from mawb.ui import builder_state as bs
 from mawb.ui.canvas import flow_canvas, latest_graph
-from mawb.ui.config_panel import render_config_panel
+from mawb.ui.config_panel import render_config_panel, render_model_inputs
 from mawb.ui.flow_graph import flow_to_graph, palette_items
 from mawb.ui.versions_panel import render_versions
 from mawb.validate import Report, validate_flow
@@ -152,9 +154,33 @@ def _flow_settings(state: bs.BuilderState) -> None:
                                    key=f"{prefix}::flow_description", height=80)
         flow_id = st.text_input("Flow id", value=state.flow.id, key=f"{prefix}::flow_id",
                                 help="Slug under which versions are saved")
-        update = {"name": name, "description": description, "id": flow_id.strip()}
-        if any(getattr(state.flow, key) != value for key, value in update.items()):
-            state.flow = state.flow.model_copy(update=update)
+        params = _flow_params(state, prefix)
+        st.markdown("**Behaviour**")
+        current = state.flow.settings.model_dump(mode="json", exclude_none=True)
+        settings = render_model_inputs(Settings, current, f"{prefix}::settings")
+        bs.apply_flow_fields(state, name=name, description=description, flow_id=flow_id.strip(),
+                             params=params, settings=settings)
+
+
+def _flow_params(state: bs.BuilderState, prefix: str) -> dict[str, Any]:
+    """The flow's tunable knobs as JSON: conditions use them as `:name`, the Experiments page
+    turns them into sliders, Airflow into DAG params."""
+    start = json.dumps(state.flow.params)
+    text = st.text_input("Params (JSON)", value=start, key=f"{prefix}::flow_params",
+                         help='Tunable knobs, e.g. {"engagement_threshold": 0.7}; '
+                         "conditions refer to them as :engagement_threshold")
+    try:
+        params = json.loads(text or "{}")
+    except json.JSONDecodeError as error:
+        st.error(f"Params: not valid JSON ({error.msg})", icon=":material/error:")
+        return dict(state.flow.params)
+    if not isinstance(params, dict) or not all(
+        isinstance(value, bool | int | float | str) for value in params.values()
+    ):
+        st.error("Params: an object of numbers, strings or booleans, e.g. {\"limit\": 3}",
+                 icon=":material/error:")
+        return dict(state.flow.params)
+    return params
 
 
 def _diagnostics(report: Report) -> None:

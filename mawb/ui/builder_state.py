@@ -13,7 +13,9 @@ import copy
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mawb.model import Flow, FlowFileError, Layout, loads
+from pydantic import ValidationError
+
+from mawb.model import Flow, FlowFileError, Layout, Settings, loads
 from mawb.ui.flow_graph import graph_to_flow
 from mawb.ui.layout import layered_positions
 
@@ -109,6 +111,22 @@ def apply_node_config(state: BuilderState, node_id: str, label: str | None,
             state.flow = state.flow.model_copy(update={"nodes": nodes})
             return True
     return False
+
+
+def apply_flow_fields(state: BuilderState, *, name: str, description: str, flow_id: str,
+                      params: dict[str, Any], settings: dict[str, Any]) -> bool:
+    """Write the flow settings panel into the draft; settings the model rejects are kept as
+    they were (the panel shows why). True when the draft changed."""
+    update: dict[str, Any] = {"name": name, "description": description, "id": flow_id,
+                              "params": params}
+    try:
+        update["settings"] = Settings.model_validate(settings)
+    except ValidationError:
+        pass
+    changed = {key: value for key, value in update.items() if getattr(state.flow, key) != value}
+    if changed:
+        state.flow = state.flow.model_copy(update=changed)
+    return bool(changed)
 
 
 def auto_layout(state: BuilderState) -> None:

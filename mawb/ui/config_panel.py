@@ -3,8 +3,10 @@
 No node type has hand-written UI: the field's type picks the input (checkbox, number, choice,
 multi-choice, text, list, JSON), its default and description become the initial value and the
 help text, and the params model itself reports the errors, shown under the field as the user
-types. The pure half (`field_specs`, `initial_values`, `params_from_values`, `field_errors`) is
-unit-tested; `render_config_panel` only draws Streamlit widgets for it.
+types. The same machinery edits the flow's
+own settings (any pydantic model works). The pure half (`field_specs`, `initial_values`,
+`params_from_values`, `field_errors`) is unit-tested; `render_config_panel` and
+`render_model_inputs` only draw Streamlit widgets for it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import types
 from dataclasses import dataclass
+from enum import Enum
 from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
@@ -20,9 +23,13 @@ from mawb import nodes
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from typing import TypeAlias
 
     from mawb.model import Node
     from mawb.nodes.base import NodeType
+
+    Editable: TypeAlias = type[NodeType] | type[BaseModel]
+    """A node type (its params model is edited) or any pydantic model (flow settings)."""
 
 Kind = Literal["bool", "int", "float", "choice", "multichoice", "text", "longtext", "list", "json"]
 
@@ -44,10 +51,11 @@ class FieldSpec:
     choices: tuple[Any, ...] = ()
 
 
-def field_specs(node_type: type[NodeType]) -> list[FieldSpec]:
-    """One spec per field of the type's params model, in declaration order."""
+def field_specs(editable: Editable) -> list[FieldSpec]:
+    """One spec per field of the type's params model (or of a pydantic model such as the flow's
+    Settings), in declaration order."""
     specs = []
-    for name, info in node_type.params_model.model_fields.items():
+    for name, info in _model(editable).model_fields.items():
         annotation, optional = _unwrap_optional(info.annotation)
         kind, choices = _kind(name, annotation)
         default = info.get_default(call_default_factory=True)
@@ -56,23 +64,23 @@ def field_specs(node_type: type[NodeType]) -> list[FieldSpec]:
     return specs
 
 
-def initial_values(node_type: type[NodeType], params: Mapping[str, Any]) -> dict[str, Any]:
+def initial_values(editable: Editable, params: Mapping[str, Any]) -> dict[str, Any]:
     """The value each input starts with: the params as the model reads them (so model-level
     defaults apply, e.g. a fresh delay waits one day), else the raw value, else the default;
     list and JSON fields as the text the user edits."""
     try:
-        effective = _plain(node_type.parse(params).model_dump(mode="json"))
+        effective = _plain(_model(editable).model_validate(dict(params)).model_dump(mode="json"))
     except ValidationError:
         effective = {}
     values = {}
-    for spec in field_specs(node_type):
+    for spec in field_specs(editable):
         value = effective.get(spec.name, params.get(spec.name, spec.default))
         values[spec.name] = _as_input(spec, value)
     return values
 
 
 def params_from_values(
-    node_type: type[NodeType], values: Mapping[str, Any], original: Mapping[str, Any]
+    editable: Editable, values: Mapping[str, Any], original: Mapping[str, Any]
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Params from the inputs' values, and the errors of inputs that cannot be read (bad JSON).
 
@@ -81,8 +89,8 @@ def params_from_values(
     from its field default is written too, so values the model filled in (a fresh delay's one
     day) stay what the panel shows. Unreadable inputs keep their original value.
     """
-    start = initial_values(node_type, original)
-    specs = [spec for spec in field_specs(node_type) if spec.name in values]
+    start = initial_values(editable, original)
+    specs = [spec for spec in field_specs(editable) if spec.name in values]
     if all(values[spec.name] == start[spec.name] for spec in specs):
         return dict(original), {}
     params = dict(original)
@@ -98,10 +106,10 @@ def params_from_values(
     return params, errors
 
 
-def field_errors(node_type: type[NodeType], params: Mapping[str, Any]) -> dict[str, str]:
-    """The params model's complaints keyed by top-level field (GENERAL for model-wide ones)."""
+def field_errors(editable: Editable, params: Mapping[str, Any]) -> dict[str, str]:
+    """The model's complaints keyed by top-level field (GENERAL for model-wide ones)."""
     try:
-        node_type.parse(params)
+        _model(editable).model_validate(dict(params))
     except ValidationError as error:
         found: dict[str, list[str]] = {}
         for item in error.errors():
@@ -130,13 +138,20 @@ def render_config_panel(node: Node, key_prefix: str) -> tuple[str | None, dict[s
     st.caption(node_type.help)
     label = st.text_input("Label", value=node.label or "", key=f"{key_prefix}::label",
                           placeholder=node_type.label, help="Name shown on the canvas")
-    start = initial_values(node_type, node.params)
+    return (label.strip() or None), render_model_inputs(node_type, node.params, key_prefix)
+
+
+def render_model_inputs(editable: Editable, current: Mapping[str, Any], key_prefix: str
+                        ) -> dict[str, Any]:
+    """Draw one input per field of ``editable`` starting from ``current``, show the model's
+    errors under them, and return the values as the user left them."""
+    start = initial_values(editable, current)
     values = {spec.name: _widget(spec, start[spec.name], f"{key_prefix}::{spec.name}")
-              for spec in field_specs(node_type)}
-    params, unreadable = params_from_values(node_type, values, node.params)
-    problems = {**field_errors(node_type, params), **unreadable}
+              for spec in field_specs(editable)}
+    params, unreadable = params_from_values(editable, values, current)
+    problems = {**field_errors(editable, params), **unreadable}
     _show_errors(problems, values)
-    return (label.strip() or None), params
+    return params
 
 
 def _show_errors(problems: dict[str, str], values: Mapping[str, Any]) -> None:
@@ -172,6 +187,11 @@ def _widget(spec: FieldSpec, value: Any, key: str) -> Any:
     return st.text_input(label, value=value or "", **common)
 
 
+def _model(editable: Editable) -> type[BaseModel]:
+    params_model = getattr(editable, "params_model", None)
+    return params_model if params_model is not None else editable  # type: ignore[return-value]
+
+
 def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
     if get_origin(annotation) in (Union, types.UnionType):
         args = [arg for arg in get_args(annotation) if arg is not type(None)]
@@ -190,6 +210,8 @@ def _kind(name: str, annotation: Any) -> tuple[Kind, tuple[Any, ...]]:
         return "float", ()
     if origin is Literal:
         return "choice", get_args(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return "choice", tuple(member.value for member in annotation)
     if annotation is str:
         return ("longtext" if name in LONG_TEXT_FIELDS else "text"), ()
     if origin is list:
@@ -205,6 +227,8 @@ def _as_input(spec: FieldSpec, value: Any) -> Any:
     if spec.kind == "list":
         return ", ".join(str(item) for item in value or [])
     if spec.kind == "json":
+        if value is None:
+            return ""
         return json.dumps(value, ensure_ascii=False, indent=None if _is_small(value) else 2)
     return value
 

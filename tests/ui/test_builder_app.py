@@ -178,3 +178,33 @@ def test_auto_layout_and_opening_a_saved_flow(home: Path) -> None:
     next(b for b in app.button if b.label == "Auto layout").click().run()
     assert state_of(app).canvas_key != before
     assert not app.exception
+
+
+def test_flow_settings_define_params_and_behaviour(app: AppTest) -> None:
+    graph = {"nodes": [node("start", "manual_trigger", 0),
+                       node("check", "if_condition", 300, {"condition": "score > :limit"})],
+             "edges": [edge("start", "check")], "selected": None}
+    send_canvas(app, graph)
+    assert [d["code"] for d in diagnostics(app)] == ["unknown_param"]
+    prefix = state_of(app).inputs_key
+    app.text_input(key=f"{prefix}::flow_params").set_value('{"limit": 3').run()
+    assert "Params: not valid JSON" in texts(app)
+    app.text_input(key=f"{prefix}::flow_params").set_value('{"limit": 3}').run()
+    assert diagnostics(app) == []
+    assert state_of(app).flow.params == {"limit": 3}
+    app.selectbox(key=f"{prefix}::settings::reentry").set_value("always").run()
+    app.text_input(key=f"{prefix}::flow_name").set_value("Scored welcome").run()
+    flow = state_of(app).flow
+    assert flow.settings.reentry == "always" and flow.name == "Scored welcome"
+    app.text_input(key=f"{prefix}::settings::tick").set_value("soon").run()
+    assert [d["code"] for d in diagnostics(app)] == ["bad_settings"]
+
+
+def test_simulate_hands_the_draft_to_the_experiments_page(app: AppTest) -> None:
+    send_canvas(app, {"nodes": [node("start", "manual_trigger", 0)], "edges": [],
+                      "selected": None})
+    next(b for b in app.button if b.label == "Simulate").click().run()
+    shared = app.session_state[bs.SHARED_FLOW_KEY]
+    assert isinstance(shared, mawb.Flow)
+    assert [n.id for n in shared.nodes] == ["start"]
+    assert shared is not state_of(app).flow
