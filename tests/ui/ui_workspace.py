@@ -6,12 +6,18 @@ and only read afterwards; tests that write (uploads, saved versions) copy it fir
 
 from __future__ import annotations
 
+import json
 import shutil
-from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import mawb
 from mawb.data import synthetic_contacts, synthetic_events
 from mawb.simulate import simulate
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
 
 FLOW_ID = "lead_welcome_v1"
 CONTACTS = 300
@@ -44,3 +50,14 @@ def copy_of_demo(base: Path, target: Path) -> Path:
     """A private, writable copy of the shared seeded workspace."""
     shutil.copytree(demo_home(base), target)
     return target
+
+
+def canvases(app: AppTest) -> dict[str, dict[str, Any]]:
+    """The flow canvases an AppTest run drew, by widget key, with the data sent to them."""
+    found = {}
+    for element in app.get("bidi_component"):
+        proto = element.proto  # type: ignore[attr-defined]
+        if proto.component_name == "mawb.flow_canvas":
+            key = str(element.key or proto.id).split("-", 2)[-1]  # type: ignore[attr-defined]
+            found[key] = json.loads(proto.json)
+    return found

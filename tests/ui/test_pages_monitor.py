@@ -1,0 +1,113 @@
+"""The Monitor page on a workspace with a simulated run, and on empty ones."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+from streamlit.testing.v1 import AppTest
+from ui_workspace import FLOW_ID, canvases, demo_home
+
+import mawb
+from mawb import analytics
+from mawb.ui import monitor_view
+from mawb.ui.reader import WorkspaceReader
+from mawb.versions import VersionStore
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+PAGE = "pages/3_Monitor.py"
+TIMEOUT = 120
+
+
+@pytest.fixture
+def seeded(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = demo_home(tmp_path_factory.getbasetemp())
+    monkeypatch.setenv("MAWB_HOME", str(home))
+    return home
+
+
+def monitor_app() -> AppTest:
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parents[2] / PAGE
+    return AppTest.from_file(str(page), default_timeout=TIMEOUT).run()
+
+
+def test_kpis_canvas_counts_and_charts_match_the_store(seeded: Path) -> None:
+    app = monitor_app()
+    assert not app.exception
+    with WorkspaceReader(seeded).read() as connection:
+        kpis = analytics.kpis(connection, FLOW_ID)
+    metrics = {metric.label: metric.value for metric in app.metric}
+    assert metrics["Enrolled"] == f"{kpis['enrolled']:,}" != "0"
+    assert metrics["Messages sent"] == f"{kpis['messages']:,}"
+    assert metrics["Open rate"] == f"{kpis['open_rate']:.1%}"
+    canvas = canvases(app)[f"monitor_canvas_{FLOW_ID}"]
+    assert canvas["read_only"] is True
+    counts = {node["id"]: node["data"]["counts"] for node in canvas["graph"]["nodes"]}
+    assert counts["start"]["entered"] == kpis["enrolled"]
+    assert sum(c["waiting"] for c in counts.values()) == kpis["active"]
+    assert len(app.get("plotly_chart")) == 2
+    assert any("No failed" in caption.value for caption in app.caption)
+
+
+def test_who_is_where_shows_path_and_messages(seeded: Path) -> None:
+    app = monitor_app()
+    app.text_input(key=f"monitor_search_{FLOW_ID}").input("c000").run()
+    assert not app.exception
+    contact = app.selectbox(key=f"monitor_contact_{FLOW_ID}")
+    assert contact.value is not None and "active" in contact.format_func(contact.value)
+    path, messages = app.dataframe[-3].value, app.dataframe[-2].value
+    assert list(dict.fromkeys(path["node_id"]))[:3] == ["start", "welcome", "wait_2d"]
+    assert len(messages) >= 1
+    app.text_input(key=f"monitor_search_{FLOW_ID}").input("nobody-here").run()
+    assert any("No contact" in info.value for info in app.info)
+
+
+def test_snapshot_counts_equal_the_funnel(seeded: Path) -> None:
+    flow = VersionStore(seeded).load(FLOW_ID)
+    snapshot = monitor_view.read_snapshot(WorkspaceReader(seeded), flow)
+    counts = snapshot.node_counts()
+    assert list(counts) == [node.id for node in flow.nodes]
+    assert counts["welcome"]["entered"] == int(
+        snapshot.funnel.set_index("node_id").loc["welcome", "entered"])
+
+
+def test_ordered_path_follows_the_flow_within_a_tick() -> None:
+    import pandas as pd
+
+    flow = mawb.load_template(FLOW_ID)
+    ts = pd.Timestamp("2026-11-02")
+    path = pd.DataFrame({"ts": [ts] * 4, "node_id": ["wait_2d", "welcome", "start", "start"],
+                         "event": ["entered", "entered", "completed", "entered"],
+                         "branch": None, "reason": None})
+    ordered = monitor_view.ordered_path(path, flow)
+    assert list(zip(ordered["node_id"], ordered["event"], strict=True)) == [
+        ("start", "entered"), ("start", "completed"), ("welcome", "entered"),
+        ("wait_2d", "entered")]
+
+
+def test_empty_workspace_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                         ) -> None:
+    monkeypatch.setenv("MAWB_HOME", str(tmp_path / "empty"))
+    app = monitor_app()
+    assert not app.exception
+    assert [info.value for info in app.info] == [monitor_view.NOTHING_DEPLOYED]
+    assert not app.metric
+
+
+def test_deployed_flow_that_never_ran(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "home"
+    VersionStore(home).save(mawb.load_template(FLOW_ID), "first")
+    monkeypatch.setenv("MAWB_HOME", str(home))
+    app = monitor_app()
+    assert [info.value for info in app.info] == [monitor_view.NO_STORE]
+    from mawb.engine import Workspace
+
+    Workspace(home)  # an empty store: the flow is deployed but has not run
+    app = monitor_app()
+    assert not app.exception
+    assert any("has not run yet" in info.value for info in app.info)
+    assert {metric.label: metric.value for metric in app.metric}["Enrolled"] == "0"
