@@ -144,6 +144,9 @@ def candidates(connection: duckdb.DuckDBPyConnection, flow: Flow, node: Node, pa
 
 def enroll(connection: duckdb.DuckDBPyConnection, flow: Flow, node: Node, now: datetime) -> None:
     """Turn `candidates` into enrollments + tokens at the trigger node, honouring reentry."""
+    found = connection.execute("SELECT EXISTS (SELECT 1 FROM candidates)").fetchone()
+    if not (found and found[0]):
+        return
     reentry = {
         "never": "NOT EXISTS (SELECT 1 FROM enrollments e WHERE e.contact_id = k.contact_id "
                  "AND e.flow_id = ?)",

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mawb.engine.cohort import literal
+from mawb.engine.store import contact_column_names
 from mawb.personalize import TemplateError, render
 
 if TYPE_CHECKING:
@@ -36,10 +37,7 @@ class Provider(Protocol):
 
 
 def _columns(connection: duckdb.DuckDBPyConnection) -> set[str]:
-    rows = connection.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = 'contacts'"
-    ).fetchall()
-    return {row[0] for row in rows}
+    return contact_column_names(connection)
 
 
 def suppress_without_consent(connection: duckdb.DuckDBPyConnection, flow: Flow,
@@ -218,7 +216,7 @@ def send_with(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime,
         provider = providers[record["channel"]]
         try:
             reference = provider.send(record)
-        except Exception as error:  # noqa: BLE001 - any provider failure is retried
+        except Exception as error:
             attempts = int(record["attempts"]) + 1
             status = "dead" if attempts >= MAX_ATTEMPTS else "pending"
             retry_at = now + timedelta(minutes=2 ** attempts)
@@ -244,6 +242,12 @@ def send_with(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime,
 def dispatch(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime,
              providers: dict[str, Provider] | None = None) -> None:
     """Run every outbox rule, then send (caller holds the transaction)."""
+    due = connection.execute(
+        "SELECT EXISTS (SELECT 1 FROM outbox WHERE flow_id = ? AND status = 'pending' "
+        "AND not_before <= ?)", [flow.id, now],
+    ).fetchone()
+    if not (due and due[0]):
+        return  # every rule below only touches pending rows that are due
     suppress_without_consent(connection, flow, now)
     defer_quiet_hours(connection, flow, now)
     apply_frequency_cap(connection, flow, now)

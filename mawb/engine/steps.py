@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from mawb import graph
 from mawb.engine.cohort import SINGLE, literal, quote
 from mawb.engine.render import liquid_to_sql
+from mawb.engine.store import contact_column_names
 from mawb.nodes import actions, integrations, logic
 
 if TYPE_CHECKING:
@@ -42,10 +43,7 @@ def step(type_name: str) -> Callable[[Callable[[Cohort], None]], Callable[[Cohor
 
 
 def _columns(cohort: Cohort) -> set[str]:
-    rows = cohort.connection.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = 'contacts'"
-    ).fetchall()
-    return {row[0] for row in rows}
+    return contact_column_names(cohort.connection)
 
 
 def _text_sql(cohort: Cohort, template: str | None, columns: set[str]) -> str:

@@ -153,10 +153,16 @@ def migrate(connection: duckdb.DuckDBPyConnection) -> int:
 def contact_columns(connection: duckdb.DuckDBPyConnection) -> dict[str, str]:
     """Column name -> DuckDB type of the contacts table."""
     rows = connection.execute(
-        "SELECT column_name, data_type FROM information_schema.columns "
-        "WHERE table_name = 'contacts' ORDER BY ordinal_position"
+        "SELECT column_name, data_type FROM duckdb_columns() "
+        "WHERE schema_name = 'main' AND table_name = 'contacts' ORDER BY column_index"
     ).fetchall()
     return {name: dtype for name, dtype in rows}
+
+
+def contact_column_names(connection: duckdb.DuckDBPyConnection) -> set[str]:
+    """Names of the contacts columns (steps ask every tick; information_schema is slow)."""
+    description = connection.execute("SELECT * FROM main.contacts LIMIT 0").description
+    return {column[0] for column in description or []}
 
 
 def now_utc() -> datetime:

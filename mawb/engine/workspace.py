@@ -12,6 +12,7 @@ Layout (default `./.mawb`, or `MAWB_HOME`): `store.duckdb` (one partition) or
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -25,13 +26,15 @@ from mawb import graph, nodes
 from mawb.engine import enroll, outbox
 from mawb.engine.cohort import Cohort, apply, literal, prepare, quote
 from mawb.engine.steps import EVERY_TICK, STEPS
-from mawb.engine.store import connect, migrate, utc_naive
+from mawb.engine.store import connect, contact_columns, migrate, utc_naive
 from mawb.expr import to_sql
 from mawb.model import Flow, load
 from mawb.nodes.base import Category
 from mawb.validate import FlowInvalidError, validate_flow
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import duckdb
 
 INGEST = "_ingest"
@@ -78,6 +81,7 @@ class Workspace:
     def __init__(self, home: str | Path | None = None, partitions: int = 1) -> None:
         self.home = Path(home) if home is not None else default_home()
         self.partitions = partitions
+        self._held: dict[int, duckdb.DuckDBPyConnection] = {}
         self.home.mkdir(parents=True, exist_ok=True)
         for partition in range(partitions):
             with self.connection(partition) as connection:
@@ -92,7 +96,29 @@ class Workspace:
         return folder / f"{partition}.duckdb"
 
     def connection(self, partition: int = 0, read_only: bool = False) -> _Connection:
-        return _Connection(self.store_path(partition), read_only)
+        """A short-lived connection, or the one a `session` holds for this partition."""
+        return _Connection(self.store_path(partition), read_only, self._held.get(partition))
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Workspace]:
+        """Hold one writable connection per partition until the block ends.
+
+        Opening and closing a DuckDB file costs tens of milliseconds, more than a small tick;
+        a process that owns the workspace for a while (a simulation, a benchmark, a test)
+        keeps it open instead. Every stage is still its own transaction, so crash safety is
+        unchanged; other processes wait (with bounded retry) until the session ends.
+        """
+        if self._held:
+            yield self
+            return
+        try:
+            for partition in range(self.partitions):
+                self._held[partition] = connect(self.store_path(partition))
+            yield self
+        finally:
+            held, self._held = self._held, {}
+            for connection in held.values():
+                connection.close()
 
     def flow_path(self, flow_id: str, version: int) -> Path:
         return self.home / "flows" / flow_id / f"v{version}.json"
@@ -157,15 +183,17 @@ class Workspace:
         existing = {r[0] for r in connection.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = 'contacts'"
         ).fetchall()}
-        connection.register("shape", frame.head(0))
+        # Describe the whole frame: DuckDB infers object columns from their values, so an
+        # empty head would type them "NULL". An all-null column becomes VARCHAR (a flow that
+        # writes numbers into it retypes it at deploy, see _ensure_written_columns).
+        connection.register("shape", frame)
         types = dict(connection.execute("SELECT column_name, column_type FROM "
                                         "(DESCRIBE SELECT * FROM shape)").fetchall())
         connection.unregister("shape")
         for column in frame.columns:
             if column not in existing:
-                connection.execute(
-                    f"ALTER TABLE contacts ADD COLUMN {quote(column)} {types[column]}"
-                )
+                dtype = "VARCHAR" if types[column] == '"NULL"' else types[column]
+                connection.execute(f"ALTER TABLE contacts ADD COLUMN {quote(column)} {dtype}")
 
     # -- flows -------------------------------------------------------------------------------
     def deploy(self, flow: Flow) -> Flow:
@@ -274,18 +302,23 @@ class Workspace:
 
 
 class _Connection:
-    """Context manager over a short-lived store connection."""
+    """Context manager over a short-lived store connection (or a session's, left open)."""
 
-    def __init__(self, path: Path, read_only: bool) -> None:
+    def __init__(self, path: Path, read_only: bool,
+                 held: duckdb.DuckDBPyConnection | None = None) -> None:
         self.path = path
         self.read_only = read_only
+        self.held = held
 
     def __enter__(self) -> duckdb.DuckDBPyConnection:
+        if self.held is not None:
+            return self.held
         self._connection = connect(self.path, read_only=self.read_only)
         return self._connection
 
     def __exit__(self, *exc: object) -> None:
-        self._connection.close()
+        if self.held is None:
+            self._connection.close()
 
 
 def _ensure_written_columns(connection: duckdb.DuckDBPyConnection, flow: Flow) -> None:
@@ -302,8 +335,23 @@ def _ensure_written_columns(connection: duckdb.DuckDBPyConnection, flow: Flow) -
                 wanted[name] = _sql_type(value)
         for name in getattr(params, "store", None) or {}:
             wanted[name] = "VARCHAR"
+    existing = contact_columns(connection)
     for name, dtype in wanted.items():
-        connection.execute(f"ALTER TABLE contacts ADD COLUMN IF NOT EXISTS {quote(name)} {dtype}")
+        if name not in existing:
+            connection.execute(f"ALTER TABLE contacts ADD COLUMN {quote(name)} {dtype}")
+        elif existing[name] != dtype and _all_null(connection, name):
+            # Imported without a single value, so its type was a guess: take the flow's.
+            connection.execute(
+                f"ALTER TABLE contacts ALTER COLUMN {quote(name)} SET DATA TYPE {dtype} "
+                f"USING CAST(NULL AS {dtype})"
+            )
+
+
+def _all_null(connection: duckdb.DuckDBPyConnection, name: str) -> bool:
+    row = connection.execute(
+        f"SELECT count({quote(name)}) FROM contacts"
+    ).fetchone()
+    return row is None or row[0] == 0
 
 
 def _sql_type(value: object) -> str:
@@ -320,7 +368,7 @@ def run_stage(connection: duckdb.DuckDBPyConnection, flow: Flow, stage: str, now
     flow_params = {**flow.params, **(params or {})}
     connection.execute("BEGIN")
     try:
-        started = datetime.now()  # noqa: DTZ005 - wall clock of the run, not flow time
+        started = datetime.now()
         if stage == INGEST:
             _ingest(connection, now)
         elif stage == DISPATCH:
@@ -338,6 +386,11 @@ def run_stage(connection: duckdb.DuckDBPyConnection, flow: Flow, stage: str, now
 
 
 def _ingest(connection: duckdb.DuckDBPyConnection, now: datetime) -> None:
+    due = connection.execute(
+        "SELECT EXISTS (SELECT 1 FROM events WHERE applied_at IS NULL AND ts <= ?)", [now]
+    ).fetchone()
+    if not (due and due[0]):
+        return
     connection.execute(EVENT_EFFECTS, [now])
     connection.execute("UPDATE events SET applied_at = ? WHERE applied_at IS NULL AND ts <= ?",
                        [now, now])
@@ -351,16 +404,28 @@ def _node_step(connection: duckdb.DuckDBPyConnection, flow: Flow, node_id: str, 
     if node_type.category is Category.TRIGGER:
         enroll.candidates(connection, flow, node, params, now, flow_params)
         enroll.enroll(connection, flow, node, now)
-    prepare(connection, flow, node.id, node_type, now, every_token=node.type in EVERY_TICK)
-    cohort = Cohort(connection, flow, node, node_type, params, now, flow_params)
-    if cohort.size() == 0:
+    every_token = node.type in EVERY_TICK
+    if not _anyone_due(connection, flow, node.id, now, every_token):
         return  # most nodes are idle at most ticks; skip their statements entirely
+    prepare(connection, flow, node.id, node_type, now, every_token=every_token)
+    cohort = Cohort(connection, flow, node, node_type, params, now, flow_params)
     if node_type.category is Category.TRIGGER:
         cohort.pass_all()
     else:
         STEPS[node.type](cohort)
     apply(cohort)
     _complete(connection, flow, now, "cohort")
+
+
+def _anyone_due(connection: duckdb.DuckDBPyConnection, flow: Flow, node_id: str,
+                now: datetime, every_token: bool) -> bool:
+    """Whether any token waits at the node (and is due, unless the step sees every token)."""
+    row = connection.execute(
+        "SELECT EXISTS (SELECT 1 FROM tokens WHERE flow_id = ? AND version = ? AND node_id = ? "
+        "AND (? OR wake_at <= ?))",
+        [flow.id, flow.version, node_id, every_token, now],
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def _complete(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime,

@@ -9,11 +9,10 @@ test_regressions.py.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import pytest
-from engine_harness import assert_same, run_both, written_attributes
+from engine_harness import assert_same, run_both, scratch_home, written_attributes
 from flow_strategies import flows, histories, populations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -32,6 +31,6 @@ def test_engine_matches_reference(data: st.DataObject) -> None:
     assert report.valid, report
     contacts = data.draw(populations(), label="contacts")
     events = data.draw(histories(contacts), label="events")
-    with tempfile.TemporaryDirectory() as home:
+    with scratch_home() as home:
         pair = run_both(flow, contacts, events, Path(home), max_ticks=25)
     assert_same(pair, written_attributes(flow))
