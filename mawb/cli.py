@@ -11,7 +11,7 @@ import contextlib
 import json
 import sys
 import tempfile
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -509,6 +509,7 @@ DEMO_MARKER = "demo.json"
 DEMO_FORMAT = 1
 DEMO_FLOWS = ("lead_welcome_v1", "trial_to_paid_v1", "customer_onboarding_v1")
 DEMO_DAYS = 14
+DEMO_STEP_HOURS = 12  # the simulator's longest clock jump: coarse enough to build in seconds
 
 
 @app.command("demo")
@@ -592,7 +593,7 @@ def _fill_demo(home: Path, simulated: tuple[str, ...], days: float,
     for template_id in simulated:
         progress(f"simulating {template_id} for {days:g} days")
         result = simulate(load_template(template_id), contacts, days=days, home=home,
-                          progress=False)
+                          progress=False, max_step=timedelta(hours=DEMO_STEP_HOURS))
         summaries[template_id] = result.summary
     marker = {"format": DEMO_FORMAT, "contacts": len(contacts), "events": events,
               "deployed": deployed, "simulated": summaries, "days": days}
