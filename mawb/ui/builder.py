@@ -81,7 +81,7 @@ def _open_saved(state: bs.BuilderState, store: VersionStore, flow_id: str) -> No
 
 def _header(state: bs.BuilderState, store: VersionStore) -> None:
     title, status = st.columns([3, 2], vertical_alignment="bottom")
-    title.title(f"Builder · {state.flow.name or state.flow.id}")
+    title.header(f"Builder · {state.flow.name or state.flow.id}")
     based = f"v{state.based_on}" if state.based_on else "never saved"
     changed = " · unsaved changes" if state.dirty else ""
     status.markdown(f"`{state.flow.id}` · {based}{changed}")

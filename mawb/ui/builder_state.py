@@ -55,12 +55,12 @@ class BuilderState:
 
     @property
     def dirty(self) -> bool:
-        """Whether the draft differs from the version it is based on."""
+        """Whether the draft behaves differently from the version it is based on."""
         if self.saved is None:
             return bool(self.flow.nodes)
-        return self.saved.model_dump(exclude={"version"}) != self.flow.model_dump(
-            exclude={"version"}
-        )
+        # Layout is left out: opening a deployed flow lays it out, which is not an edit.
+        ignored = {"version", "ui"}
+        return self.saved.model_dump(exclude=ignored) != self.flow.model_dump(exclude=ignored)
 
 
 def new_flow(flow_id: str = NEW_FLOW_ID) -> Flow:

@@ -20,8 +20,8 @@ from mawb import graph
 if TYPE_CHECKING:
     from mawb.model import Edge, Flow
 
-LAYER_GAP = 300.0
-"""Horizontal distance between layers (a canvas node is 210 px wide, plus room for labels)."""
+LAYER_GAP = 260.0
+"""Horizontal distance between layers (a canvas node is 210 px wide, plus room for the edge)."""
 ROW_GAP = 120.0
 """Vertical distance between nodes of the same layer."""
 _SWEEPS = 4
@@ -33,7 +33,7 @@ def layered_positions(flow: Flow) -> dict[str, tuple[float, float]]:
     >>> from mawb.model import Flow
     >>> flow = Flow.new("f").add("a", "manual_trigger").add("b", "email_send").connect("a", "b")
     >>> layered_positions(flow)
-    {'a': (0.0, 0.0), 'b': (300.0, 0.0)}
+    {'a': (0.0, 0.0), 'b': (260.0, 0.0)}
     """
     ids = list(dict.fromkeys(node.id for node in flow.nodes))
     edges = _acyclic_edges(flow, ids)

@@ -160,7 +160,7 @@ def test_compile_previews_the_dag(home: Path) -> None:
     app = AppTest.from_file(str(PAGE), default_timeout=TIMEOUT)
     app.session_state[bs.SHARED_FLOW_KEY] = mawb.load_template("lead_welcome_v1")
     app.run()
-    assert "Builder · " in app.title[0].value
+    assert "Builder · " in app.header[0].value
     assert state_of(app).flow.id == "lead_welcome_v1"
     next(b for b in app.button if b.label == "Compile to an Airflow DAG").click().run()
     source = app.code[0].value
