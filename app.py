@@ -24,4 +24,4 @@ st.set_page_config(page_title="mawb workbench", page_icon="🧭", layout="wide")
 menu = [st.Page(home, title="Home", icon=":material/home:", default=True)]
 menu += [st.Page(path, title=title, icon=icon) for path, title, icon, _ in PAGES
          if (ROOT / path).exists()]
-st.navigation(menu, position="top").run()
+st.navigation(menu).run()

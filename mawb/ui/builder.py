@@ -124,7 +124,7 @@ def _simulate(state: bs.BuilderState) -> None:
     try:
         st.switch_page(EXPERIMENTS_PAGE)
     except st.errors.StreamlitAPIException:
-        st.info("The flow is ready for the Experiments page; open it from the sidebar.")
+        st.info("The flow is ready for the Experiments page; open it from the navigation.")
 
 
 def _canvas(state: bs.BuilderState, report: Report) -> None:
