@@ -78,9 +78,9 @@ def _read_store(path: Path, overview: Overview) -> None:
         overview.contacts = _count(connection, "SELECT count(*) FROM contacts")
         overview.events = _count(connection, "SELECT count(*) FROM events")
         frame = connection.execute(
-            "SELECT flow_id AS flow, max(tick_time) AS last_tick, "
-            "count(DISTINCT tick_time) AS ticks, max(finished_at) AS finished "
-            "FROM runs GROUP BY flow_id ORDER BY last_tick DESC LIMIT ?",
+            'SELECT flow_id AS flow, count(DISTINCT tick_time) AS ticks, '
+            '  max(tick_time) AS "last tick (flow clock)", max(finished_at) AS "ran at" '
+            'FROM runs GROUP BY flow_id ORDER BY "ran at" DESC LIMIT ?',
             [RECENT_RUNS],
         ).fetchdf()
         overview.runs = frame.to_dict("records")

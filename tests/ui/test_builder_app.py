@@ -208,3 +208,17 @@ def test_simulate_hands_the_draft_to_the_experiments_page(app: AppTest) -> None:
     assert isinstance(shared, mawb.Flow)
     assert [n.id for n in shared.nodes] == ["start"]
     assert shared is not state_of(app).flow
+
+
+def test_home_page_summarises_the_workspace_and_links_pages(home: Path) -> None:
+    VersionStore(home).save(mawb.load_template("win_back_v1"), "seeded")
+    app = AppTest.from_file(str(PAGE.parents[1] / "app.py"), default_timeout=TIMEOUT)
+    app.run()
+    assert not app.exception
+    assert "Marketing Automation Workbench" in app.title[0].value
+    metrics = {metric.label: metric.value for metric in app.metric}
+    assert metrics["Saved flows"] == "1" and metrics["Contacts"] == "—"
+    flows = app.dataframe[0].value
+    assert flows["flow"].tolist() == ["win_back_v1"]
+    assert flows["last message"].tolist() == ["seeded"]
+    assert "No store yet" in texts(app)
