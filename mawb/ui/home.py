@@ -115,7 +115,8 @@ def render_home(repo_root: Path, home: str | Path | None = None) -> None:
     contacts.metric("Contacts", _number(overview.contacts))
     events.metric("Events", _number(overview.events))
     runs.metric("Flows with runs", len(overview.runs))
-    st.caption(f"Workspace: `{overview.home}`")
+    st.caption(f"Workspace folder `{overview.home.name or overview.home}` "
+               "(set `MAWB_HOME` to use another)")
     if overview.store_note:
         st.info(overview.store_note, icon=":material/info:")
     _links(repo_root)

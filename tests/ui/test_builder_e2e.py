@@ -59,10 +59,22 @@ def wait_for_health(url: str, process: subprocess.Popen[bytes], timeout: float =
     raise TimeoutError(f"streamlit did not become healthy at {url}")
 
 
+def seed_contacts(home: Path) -> None:
+    """A small population, so the home page has something to count."""
+    from mawb.data import synthetic_contacts, synthetic_events
+    from mawb.engine.workspace import Workspace
+
+    contacts = synthetic_contacts(500, seed=1)
+    workspace = Workspace(home)
+    workspace.import_contacts(contacts)
+    workspace.import_events(synthetic_events(contacts, seed=1))
+
+
 @pytest.fixture(scope="module")
 def workbench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """`streamlit run app.py` on a free loopback port with MAWB_HOME in a temp folder."""
     home = tmp_path_factory.mktemp("mawb_home")
+    seed_contacts(home)
     log_path = home.parent / "streamlit.log"
     port = free_port()
     command = [
@@ -248,6 +260,8 @@ def test_build_validate_configure_save_and_diff(
     page.get_by_role("link", name="Home").first.click()
     page.get_by_text("Saved flows").wait_for(timeout=SETTLE_MS)
     ui.settle()
+    metrics = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
+    assert metrics[:2] == ["1", "500"]
     home_shot = ui.shot("home")
     DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(home_shot, DOCS_SCREENSHOTS / "home.png")
