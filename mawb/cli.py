@@ -113,10 +113,12 @@ def load_flow(spec: str) -> Flow:
     from mawb.templates import load_template, template_ids
 
     path = Path(spec)
-    if not path.exists() and spec in template_ids():
+    if path.exists():
+        document = read_document(path)
+    elif spec in template_ids():
         document = load_template(spec).to_dict()
     else:
-        document = read_document(path)
+        raise FlowFileError(spec, "no such flow file or template id (see mawb templates list)")
     report = validate_document(document)
     if not report.valid:
         raise _Invalid(spec, report)

@@ -18,13 +18,13 @@ BROKEN = HERE.parent / "validate" / "broken"
 runner = CliRunner()
 
 
-def mawb(*args: object) -> Any:
+def cli(*args: object) -> Any:
     """Run `mawb ARGS...` in-process and return Typer's result."""
     return runner.invoke(app, [str(arg) for arg in args])
 
 
-def mawb_json(*args: object) -> Any:
-    result = mawb(*args, "--json")
+def cli_json(*args: object) -> Any:
+    result = cli(*args, "--json")
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 

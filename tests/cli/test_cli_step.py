@@ -8,14 +8,17 @@ an invalid flow or bad argument must change nothing and say what is wrong.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from cli_helpers import BROKEN, error_lines, mawb, store_rows
+from cli_helpers import BROKEN, cli, error_lines, store_rows
 
-import mawb as mawb_api
+import mawb
 from mawb.data import synthetic_contacts
 from mawb.engine import Workspace
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 TICKS = [START, START + timedelta(days=2, hours=1)]
@@ -29,7 +32,7 @@ def _workspace(home: Path, partitions: int) -> Workspace:
 
 @pytest.mark.parametrize("partitions", [1, 2])
 def test_steps_node_by_node_equal_whole_ticks(tmp_path: Path, partitions: int) -> None:
-    flow = mawb_api.load_template("lead_welcome_v1")
+    flow = mawb.load_template("lead_welcome_v1")
     flow_file = flow.save(tmp_path / "flow.json")
     embedded = _workspace(tmp_path / "embedded", partitions)
     embedded.deploy(flow)
@@ -38,7 +41,7 @@ def test_steps_node_by_node_equal_whole_ticks(tmp_path: Path, partitions: int) -
         embedded.tick(flow, tick)
         for stage in stepped.stages(flow):
             for partition in range(partitions):
-                result = mawb("step", "--flow", flow_file, "--node", stage,
+                result = cli("step", "--flow", flow_file, "--node", stage,
                               "--partition", partition, "--partitions", partitions,
                               "--tick-time", tick.isoformat(), "--home", stepped.home,
                               "--param", "engagement_threshold=0.7")
@@ -55,16 +58,16 @@ def test_step_is_idempotent(tmp_path: Path) -> None:
     args = ["step", "--flow", "lead_welcome_v1", "--tick-time", "2026-11-02T09:00:00Z",
             "--home", home]
     for stage in ("_ingest", "start", "welcome", "_dispatch"):
-        assert mawb(*args, "--node", stage).exit_code == 0
+        assert cli(*args, "--node", stage).exit_code == 0
     once = store_rows(workspace.store_path())
     for stage in ("_ingest", "start", "welcome", "_dispatch"):  # an Airflow retry
-        assert mawb(*args, "--node", stage).exit_code == 0
+        assert cli(*args, "--node", stage).exit_code == 0
     assert store_rows(workspace.store_path()) == once
 
 
 def test_step_refuses_an_invalid_flow_and_changes_nothing(tmp_path: Path) -> None:
     home = tmp_path / "ws"
-    result = mawb("step", "--flow", BROKEN / "bad_condition.json", "--node", "_ingest",
+    result = cli("step", "--flow", BROKEN / "bad_condition.json", "--node", "_ingest",
                   "--tick-time", "2026-11-02T09:00:00Z", "--home", home)
     assert result.exit_code == 1
     lines = error_lines(result)
@@ -84,7 +87,7 @@ def test_step_refuses_an_invalid_flow_and_changes_nothing(tmp_path: Path) -> Non
     ],
 )
 def test_step_rejects_bad_arguments(tmp_path: Path, extra: list[str], fragment: str) -> None:
-    result = mawb("step", "--flow", "lead_welcome_v1", "--tick-time", "2026-11-02T09:00:00Z",
+    result = cli("step", "--flow", "lead_welcome_v1", "--tick-time", "2026-11-02T09:00:00Z",
                   "--home", tmp_path / "ws", *extra)
     assert result.exit_code == 2
     (line,) = error_lines(result)
@@ -94,15 +97,15 @@ def test_step_rejects_bad_arguments(tmp_path: Path, extra: list[str], fragment: 
 
 
 def test_step_rejects_a_bad_tick_time(tmp_path: Path) -> None:
-    result = mawb("step", "--flow", "lead_welcome_v1", "--node", "start", "--tick-time",
+    result = cli("step", "--flow", "lead_welcome_v1", "--node", "start", "--tick-time",
                   "next tuesday", "--home", tmp_path / "ws")
     assert result.exit_code == 2
     assert "--tick-time 'next tuesday': expected an ISO 8601 time" in result.stderr
 
 
 def test_step_names_an_unreadable_flow_file(tmp_path: Path) -> None:
-    result = mawb("step", "--flow", tmp_path / "missing.json", "--node", "start",
+    result = cli("step", "--flow", tmp_path / "missing.json", "--node", "start",
                   "--tick-time", "2026-11-02T09:00:00Z", "--home", tmp_path / "ws")
     assert result.exit_code == 2
     (line,) = error_lines(result)
-    assert line.startswith(f"error: {tmp_path / 'missing.json'}: cannot read file")
+    assert line.startswith(f"error: {tmp_path / 'missing.json'}: no such flow file")
