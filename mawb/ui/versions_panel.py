@@ -80,9 +80,10 @@ def _history(state: bs.BuilderState, store: VersionStore) -> None:
 def _diff_view(state: bs.BuilderState, store: VersionStore, numbers: list[int]) -> None:
     older, newer = st.columns(2)
     choices: list[int | str] = [DRAFT, *numbers]
-    default_to = 0 if state.dirty else 1
-    to_choice = newer.selectbox("Compare to", choices, index=min(default_to, len(choices) - 1),
-                                key=_compare_key(state, "to"), format_func=_label)
+    to_key = _compare_key(state, "to")
+    if st.session_state.get(to_key) not in choices:
+        st.session_state[to_key] = DRAFT if state.dirty else numbers[0]
+    to_choice = newer.selectbox("Compare to", choices, key=to_key, format_func=_label)
     from_key = _compare_key(state, "from")
     if st.session_state.get(from_key) not in choices:
         fallback = numbers[1] if len(numbers) > 1 else numbers[0]

@@ -136,6 +136,7 @@ def test_save_history_diff_and_rollback(app: AppTest, home: Path) -> None:
     assert state_of(app).dirty
     save(app, "friendlier subject")
     assert "1 param changed" in texts(app)
+    assert [w.value for w in app.warning] == []
     history = next(f.value for f in app.dataframe if "message" in f.value.columns)
     assert history["message"].tolist() == ["friendlier subject", "first cut"]
     changes = next(f.value for f in app.dataframe if "subject" in f.value.columns)
