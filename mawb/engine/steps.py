@@ -54,6 +54,17 @@ def _text_sql(cohort: Cohort, template: str | None, columns: set[str]) -> str:
     return rendered if rendered is not None else "NULL"
 
 
+# One row per key: two tokens of one enrollment at the same node in the same tick (paths of a
+# fork meeting again without a merge) share a key, as do rows this node wrote at earlier ticks.
+UNIQUE_TOKENS = "(SELECT DISTINCT ON (enrollment_id, coalesce(iteration, 0)) * FROM cohort)"
+
+
+def _new_keys(cohort: Cohort) -> str:
+    """Keep rows whose key this node has not written yet (only its own rows can match)."""
+    return (f"WHERE ({KEY_SQL}) NOT IN (SELECT idempotency_key FROM outbox "
+            f"WHERE flow_id = {literal(cohort.flow.id)} AND node_id = {literal(cohort.node.id)})")
+
+
 def _enqueue(cohort: Cohort, channel: str, recipient: str, subject: str, body: str) -> None:
     """Insert one outbox row per cohort token whose key is new."""
     cohort.sql(
@@ -61,9 +72,9 @@ def _enqueue(cohort: Cohort, channel: str, recipient: str, subject: str, body: s
         INSERT INTO outbox
         SELECT {KEY_SQL}, t.flow_id, t.version, t.contact_id, t.node_id, t.iteration, ?,
                {recipient}, {subject}, {body}, NULL, 'pending', 0, NULL, NULL, ?, ?, NULL
-        FROM cohort t JOIN contacts c USING (contact_id)
+        FROM {UNIQUE_TOKENS} t JOIN contacts c USING (contact_id)
              LEFT JOIN enrollments e USING (enrollment_id)
-        WHERE ({KEY_SQL}) NOT IN (SELECT idempotency_key FROM outbox)
+        {_new_keys(cohort)}
         """,
         [channel, cohort.now, cohort.now],
     )
@@ -130,8 +141,8 @@ def _request(cohort: Cohort, channel: str) -> None:
         INSERT INTO outbox
         SELECT {KEY_SQL}, t.flow_id, t.version, t.contact_id, t.node_id, t.iteration, ?,
                NULL, NULL, NULL, ?, 'pending', 0, NULL, NULL, ?, ?, NULL
-        FROM cohort t LEFT JOIN enrollments e USING (enrollment_id)
-        WHERE ({KEY_SQL}) NOT IN (SELECT idempotency_key FROM outbox)
+        FROM {UNIQUE_TOKENS} t LEFT JOIN enrollments e USING (enrollment_id)
+        {_new_keys(cohort)}
         """,
         [channel, payload, cohort.now, cohort.now],
     )

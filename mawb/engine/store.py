@@ -25,7 +25,8 @@ import duckdb
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-STORE_SCHEMA_VERSION = 1
+STORE_SCHEMA_VERSION = 2
+CHECKPOINT_THRESHOLD = "1GB"
 
 # Engine-maintained engagement attributes every contact has (the response model and event
 # effects update them; conditions such as `email_opens > 0` may read them).
@@ -86,7 +87,11 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS applied (what VARCHAR, last_seq BIGINT);
 """
 
-SCHEMA_STEPS: dict[int, str] = {1: _V1}
+# v2: runs record the flow version, so a stage already done for (flow, version, tick time)
+# is recognised and skipped when an interrupted tick or an Airflow task is run again.
+_V2 = "ALTER TABLE runs ADD COLUMN IF NOT EXISTS version INTEGER;"
+
+SCHEMA_STEPS: dict[int, str] = {1: _V1, 2: _V2}
 
 
 class StoreBusyError(RuntimeError):
@@ -113,6 +118,10 @@ def connect(path: Path, read_only: bool = False, retry_seconds: float = 30.0) ->
         try:
             connection = duckdb.connect(str(path), read_only=read_only)
             connection.execute("SET TimeZone = 'UTC'")
+            if not read_only:
+                # Commits stay durable (the WAL is synced); only the rewrite of table data is
+                # deferred to close instead of running inside the commits of a large tick.
+                connection.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
             return connection
         except (duckdb.IOException, duckdb.ConnectionException) as error:
             if not _is_lock_error(error) or time.monotonic() > deadline:

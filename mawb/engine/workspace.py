@@ -364,11 +364,20 @@ def _sql_type(value: object) -> str:
 
 def run_stage(connection: duckdb.DuckDBPyConnection, flow: Flow, stage: str, now: datetime,
               params: dict[str, Any] | None = None) -> None:
-    """One transaction: ingest, one node's cohort step, or dispatch."""
+    """One transaction: ingest, one node's cohort step, or dispatch — at most once per tick.
+
+    The `runs` row is written in the stage's own transaction, so a stage that already
+    committed for this flow version and tick time is skipped: re-running a tick that was
+    killed half-way (or retrying an Airflow task) does only the stages that did not finish,
+    and ends exactly where an uninterrupted tick would.
+    """
     flow_params = {**flow.params, **(params or {})}
     connection.execute("BEGIN")
     try:
         started = datetime.now()
+        if _already_done(connection, flow, stage, now):
+            connection.execute("COMMIT")
+            return
         if stage == INGEST:
             _ingest(connection, now)
         elif stage == DISPATCH:
@@ -376,13 +385,24 @@ def run_stage(connection: duckdb.DuckDBPyConnection, flow: Flow, stage: str, now
         else:
             _node_step(connection, flow, stage, now, flow_params)
         connection.execute(
-            "INSERT INTO runs VALUES (?, ?, ?, ?, now()::TIMESTAMP, 'done')",
-            [flow.id, now, stage, started],
+            "INSERT INTO runs (flow_id, tick_time, stage, started_at, finished_at, status, "
+            "version) VALUES (?, ?, ?, ?, now()::TIMESTAMP, 'done', ?)",
+            [flow.id, now, stage, started, flow.version],
         )
         connection.execute("COMMIT")
     except BaseException:
         connection.execute("ROLLBACK")
         raise
+
+
+def _already_done(connection: duckdb.DuckDBPyConnection, flow: Flow, stage: str,
+                  now: datetime) -> bool:
+    row = connection.execute(
+        "SELECT EXISTS (SELECT 1 FROM runs WHERE flow_id = ? AND version = ? AND tick_time = ? "
+        "AND stage = ? AND status = 'done')",
+        [flow.id, flow.version, now, stage],
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def _ingest(connection: duckdb.DuckDBPyConnection, now: datetime) -> None:

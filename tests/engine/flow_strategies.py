@@ -1,8 +1,8 @@
 """Hypothesis strategies: random valid flows, populations and event histories.
 
 Flows are built from blocks with one entry and a list of open exits (node, branch): simple
-actions, branching nodes (if, switch, condition_check), parallel+merge around two sub-blocks,
-and loops whose body is a chain of simple nodes returning to the loop. Blocks are chained by
+actions, branching nodes (if, switch, condition_check), parallel+merge around two sub-blocks
+(or a fork whose two paths meet again at the next block, with no merge), and loops whose body is a chain of simple nodes returning to the loop. Blocks are chained by
 wiring the open exits of one block to the entry of the next (some exits are left open, which
 ends that contact's path).
 """
@@ -108,9 +108,12 @@ def block(draw: st.DrawFn, b: Builder, depth: int) -> tuple[str, list[tuple[str,
         fork = b.add("parallel_execution")
         left_entry, left_exits = draw(block(b, depth - 1))
         right_entry, right_exits = draw(block(b, depth - 1))
-        merge = b.add("merge_branches", mode=draw(st.sampled_from(["all", "any"])))
         b.wire([(fork, None)], left_entry)
         b.wire([(fork, None)], right_entry)
+        if draw(st.integers(0, 3)) == 0:
+            # No merge: both paths continue into whatever comes next (and meet there).
+            return fork, left_exits + right_exits
+        merge = b.add("merge_branches", mode=draw(st.sampled_from(["all", "any"])))
         b.wire(left_exits, merge)
         b.wire(right_exits, merge)
         return fork, [(merge, None)]
