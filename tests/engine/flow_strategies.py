@@ -2,9 +2,10 @@
 
 Flows are built from blocks with one entry and a list of open exits (node, branch): simple
 actions, branching nodes (if, switch, condition_check), parallel+merge around two sub-blocks
-(or a fork whose two paths meet again at the next block, with no merge), and loops whose body is a chain of simple nodes returning to the loop. Blocks are chained by
-wiring the open exits of one block to the entry of the next (some exits are left open, which
-ends that contact's path).
+(or a fork whose two paths meet again at the next block, with no merge), and loops whose body
+is a chain of simple nodes returning to the loop. Blocks are chained by wiring the open exits
+of one block to the entry of the next (some exits are left open, which ends that contact's
+path).
 """
 
 from __future__ import annotations
