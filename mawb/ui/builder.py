@@ -53,6 +53,7 @@ def render_builder(home: Path | None = None) -> None:
         _diagnostics(report)
     with canvas_slot:
         _canvas(state, report)
+    _forget_old_canvases(state)
     versions, files, dag = st.tabs(["Versions", "Import / export", "Airflow DAG"])
     with versions:
         render_versions(state, store, report)
@@ -133,6 +134,13 @@ def _canvas(state: bs.BuilderState, report: Report) -> None:
                 "steps and connect their handles.", icon=":material/touch_app:")
     graph = flow_to_graph(state.flow, diagnostics=report.diagnostics, selected=state.selected)
     flow_canvas(graph, palette=palette_items(), key=state.canvas_key, height=CANVAS_HEIGHT)
+
+
+def _forget_old_canvases(state: bs.BuilderState) -> None:
+    """Drop the state of canvases replaced by a newer generation (each holds a whole graph)."""
+    for key in [k for k in st.session_state if str(k).startswith(bs.CANVAS_KEY_PREFIX)]:
+        if key != state.canvas_key:
+            del st.session_state[key]
 
 
 def _config_panel(state: bs.BuilderState) -> None:

@@ -28,6 +28,7 @@ SHARED_FLOW_KEY = "mawb_flow"
 """Session-state key through which pages hand a Flow to each other (gallery -> builder ->
 experiments)."""
 NEW_FLOW_ID = "new_flow"
+CANVAS_KEY_PREFIX = "builder_canvas_"
 
 
 @dataclass
@@ -47,7 +48,7 @@ class BuilderState:
 
     @property
     def canvas_key(self) -> str:
-        return f"builder_canvas_{self.generation}"
+        return f"{CANVAS_KEY_PREFIX}{self.generation}"
 
     @property
     def inputs_key(self) -> str:

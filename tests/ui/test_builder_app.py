@@ -176,8 +176,10 @@ def test_auto_layout_and_opening_a_saved_flow(home: Path) -> None:
     state = state_of(app)
     assert (state.flow.id, state.based_on) == ("win_back_v1", 1)
     before = state.canvas_key
+    send_canvas(app, {**flow_to_graph(state.flow), "selected": None})
     next(b for b in app.button if b.label == "Auto layout").click().run()
     assert state_of(app).canvas_key != before
+    assert before not in app.session_state  # the replaced canvas's graph is let go
     assert not app.exception
 
 
