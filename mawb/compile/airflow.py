@@ -2,17 +2,23 @@
 
 The compiler writes text; it never imports Airflow, so `import mawb` stays light. A flow
 becomes one *tick DAG*: on the flow's tick schedule an `ingest` task loads the ingest spool,
-then one task per flow node runs in the flow's forward order (loop back-edges dropped, as
-`mawb.graph` rules), then `dispatch` sends the outbox. Every task is mapped over the contact
-partitions and runs the one stable entry point `mawb step`, which is idempotent, so Airflow's
-retries are safe. User text (names, labels, descriptions) only ever enters the file through
-`mawb.compile.source`, as escaped string literals.
+then one task per flow node, then `dispatch` sends the outbox. Task dependencies are the
+flow's edges (loop back-edges dropped, as `mawb.graph` rules) plus *ordering edges* between
+nodes the flow leaves unordered, so Airflow runs the nodes in exactly the engine's
+topological order: a partition store has one writer at a time, and sibling nodes that touch
+the same contact (two triggers, parallel branches) act in the same order as in the embedded
+engine. Every task is mapped over the contact partitions and runs the one stable entry point
+`mawb step`, which is idempotent, so Airflow's retries are safe. User text (names, labels,
+descriptions) only ever enters the file through `mawb.compile.source`, as escaped string
+literals.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +33,13 @@ from mawb.compile.kubernetes import (
     flow_configmap_name,
     flow_file_name,
 )
+from mawb.compile.schedule import (
+    CompileError,
+    asset_constant,
+    dag_schedule,
+    has_event_asset,
+    schedule_expression,
+)
 from mawb.validate import FlowInvalidError, validate_flow
 
 if TYPE_CHECKING:
@@ -38,15 +51,9 @@ STAGES = ("ingest", "dispatch")
 MAX_PARTITIONS = 1024
 TAG_LENGTH = 100  # Airflow refuses longer DAG tags
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-_TICK_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
-_TICK = re.compile(r"^(\d+)([mhd])$")
-_PRESETS = {"@once", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
-_CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,?#LW-]+$")
 _JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string"}
 
-
-class CompileError(ValueError):
-    """A valid flow that cannot be compiled with these options; the message says why."""
+__all__ = ["CompileError", "Target", "compile_airflow", "dag_source", "schedule_expression"]
 
 
 @dataclass(frozen=True)
@@ -57,7 +64,7 @@ class Target:
     partitions: int = 1
     schedule: str | None = None
     home: str | None = None
-    executable: str = "mawb"
+    executable: str | None = None
     pod: PodSettings = field(default_factory=PodSettings)
 
 
@@ -72,15 +79,17 @@ def compile_airflow(
     namespace: str | None = None,
     home: str | None = None,
     pod: PodSettings | None = None,
-    executable: str = "mawb",
+    executable: str | None = None,
 ) -> Path:
     """Write `<out_dir>/mawb_<flow id>.py` (+ the flow snapshot it runs) and return its path.
 
     Raises FlowInvalidError (with the validation report) for an invalid flow and
     CompileError for options that cannot work. `schedule` overrides the flow's tick: a tick
     like "1h", a cron expression or a preset such as "@daily". `home` is the workspace the
-    steps use (Kubernetes default: the workspace volume). `executable` names the mawb
-    command of local (non-Kubernetes) tasks.
+    steps use (Kubernetes default: the workspace volume). Local (non-Kubernetes) tasks run
+    `mawb step` inside the task's own process, so mawb must be installed where the Airflow
+    workers run; `executable` makes them start that command as a subprocess instead (a mawb
+    installed in another environment).
 
     >>> import mawb, tempfile
     >>> compile_airflow(mawb.load_template("lead_welcome_v1"), tempfile.mkdtemp()).name
@@ -120,9 +129,28 @@ def dag_source(flow: Flow, target: Target) -> str:
     _check(flow, target)
     forward = [(edge.source, edge.target) for edge in graph.forward_edges(flow)]
     order = graph.topological_order(flow)
-    step = _step_kubernetes(target) if target.kubernetes else _step_local()
-    body = [_constants(flow, target, order, forward), step, _dag(flow, target)]
-    return f"{_header(flow, target)}\n\n{_imports(target)}\n\n" + "\n\n\n".join(body)
+    schedule, sdk_names = dag_schedule(flow, target.schedule or flow.settings.tick)
+    step = _step_kubernetes(target) if target.kubernetes else _step_local(target)
+    body = [_constants(flow, target, order, forward), step, _dag(flow, schedule)]
+    imports = _imports(target, sdk_names)
+    return f"{_header(flow, target)}\n\n{imports}\n\n" + "\n\n\n".join(body)
+
+
+def ordering_edges(order: list[str], forward: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Edges that make Airflow follow `order` exactly: consecutive nodes not yet ordered.
+
+    The flow's edges only order a node after its inputs; the engine runs the rest in
+    `order` too, and in one partition two steps may never write at the same time.
+
+    >>> ordering_edges(["a", "b", "c"], [("a", "c")])
+    [('a', 'b'), ('b', 'c')]
+    """
+    downstream: dict[str, set[str]] = defaultdict(set)
+    for node_id in reversed(order):  # reverse topological: successors are complete
+        for source_id, target_id in forward:
+            if source_id == node_id:
+                downstream[node_id] |= {target_id} | downstream[target_id]
+    return [(a, b) for a, b in itertools.pairwise(order) if b not in downstream[a]]
 
 
 def _check(flow: Flow, target: Target) -> None:
@@ -136,73 +164,89 @@ def _check(flow: Flow, target: Target) -> None:
             raise CompileError(f"node {node.id!r}: the id is reserved for the tick's own task")
     if target.schedule is not None:
         schedule_expression(target.schedule)
-    if not target.executable or any(char.isspace() for char in target.executable):
+    if target.executable is not None and (
+        not target.executable or any(char.isspace() for char in target.executable)
+    ):
         raise CompileError(f"executable {target.executable!r} must be one command word")
-
-
-def schedule_expression(schedule: str) -> str:
-    """Python source of a DAG schedule: a tick ("15m") becomes a timedelta, cron stays text."""
-    tick = _TICK.match(schedule)
-    if tick:
-        return f"timedelta({_TICK_UNITS[tick.group(2)]}={int(tick.group(1))})"
-    fields = schedule.split()
-    if schedule in _PRESETS or (len(fields) == 5 and all(map(_CRON_FIELD.match, fields))):
-        return source.string(" ".join(fields) if len(fields) == 5 else schedule)
-    raise CompileError(
-        f"schedule {schedule!r} must be a tick (15m, 1h, 1d), a 5-field cron expression "
-        f"or one of {', '.join(sorted(_PRESETS))}"
-    )
 
 
 def _header(flow: Flow, target: Target) -> str:
     import mawb  # at call time: mawb may import this package while initialising
 
-    mode = "a Kubernetes pod" if target.kubernetes else "a local process"
+    mode = (
+        "a Kubernetes pod"
+        if target.kubernetes
+        else "a subprocess"
+        if target.executable
+        else "the task's own process"
+    )
+    title = f'"""Airflow DAG of the mawb flow {flow.id}, version {flow.version}:'
+    if len(title) > source.LINE_LENGTH:  # ids have up to 64 characters
+        title = f'"""Airflow DAG of the mawb flow\n{flow.id}, version {flow.version}:'
     return "\n".join(
         [
-            f'"""Airflow DAG of the mawb flow {flow.id}, version {flow.version}:',
+            title,
             f'"{source.docstring_text(flow.name or flow.id)}".',
             "",
             f"Generated by mawb {mawb.__version__}, do not edit: "
             "change the flow and compile again.",
-            "A tick DAG: `ingest` loads the event spool, each flow node is one task, `dispatch`",
-            f"sends the outbox. Every task runs `mawb step` in {mode} once per contact",
-            "partition; the step is idempotent, so retries are safe.",
+            "A tick DAG: `ingest` loads the event spool, each flow node is one task (run in the",
+            "engine's order), `dispatch` sends the outbox. Every task runs `mawb step` in",
+            f"{mode} once per contact partition; the step is idempotent, so retries are safe.",
             '"""',
         ]
     )
 
 
-def _imports(target: Target) -> str:
+def _imports(target: Target, sdk_names: set[str]) -> str:
+    sdk = ", ".join(sorted({"DAG", "Param", *sdk_names}, key=_import_order))
     if target.kubernetes:
         return "\n".join(
             [
                 "from datetime import timedelta",
                 "",
                 "import pendulum",
+                # The one import outside airflow.sdk: the SDK has no Kubernetes operator.
                 "from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator",
                 "from airflow.providers.cncf.kubernetes.secret import Secret",
-                "from airflow.sdk import DAG, Param",
+                _import_line("airflow.sdk", sdk),
                 "from kubernetes.client import models as k8s",
             ]
         )
+    standard = ["import subprocess"] if target.executable else []
+    local = f"{sdk}, get_current_context, task"
     return "\n".join(
         [
             "import json",
-            "import subprocess",
+            *standard,
             "from datetime import timedelta",
             "from pathlib import Path",
             "",
             "import pendulum",
-            "from airflow.sdk import DAG, Param, get_current_context, task",
+            _import_line("airflow.sdk", local),
         ]
     )
 
 
+def _import_order(name: str) -> tuple[int, str]:
+    """isort's order inside one `from` import: CONSTANTS, Classes, functions."""
+    kind = 0 if name.isupper() else 1 if name[0].isupper() else 2
+    return kind, name
+
+
+def _import_line(module: str, names: str) -> str:
+    line = f"from {module} import {names}"
+    if len(line) <= source.LINE_LENGTH:
+        return line
+    body = "".join(f"    {name},\n" for name in names.split(", "))
+    return f"from {module} import (\n{body})"
+
+
 def _constants(flow: Flow, target: Target, order: list[str], forward: list[tuple[str, str]]) -> str:
     labels = {node.id: node.label or node.id for node in flow.nodes}
-    has_input = {t for _, t in forward}
-    has_output = {s for s, _ in forward}
+    after = ordering_edges(order, forward)
+    has_input = {t for _, t in forward + after}
+    has_output = {s for s, _ in forward + after}
     lines = []
     if target.kubernetes:
         flow_path = f"{FLOW_MOUNT}/{flow_file_name(flow)}"
@@ -210,7 +254,8 @@ def _constants(flow: Flow, target: Target, order: list[str], forward: list[tuple
         lines.append(f"FLOW_CONFIGMAP = {source.string(flow_configmap_name(flow))}")
     else:
         lines.append('FLOW_FILE = str(Path(__file__).with_suffix(".json"))  # the flow snapshot')
-        lines.append(f"MAWB = {source.string(target.executable)}")
+        if target.executable:
+            lines.append(f"MAWB = {source.string(target.executable)}")
     lines.append(f"HOME = {source.literal(target.home)}")
     lines.append(f"PARTITIONS = list(range({target.partitions}))")
     lines.append(_params_block(flow))
@@ -222,8 +267,15 @@ def _constants(flow: Flow, target: Target, order: list[str], forward: list[tuple
     lines.append("")
     lines.append("# The flow's edges without loop back-edges (those are taken in the next tick).")
     lines.append(_pairs_block("EDGES", forward))
+    lines.append("")
+    lines.append("# Nodes the flow leaves unordered run one after another, in the engine's order:")
+    lines.append("# one writer per partition store, and the same result as the embedded engine.")
+    lines.append(_pairs_block("AFTER", after))
     lines.append(_list_line("FIRST", [n for n in order if n not in has_input]))
     lines.append(_list_line("LAST", [n for n in order if n not in has_output]))
+    if has_event_asset(flow, target.schedule or flow.settings.tick):
+        lines.append("")
+        lines.append(asset_constant(flow))
     return "\n".join(lines)
 
 
@@ -260,22 +312,35 @@ def _list_line(name: str, items: list[str]) -> str:
     return f"{name} = [\n{body}]"
 
 
-def _step_local() -> str:
-    return '''@task
+def _step_local(target: Target) -> str:
+    run = (
+        "    subprocess.run([MAWB, *arguments], check=True)  # noqa: S603 - no shell"
+        if target.executable
+        else "\n".join(
+            [
+                "    from mawb.cli import app  # the `mawb` command, run in this task's process",
+                "",
+                '    failed = app(arguments, prog_name="mawb", standalone_mode=False)',
+                "    if failed:",
+                '        raise RuntimeError(f"mawb step failed with exit code {failed}")',
+            ]
+        )
+    )
+    return f'''@task
 def mawb_step(target: list[str], partition: int) -> None:
     """Run `mawb step` for one node (or _ingest/_dispatch) and one partition of contacts."""
     context = get_current_context()
     tick = context.get("logical_date") or context["dag_run"].run_after
-    command = [MAWB, "step", "--flow", FLOW_FILE, *target]
-    command += ["--partition", str(partition), "--partitions", str(len(PARTITIONS))]
-    command += ["--tick-time", tick.isoformat()]
+    arguments = ["step", "--flow", FLOW_FILE, *target]
+    arguments += ["--partition", str(partition), "--partitions", str(len(PARTITIONS))]
+    arguments += ["--tick-time", tick.isoformat()]
     if HOME:
-        command += ["--home", HOME]
+        arguments += ["--home", HOME]
     for name in PARAMS:
         value = context["params"][name]
         shown = value if isinstance(value, str) else json.dumps(value)
-        command += ["--param", f"{name}={shown}"]
-    subprocess.run(command, check=True)  # noqa: S603 - an argument list, no shell
+        arguments += ["--param", f"{{name}}={{shown}}"]
+{run}
 
 
 def step_task(task_id: str, target: list[str], label: str):
@@ -400,8 +465,7 @@ def _tags_line(tags: list[str]) -> str:
     return f"    tags=[\n{items}    ],"
 
 
-def _dag(flow: Flow, target: Target) -> str:
-    schedule = schedule_expression(target.schedule or flow.settings.tick)
+def _dag(flow: Flow, schedule: str) -> str:
     tags = ["mawb", flow.metadata.category[:TAG_LENGTH]]
     timezone = source.string(flow.settings.timezone)
     lines = [
@@ -427,7 +491,7 @@ def _dag(flow: Flow, target: Target) -> str:
         "for node_id, label in NODES.items()",
         "    }",
         "    ingest >> [nodes[node_id] for node_id in FIRST]",
-        "    for source, target in EDGES:",
+        "    for source, target in EDGES + AFTER:",
         "        nodes[source] >> nodes[target]",
         "    [nodes[node_id] for node_id in LAST] >> dispatch",
     ]

@@ -7,7 +7,8 @@ database per session (see conftest.py) and are marked `airflow` and `slow`.
 from __future__ import annotations
 
 import time
-from pathlib import Path
+from datetime import timedelta
+from pathlib import Path  # noqa: TC003 - pytest resolves fixture annotations
 from typing import Any
 
 import pendulum
@@ -17,9 +18,13 @@ import mawb
 import mawb.engine
 from mawb import graph
 from mawb.compile import PodSettings, compile_airflow
+from mawb.compile.airflow import ordering_edges
+from mawb.compile.schedule import EVENT_TRIGGER_TYPES, asset_names
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 TICK = pendulum.datetime(2025, 3, 3, 9, 0, tz="UTC")
+PARITY_TICK = pendulum.datetime(2026, 11, 2, 9, 0, tz="UTC")
+POPULATION = 120
 
 
 def _dagbag(folder: Path, timings: dict[str, float]) -> Any:
@@ -35,12 +40,14 @@ def _dagbag(folder: Path, timings: dict[str, float]) -> Any:
 
 
 def _expected_graph(flow: mawb.Flow) -> dict[str, set[str]]:
-    """Downstream task ids per task: the forward flow graph plus ingest and dispatch."""
+    """Downstream task ids per task: the forward flow graph, the ordering edges that make the
+    engine's order the only one, and ingest before / dispatch after everything."""
     downstream: dict[str, set[str]] = {node.id: set() for node in flow.nodes}
-    for edge in graph.forward_edges(flow):
-        downstream[edge.source].add(edge.target)
-    has_input = {edge.target for edge in graph.forward_edges(flow)}
-    downstream["ingest"] = {node.id for node in flow.nodes if node.id not in has_input}
+    forward = [(edge.source, edge.target) for edge in graph.forward_edges(flow)]
+    order = graph.topological_order(flow)
+    for source, target in forward + ordering_edges(order, forward):
+        downstream[source].add(target)
+    downstream["ingest"] = {order[0]}
     for node_id, targets in list(downstream.items()):
         if not targets and node_id != "ingest":
             targets.add("dispatch")
@@ -67,6 +74,23 @@ def test_every_template_imports_in_a_dagbag_with_the_flow_graph(
         assert dag.tags >= {"mawb", flow.metadata.category}
         task = dag.get_task("ingest")
         assert task.retries == 3 and task.retry_exponential_backoff == 2.0
+        _assert_schedule(dag, flow)
+
+
+def _assert_schedule(dag: Any, flow: mawb.Flow) -> None:
+    """Every 15 minutes; flows with event/webhook triggers also on their event Asset."""
+    from airflow.sdk import Asset, AssetOrTimeSchedule, DeltaTriggerTimetable
+
+    timetable = dag.timetable
+    if any(node.type in EVENT_TRIGGER_TYPES for node in flow.nodes):
+        assert isinstance(timetable, AssetOrTimeSchedule), flow.id
+        name, uri = asset_names(flow)
+        assert timetable.asset_condition == Asset(name=name, uri=uri)
+        timetable = timetable.timetable
+    else:
+        assert not dag.timetable.asset_condition, flow.id
+    assert isinstance(timetable, DeltaTriggerTimetable)
+    assert timetable.delta == timedelta(minutes=15)
 
 
 def test_dag_test_runs_every_step_once_per_partition_in_flow_order(
@@ -110,41 +134,63 @@ def _has_step_command() -> bool:
     return any(command.name == "step" for command in app.registered_commands)
 
 
-def _store_rows(home: Path) -> dict[str, list[tuple[Any, ...]]]:
-    import duckdb
+def _store_rows(workspace: mawb.engine.Workspace) -> dict[str, list[str]]:
+    """Every table of every partition store, rows sorted, as comparable text."""
+    rows: dict[str, list[str]] = {}
+    for partition in range(workspace.partitions):
+        with workspace.connection(partition, read_only=True) as connection:
+            tables = [row[0] for row in connection.execute("SHOW TABLES").fetchall()]
+            for table in tables:
+                # runs: which stages ran at which tick; started/finished are wall-clock times
+                columns = "flow_id, tick_time, stage, status" if table == "runs" else "*"
+                query = f'SELECT {columns} FROM "{table}"'
+                found = connection.execute(query).fetchall()
+                rows[f"{partition}/{table}"] = sorted(map(repr, found))
+    return rows
 
-    with duckdb.connect(str(home / "store.duckdb"), read_only=True) as connection:
-        tables = [row[0] for row in connection.execute("SHOW TABLES").fetchall()]
-        return {
-            table: sorted(map(repr, connection.execute(f'SELECT * FROM "{table}"').fetchall()))
-            for table in tables
-            if table != "runs"  # wall-clock bookkeeping of who ran the tick
-        }
+
+def _workspace(home: Path, flow: mawb.Flow, partitions: int) -> mawb.engine.Workspace:
+    """A workspace with the same small population and recent events as every other."""
+    from mawb.data import synthetic_contacts, synthetic_events
+
+    workspace = mawb.engine.Workspace(home, partitions)
+    contacts = synthetic_contacts(POPULATION, seed=0)
+    workspace.import_contacts(contacts)
+    workspace.import_events(synthetic_events(contacts, days=2, seed=0, end=PARITY_TICK))
+    workspace.deploy(flow)
+    return workspace
 
 
-@pytest.mark.skipif(
-    not hasattr(mawb.engine, "Workspace") or not _has_step_command(),
-    reason="needs mawb.engine.Workspace and the `mawb step` command (engine issue)",
+@pytest.mark.skipif(not _has_step_command(), reason="needs the `mawb step` command")
+@pytest.mark.parametrize(
+    ("template_id", "partitions"),
+    [("lead_welcome_v1", 1), ("lead_qualification_v1", 2)],  # linear; branches + fan-out
 )
-def test_dag_test_store_equals_the_embedded_engine(dags_folder: Path, tmp_path: Path) -> None:
-    import sys
-
-    from mawb.data import synthetic_contacts
-
-    flow = mawb.load_template("lead_welcome_v1")
-    homes = {"airflow": tmp_path / "airflow-ws", "embedded": tmp_path / "embedded-ws"}
-    for home in homes.values():
-        workspace = mawb.engine.Workspace(home)
-        workspace.import_contacts(synthetic_contacts(200, seed=0))
-        workspace.deploy(flow)
-    mawb_command = str(Path(sys.executable).with_name("mawb"))
-    compile_airflow(flow, dags_folder, home=str(homes["airflow"]), executable=mawb_command)
-    from airflow.dag_processing.dagbag import DagBag
-
-    dag = DagBag(dag_folder=str(dags_folder)).dags["mawb_lead_welcome_v1"]
-    assert dag.test(logical_date=TICK).state == "success"
-    mawb.engine.Workspace(homes["embedded"]).tick(flow, now=TICK)
-    assert _store_rows(homes["airflow"]) == _store_rows(homes["embedded"])
+def test_dag_test_store_equals_the_embedded_engine(
+    template_id: str,
+    partitions: int,
+    dags_folder: Path,
+    tmp_path: Path,
+    timings: dict[str, float],
+) -> None:
+    flow = mawb.load_template(template_id)
+    airflow = _workspace(tmp_path / "airflow", flow, partitions)
+    embedded = _workspace(tmp_path / "embedded", flow, partitions)
+    assert _store_rows(airflow) == _store_rows(embedded)  # same input
+    compile_airflow(flow, dags_folder, partitions=partitions, home=str(airflow.home))
+    dag = _dagbag(dags_folder, timings).dags[f"mawb_{template_id}"]
+    started = time.perf_counter()
+    assert dag.test(logical_date=PARITY_TICK).state == "success"
+    tasks = (len(flow.nodes) + 2) * partitions
+    timings[f"dag.test parity {template_id} ({tasks} task instances)"] = (
+        time.perf_counter() - started
+    )
+    embedded.tick(flow, now=PARITY_TICK)
+    airflow_rows, embedded_rows = _store_rows(airflow), _store_rows(embedded)
+    assert airflow_rows == embedded_rows
+    # the tick did something worth comparing: contacts entered and messages were sent
+    assert all(airflow_rows[f"{p}/enrollments"] for p in range(partitions))
+    assert any(airflow_rows[f"{p}/messages"] for p in range(partitions))
 
 
 def _pod(dag: Any, task_id: str, partition: int) -> dict[str, Any]:

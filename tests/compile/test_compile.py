@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import itertools
 import json
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from typer.testing import CliRunner
 import mawb
 from mawb import graph
 from mawb.compile import CompileError, PodSettings, PodSettingsError, compile_airflow
+from mawb.compile.airflow import ordering_edges
 from mawb.compile.cli import register
 from mawb.validate import FlowInvalidError
 
@@ -53,6 +55,7 @@ ALLOWED_NAMES = {
     "PARTITIONS",
     "NODES",
     "EDGES",
+    "AFTER",
     "FIRST",
     "LAST",
     "TICK_TIME",
@@ -79,6 +82,14 @@ ALLOWED_NAMES = {
     "source",
     "arguments",
     "partition",
+    "EVENTS",
+    "Asset",
+    "AssetOrTimeSchedule",
+    "DeltaTriggerTimetable",
+    "CronTriggerTimetable",
+    "app",
+    "failed",
+    "RuntimeError",
     "__file__",
     "None",
     "int",
@@ -146,11 +157,17 @@ def test_every_template_compiles_formatted_and_lint_clean(
     assert mawb.load(snapshot) == mawb.load_template(template_id)
 
 
-def test_dag_file_imports_only_airflow_sdk_and_the_standard_library(tmp_path: Path) -> None:
-    for kubernetes in (False, True):
-        path = _compile(
-            mawb.load_template("win_back_v1"), tmp_path / str(kubernetes), kubernetes=kubernetes
-        )
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"executable": "/opt/mawb/bin/mawb"}, {"kubernetes": True}],
+    ids=["in-process", "subprocess", "kubernetes"],
+)
+def test_dag_file_imports_only_airflow_sdk_and_the_standard_library(
+    options: dict[str, object], tmp_path: Path
+) -> None:
+    kubernetes = bool(options.get("kubernetes"))
+    for template_id in ("win_back_v1", "webinar_reminders_v1"):  # timer; webhook + Asset
+        path = _compile(mawb.load_template(template_id), tmp_path / template_id, **options)
         modules = set()
         for statement in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(statement, ast.ImportFrom):
@@ -167,14 +184,14 @@ def test_dag_file_imports_only_airflow_sdk_and_the_standard_library(tmp_path: Pa
             else set()
         )
         assert airflow == expected
-        assert modules - airflow <= {
-            "datetime",
-            "pendulum",
-            "json",
-            "subprocess",
-            "pathlib",
-            "kubernetes.client",
-        }
+        others = {"datetime", "pendulum"} | (
+            {"kubernetes.client"}
+            if kubernetes
+            else {"json", "pathlib", "subprocess"}
+            if "executable" in options
+            else {"json", "pathlib", "mawb.cli"}  # imported inside the task, at run time
+        )
+        assert modules - airflow == others
 
 
 def test_graph_constants_follow_the_forward_edges(tmp_path: Path) -> None:
@@ -187,8 +204,10 @@ def test_graph_constants_follow_the_forward_edges(tmp_path: Path) -> None:
     assert not {(s, t) for s, t, _ in loops} & set(edges)
     assert list(_assigned(tree, "NODES")) == graph.topological_order(flow)  # type: ignore[arg-type]
     order = graph.topological_order(flow)
-    assert _assigned(tree, "FIRST") == [n for n in order if n not in {t for _, t in edges}]
-    assert _assigned(tree, "LAST") == [n for n in order if n not in {s for s, _ in edges}]
+    after = [tuple(pair) for pair in _assigned(tree, "AFTER")]  # type: ignore[union-attr]
+    assert after == ordering_edges(order, edges)  # type: ignore[arg-type]
+    assert _assigned(tree, "FIRST") == [order[0]]  # the order is total: one first, one last
+    assert _assigned(tree, "LAST") == [order[-1]]
 
 
 @pytest.mark.parametrize("kubernetes", [False, True], ids=["local", "kubernetes"])
@@ -227,15 +246,68 @@ def test_user_text_only_appears_as_string_constants(
     assert lint.returncode == 0, lint.stdout
 
 
+@pytest.mark.parametrize("template_id", mawb.template_ids())
+def test_ordering_edges_leave_the_engine_order_as_the_only_order(template_id: str) -> None:
+    flow = mawb.load_template(template_id)
+    order = graph.topological_order(flow)
+    forward = [(e.source, e.target) for e in graph.forward_edges(flow)]
+    after = ordering_edges(order, forward)
+    assert not set(after) & set(forward)
+    # every consecutive pair of the engine order is now ordered, directly or through others
+    downstream: dict[str, set[str]] = {node_id: set() for node_id in order}
+    for node_id in reversed(order):
+        for source, target in forward + after:
+            if source == node_id:
+                downstream[node_id] |= {target} | downstream[target]
+    assert all(b in downstream[a] for a, b in itertools.pairwise(order))
+    assert ordering_edges(["a", "b", "c"], [("a", "b"), ("b", "c")]) == []  # a chain
+    assert ordering_edges(["t1", "t2", "x"], [("t1", "x"), ("t2", "x")]) == [("t1", "t2")]
+
+
+def test_event_triggered_flows_also_run_on_their_asset(tmp_path: Path) -> None:
+    timer = _compile(mawb.load_template("lead_welcome_v1"), tmp_path / "a").read_text()
+    assert "Asset" not in timer
+    assert "schedule=DeltaTriggerTimetable(timedelta(minutes=15))," in timer
+    webhook = _compile(mawb.load_template("webinar_reminders_v1"), tmp_path / "b").read_text()
+    assert "timetable=DeltaTriggerTimetable(timedelta(minutes=15))," in webhook
+    assert 'uri="mawb://events/webinar_reminders_v1"' in webhook
+    cron = _compile(
+        mawb.load_template("customer_onboarding_v1"), tmp_path / "c", schedule="0 9 * * 1-5"
+    ).read_text()
+    assert 'CronTriggerTimetable("0 9 * * 1-5", timezone="UTC")' in cron
+    once = _compile(
+        mawb.load_template("customer_onboarding_v1"), tmp_path / "d", schedule="@once"
+    ).read_text()
+    assert "Asset" not in once and 'schedule="@once",' in once
+    long_id = mawb.load_template("webinar_reminders_v1")
+    long_id.id = "w" * 64
+    path = _compile(long_id, tmp_path / "e")
+    text = path.read_text()
+    assert f"mawb://events/{'w' * 64}" in text
+    formatted = subprocess.run(
+        [*RUFF, "format", "--stdin-filename", path.name, "-"],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert formatted.stdout == text
+    lint = subprocess.run([*RUFF, "check", str(path)], capture_output=True, text=True, check=False)
+    assert lint.returncode == 0, lint.stdout
+
+
 def test_schedule_defaults_to_the_tick_and_can_be_overridden(tmp_path: Path) -> None:
     flow = mawb.load_template("lead_welcome_v1")
     flow.settings.tick = "2h"
-    assert "schedule=timedelta(hours=2)," in _compile(flow, tmp_path / "a").read_text()
     assert (
-        'schedule="0 9 * * 1-5",'
-        in _compile(flow, tmp_path / "b", schedule="0 9 * * 1-5").read_text()
+        "schedule=DeltaTriggerTimetable(timedelta(hours=2)),"
+        in _compile(flow, tmp_path / "a").read_text()
     )
-    assert 'schedule="@daily",' in _compile(flow, tmp_path / "c", schedule="@daily").read_text()
+    flow.settings.timezone = "Europe/Paris"
+    cron = _compile(flow, tmp_path / "b", schedule="0 9 * * 1-5").read_text()
+    assert 'schedule=CronTriggerTimetable("0 9 * * 1-5", timezone="Europe/Paris"),' in cron
+    daily = _compile(flow, tmp_path / "c", schedule="@daily").read_text()
+    assert 'schedule=CronTriggerTimetable("@daily", timezone="Europe/Paris"),' in daily
     with pytest.raises(CompileError, match="schedule"):
         compile_airflow(flow, tmp_path / "d", schedule="0 9 * * *; rm -rf /")
 
