@@ -149,9 +149,9 @@ class SimulationResult:
         return analytics.timeline_figure(self.timeline)
 
     def _repr_html_(self) -> str:
-        summary = pd.DataFrame([self.summary]).to_html(index=False)
-        return (f"<h4>Simulation of {self.flow.id} v{self.flow.version}</h4>{summary}"
-                f"{self.funnel.to_html(index=False)}")
+        from mawb.display import simulation_html  # notebooks only
+
+        return simulation_html(self)
 
 
 def _contacts_frame(contacts: Any) -> Any:
@@ -282,7 +282,9 @@ class SweepResult:
         return figure
 
     def _repr_html_(self) -> str:
-        return self.table.to_html(index=False)
+        from mawb.display import sweep_html  # notebooks only
+
+        return sweep_html(self)
 
 
 def sweep(flow: Flow, contacts: Any = None, *, param: str, values: list[Any],
