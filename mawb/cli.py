@@ -273,7 +273,7 @@ def step(
         params = {**flow.params, **parse_params(flow, param or [])}
         now = parse_time(tick_time)
         workspace = Workspace(_home(home), partitions)
-        workspace.deploy(flow)
+        deploy_checked(workspace, flow, flow_spec, params, partition)
         workspace.step(flow, node, now, partition, params)
     typer.echo(f"{flow.id} v{flow.version}: {node} done for partition {partition}/{partitions} "
                f"at {now.isoformat()}")
@@ -343,6 +343,22 @@ def _print_simulation(data: dict[str, Any]) -> None:
     typer.echo(", ".join(f"{key.replace('_', ' ')} {value}" for key, value in summary.items()))
 
 
+def deploy_checked(workspace: Any, flow: Flow, source: str,
+                   params: dict[str, Any] | None = None, partition: int = 0) -> None:
+    """Deploy after validating against the workspace's contact columns, so a condition on an
+    attribute the contacts lack is a diagnostic naming its node, not a failed query."""
+    from mawb.engine.store import contact_column_names
+    from mawb.validate import validate_flow
+
+    with workspace.connection(partition, read_only=True) as connection:
+        columns = contact_column_names(connection)
+    report = validate_flow(flow.model_copy(update={"params": {**flow.params, **(params or {})}}),
+                           columns=columns)
+    if not report.valid:
+        raise _Invalid(source, report)
+    workspace.deploy(flow)
+
+
 def _deployed(spec: str, workspace: Any) -> Flow:
     """A flow file or template id, or the newest version of a flow deployed in `workspace`."""
     if not Path(spec).exists() and workspace.versions(spec):
@@ -357,7 +373,8 @@ PartitionsOpt = Annotated[
 
 @app.command("run")
 def run_command(
-    flow_spec: Annotated[str, typer.Argument(metavar="FLOW", help="Flow file or template id")],
+    flow_spec: Annotated[str, typer.Argument(
+        metavar="FLOW", help="Flow file, template id or deployed flow id")],
     once: Annotated[bool, typer.Option("--once", help="Tick once and exit (the default)")] = False,
     every: Annotated[str | None, typer.Option(help="Tick on this interval: 30s, 5m, 1h")] = None,
     ticks: Annotated[int | None, typer.Option(min=1, help="Stop after this many ticks")] = None,
@@ -371,11 +388,11 @@ def run_command(
     if once and every:
         raise fail("use either --once or --every, not both")
     with expected_failures(flow_spec):
-        flow = load_flow(flow_spec)
+        workspace = workspace_at(_home(home), partitions)
+        flow = _deployed(flow_spec, workspace)
         params = {**flow.params, **parse_params(flow, param or [])}
         interval = parse_interval(every) if every else None
-        workspace = workspace_at(_home(home), partitions)
-        workspace.deploy(flow)
+        deploy_checked(workspace, flow, flow_spec, params)
 
         def report(now: datetime, count: int) -> None:
             typer.echo(f"{flow.id} v{flow.version}: tick {count} at {now.isoformat()}")
@@ -398,8 +415,8 @@ def enroll_command(
 ) -> None:
     """Queue contacts for a flow's manual trigger; they enter at the next tick.
 
-    A file with attribute columns besides contact_id also imports (upserts) those contacts;
-    a file of ids alone must name contacts the workspace already has.
+    The file names contacts by contact_id; they must be in the workspace already
+    (`mawb import-contacts`), so enrolling never overwrites their attributes.
     """
     from mawb.engine.runner import utc_now, workspace_at
     from mawb.intake import read_contacts
@@ -410,12 +427,9 @@ def enroll_command(
     with expected_failures(str(contacts)):
         frame = read_contacts(contacts)
         workspace = workspace_at(_home(home), partitions)
-        if len(frame.columns) > 1:
-            workspace.import_contacts(frame)
-        else:
-            _check_known(workspace, frame["contact_id"].tolist())
+        _check_known(workspace, frame["contact_id"].tolist())
     with expected_failures(flow_spec):
-        workspace.deploy(flow)
+        deploy_checked(workspace, flow, flow_spec)
         workspace.request_enrollment(flow, trigger, frame["contact_id"].tolist(), utc_now())
     typer.echo(f"{flow.id}: queued {len(frame)} contacts at {trigger}; they enter at the next "
                f"tick (mawb run {flow_spec} --once)")
@@ -444,8 +458,8 @@ def _check_known(workspace: Any, contact_ids: list[str]) -> None:
             known |= {row[0] for row in connection.execute(
                 "SELECT contact_id FROM contacts WHERE contact_id IN (SELECT unnest(?))",
                 [contact_ids]).fetchall()}
-    unknown = [Problem(row, "contact_id", f"unknown contact {cid!r}; include its attributes "
-                       "or import it first") for row, cid in enumerate(contact_ids, 1)
+    unknown = [Problem(row, "contact_id", f"unknown contact {cid!r}; import it first "
+                       "(mawb import-contacts)") for row, cid in enumerate(contact_ids, 1)
                if cid not in known]
     if unknown:
         raise IntakeError(unknown)

@@ -56,17 +56,19 @@ def run_on_clock(
     params: dict[str, Any] | None = None,
     clock: Callable[[], datetime] = utc_now,
     sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
     on_tick: Callable[[datetime, int], None] | None = None,
 ) -> int:
     """Tick `flow` at wall-clock time: once, or every `every` until `max_ticks` ticks.
 
-    Ticks are scheduled on a fixed grid from the first one (no drift); a tick that overruns
-    its interval is followed by the next one at once. A KeyboardInterrupt between ticks or
+    Ticks start on a fixed grid from the first one (no drift); grid points missed while a
+    long tick ran are skipped, not caught up in a burst, since one tick does all that is due.
+    A KeyboardInterrupt between ticks or
     inside one (whose open stage rolls back) propagates after the completed ticks are kept.
     Returns the number of completed ticks.
     """
     done = 0
-    started = time.monotonic()
+    started = monotonic()
     while True:
         now = clock()
         workspace.tick(flow, now, params)
@@ -75,8 +77,9 @@ def run_on_clock(
             on_tick(now, done)
         if every is None or (max_ticks is not None and done >= max_ticks):
             return done
-        due = started + done * every.total_seconds()
-        sleep(max(0.0, due - time.monotonic()))
+        interval = every.total_seconds()
+        elapsed = monotonic() - started
+        sleep(max(0.0, (elapsed // interval + 1) * interval - elapsed))
 
 
 def status(workspace: Workspace, flow: Flow) -> dict[str, Any]:
