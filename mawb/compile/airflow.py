@@ -27,6 +27,7 @@ from mawb import graph
 from mawb.compile import source
 from mawb.compile.kubernetes import (
     FLOW_MOUNT,
+    WORKER_UID,
     WORKSPACE_MOUNT,
     PodSettings,
     configmap_manifest,
@@ -402,6 +403,14 @@ def _step_kubernetes(target: Target) -> str:
             f'        k8s.V1VolumeMount(name="flow", mount_path={source.string(FLOW_MOUNT)}, '
             "read_only=True),",
             "    ],",
+            "    # The image's non-root user; fs_group makes the workspace volume writable for it.",
+            '    "security_context": k8s.V1PodSecurityContext(',
+            f"        run_as_non_root=True, run_as_user={WORKER_UID}, fs_group={WORKER_UID}",
+            "    ),",
+            '    "container_security_context": k8s.V1SecurityContext(',
+            "        allow_privilege_escalation=False,",
+            '        capabilities=k8s.V1Capabilities(drop=["ALL"]),',
+            "    ),",
             '    "labels": {"app.kubernetes.io/part-of": "mawb"},',
             '    "on_finish_action": "delete_succeeded_pod",',
             "}",

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 DEFAULT_IMAGE = "mawb:latest"
 DEFAULT_NAMESPACE = "mawb"
 WORKSPACE_MOUNT = "/var/lib/mawb"
+WORKER_UID = 10001  # the non-root user of the Dockerfile's image
 FLOW_MOUNT = "/etc/mawb/flows"
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")

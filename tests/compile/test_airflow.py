@@ -249,6 +249,15 @@ def test_kubernetes_pods_render_and_validate_offline(airflow_db: Path, tmp_path:
         assert {"name": "MAWB_HOME", "value": "/var/lib/mawb"} in container["env"]
         assert container["envFrom"] == [{"secretRef": {"name": "mawb-secrets"}}]
         assert spec["serviceAccountName"] == "mawb"
+        assert spec["securityContext"] == {
+            "fsGroup": 10001,
+            "runAsNonRoot": True,
+            "runAsUser": 10001,
+        }
+        assert container["securityContext"] == {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        }
         assert spec["nodeSelector"] == {"workload": "mawb"}
         volumes = {v["name"]: v for v in spec["volumes"]}
         assert volumes["workspace"]["persistentVolumeClaim"] == {"claimName": "mawb-workspace"}
