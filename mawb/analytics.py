@@ -301,9 +301,14 @@ def timeline_figure(frame: pd.DataFrame, title: str = "Messages and engagement p
                     ) -> go.Figure:
     figure = go.Figure()
     for series, part in frame.groupby("series"):
+        name = str(series)
+        metric = ENGAGEMENT_METRICS.get(name)
+        # Channels are solid lines in their colour; engagement dashed in its metric's colour.
+        line = ({"color": METRIC_COLORS[metric], "dash": "dot"} if metric
+                else {"color": CHANNEL_COLORS.get(name)})
         figure.add_trace(go.Scatter(x=part["day"], y=part["count"], mode="lines+markers",
-                                    name=str(series),
-                                    line={"color": CHANNEL_COLORS.get(str(series))}))
+                                    name=f"{metric} ({name})" if metric else f"{name} sent",
+                                    line=line))
     figure.update_layout(title=title, template="plotly_white", height=360,
                          margin={"l": 10, "r": 10, "t": 40, "b": 10})
     return figure

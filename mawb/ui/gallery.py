@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 BUILDER_PAGE = "pages/1_Builder.py"
 ALL_CATEGORIES = "All categories"
-PREVIEW_HEIGHT = 280
+PREVIEW_HEIGHT = 400
 _VERSION_SUFFIX = re.compile(r"_v\d+$")
 
 
@@ -118,10 +118,8 @@ def render_gallery() -> None:
     if not shown:
         st.info("No template matches. Clear the search or pick another category.")
         return
-    columns = st.columns(2, gap="medium")
-    for index, card in enumerate(shown):
-        with columns[index % 2]:
-            _render_card(card)
+    for card in shown:
+        _render_card(card)
 
 
 def _render_card(card: TemplateCard) -> None:
@@ -132,16 +130,19 @@ def _render_card(card: TemplateCard) -> None:
 
     flow = card.flow
     with st.container(border=True):
-        st.subheader(flow.name or flow.id, anchor=False)
-        st.markdown(f":blue-badge[{card.category}] :gray-badge[{card.duration}] "
-                    f":gray-badge[{card.steps} steps]"
-                    + "".join(f" :violet-badge[{c}]" for c in flow.metadata.channels))
-        st.write(flow.description)
-        if flow.metadata.tags:
-            st.caption("Tags: " + ", ".join(flow.metadata.tags))
-        flow_canvas(preview_graph(flow), key=f"gallery_preview_{flow.id}", read_only=True,
-                    height=PREVIEW_HEIGHT)
-        if st.button("Use this template", key=f"use_{flow.id}", type="primary",
-                     icon=":material/edit:"):
-            st.session_state[SHARED_FLOW_KEY] = fresh_copy(flow, VersionStore().flow_ids())
-            st.switch_page(BUILDER_PAGE)
+        about, preview = st.columns([2, 3], gap="medium")
+        with about:
+            st.subheader(flow.name or flow.id, anchor=False)
+            st.markdown(f":blue-badge[{card.category}] :gray-badge[{card.duration}] "
+                        f":gray-badge[{card.steps} steps]"
+                        + "".join(f" :violet-badge[{c}]" for c in flow.metadata.channels))
+            st.write(flow.description)
+            if flow.metadata.tags:
+                st.caption("Tags: " + ", ".join(flow.metadata.tags))
+            if st.button("Use this template", key=f"use_{flow.id}", type="primary",
+                         icon=":material/edit:"):
+                st.session_state[SHARED_FLOW_KEY] = fresh_copy(flow, VersionStore().flow_ids())
+                st.switch_page(BUILDER_PAGE)
+        with preview:
+            flow_canvas(preview_graph(flow), key=f"gallery_preview_{flow.id}", read_only=True,
+                        height=PREVIEW_HEIGHT)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from mawb.model import Flow
 
 REFRESH_SECONDS = 5
+CANVAS_HEIGHT = 380
 COUNT_COLUMNS = ("entered", "waiting", "completed", "failed", "converted")
 NOTHING_DEPLOYED = (
     "No flow is deployed in this workspace yet. Pick a template on the **Templates** page, "
@@ -160,8 +161,10 @@ def _render_live(reader: WorkspaceReader, flow: Flow) -> None:
 
     st.subheader("Contacts per step", anchor=False)
     graph = flow_to_graph(with_layout(flow), counts=snapshot.node_counts())
-    flow_canvas(graph, key=f"monitor_canvas_{flow.id}", read_only=True, height=460)
-    with st.expander("Counts per step as a table"):
+    flow_canvas(graph, key=f"monitor_canvas_{flow.id}", read_only=True, height=CANVAS_HEIGHT)
+    with st.expander("Counts per step as a chart and table"):
+        st.plotly_chart(analytics.funnel_figure(snapshot.funnel), width="stretch",
+                        key=f"monitor_funnel_{flow.id}")
         st.dataframe(snapshot.funnel, hide_index=True, width="stretch")
     _render_activity(snapshot.activity, flow.id)
     _render_errors(snapshot)

@@ -1,0 +1,256 @@
+"""End to end: Templates, Monitor, Experiments and Data in Debian chromium on `streamlit run`.
+
+The workbench runs on a free loopback port with MAWB_HOME in a temp folder seeded like the
+demo workspace (contacts, events and a simulated run of the welcome flow). The story: browse
+and filter the gallery and use a template (the Builder opens with a copy), read the monitor
+(KPIs, per-step counts on the canvas, charts, a contact's path), run a small simulation on the
+Experiments page and see its charts, look at the Data page. The browser console stays clean.
+Screenshots land in artifacts/screenshots/; good ones are copied to docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from ui_workspace import copy_of_demo
+
+from mawb.ui import gallery
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO / "artifacts" / "screenshots"
+DOCS_SCREENSHOTS = REPO / "docs" / "screenshots"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+WAIT_MS = 60_000
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_health(url: str, process: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"streamlit exited early with code {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"streamlit did not become healthy at {url}")
+
+
+@pytest.fixture(scope="module")
+def workbench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`streamlit run app.py` with MAWB_HOME in a seeded temp workspace."""
+    folder = tmp_path_factory.mktemp("pages_e2e")
+    home = copy_of_demo(tmp_path_factory.getbasetemp(), folder / "home")
+    log_path = folder / "streamlit.log"
+    port = free_port()
+    command = [
+        sys.executable, "-m", "streamlit", "run", "app.py",
+        "--server.headless", "true", "--server.port", str(port),
+        "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+        "--server.fileWatcherType", "none",
+    ]  # fmt: skip
+    env = {**os.environ, "MAWB_HOME": str(home)}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log,
+                                   stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_health(url, process)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    log_text = log_path.read_text(errors="replace")
+    assert "Traceback" not in log_text, log_text
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+class Tab:
+    """A browser page on the workbench that records console errors."""
+
+    def __init__(self, page: Any, url: str) -> None:
+        self.page = page
+        self.url = url
+        self.errors: list[str] = []
+        self.failed: list[str] = []
+        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        page.on("response", lambda r: r.status >= 400 and self.failed.append(f"{r.status} {r.url}"))
+        page.on("pageerror", lambda error: self.errors.append(f"pageerror: {error}"))
+
+    def open(self, name: str) -> None:
+        """Go to a page through the sidebar, as a user does (deep links make Streamlit probe
+        `<page>/_stcore/...` first, which logs 404s in the console)."""
+        if not self.page.url.startswith(self.url):
+            self.page.goto(self.url)
+        link = self.page.get_by_test_id("stSidebarNav").get_by_role("link", name=name)
+        link.wait_for(timeout=WAIT_MS)
+        link.click()
+        self.page.wait_for_url(f"**/{name}", timeout=WAIT_MS)
+
+    def settle(self) -> None:
+        """Wait until the rerun started by the last gesture is done."""
+        self.page.wait_for_timeout(500)
+        self.page.wait_for_function(
+            "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
+            timeout=WAIT_MS * 3,
+        )
+        self.page.wait_for_timeout(300)
+
+    def metric(self, label: str) -> str:
+        box = self.page.get_by_test_id("stMetric").filter(has_text=label).first
+        return box.get_by_test_id("stMetricValue").inner_text()
+
+    def shoot(self, name: str) -> Path:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+
+@pytest.fixture(scope="module")
+def tab(browser: Any, workbench: str) -> Iterator[Tab]:
+    context = browser.new_context(viewport={"width": 1440, "height": 1400})
+    wrapped = Tab(context.new_page(), workbench)
+    yield wrapped
+    context.close()
+    assert wrapped.errors == [], f"browser console errors: {wrapped.errors} {wrapped.failed}"
+
+
+def publish(*paths: Path) -> None:
+    DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        shutil.copy2(path, DOCS_SCREENSHOTS / path.name)
+
+
+def test_gallery_filters_and_uses_a_template(tab: Tab) -> None:
+    page = tab.page
+    tab.open("Templates")
+    cards = page.get_by_role("button", name="Use this template")
+    cards.first.wait_for(timeout=WAIT_MS)
+    page.locator(".react-flow__node").first.wait_for(timeout=WAIT_MS)
+    tab.settle()
+    total = cards.count()
+    assert total == 8
+    # Every card has a read-only preview with its steps drawn (no palette).
+    assert page.locator(".react-flow").count() == total
+    assert page.locator(".mawb-palette-item").count() == 0
+    shot = tab.shoot("templates")
+    search = page.get_by_label("Search")
+    for text in ("sms", "welcome"):
+        expected = gallery.filter_cards(gallery.template_cards(), None, text)
+        search.fill(text)
+        search.press("Enter")
+        page.get_by_text(f"{len(expected)} of {total} templates").wait_for(timeout=WAIT_MS)
+        tab.settle()
+        assert 0 < cards.count() == len(expected) < total
+    assert page.get_by_text("Welcome series").count() == 1
+    page.locator(".st-key-use_lead_welcome_v1 button").click()
+    page.wait_for_url("**/Builder", timeout=WAIT_MS)
+    page.locator(".react-flow__node").first.wait_for(timeout=WAIT_MS)
+    tab.settle()
+    assert page.locator('.react-flow__node[data-id="welcome"]').count() == 1
+    assert page.get_by_text("Opened Welcome series").count() >= 1
+    tab.shoot("builder_from_template")
+    publish(shot)
+
+
+def test_monitor_shows_counts_charts_and_a_contact(tab: Tab) -> None:
+    page = tab.page
+    tab.open("Monitor")
+    page.get_by_test_id("stMetric").first.wait_for(timeout=WAIT_MS)
+    page.locator(".react-flow__node").first.wait_for(timeout=WAIT_MS)
+    charts = page.locator(".js-plotly-plot >> visible=true")
+    charts.first.wait_for(timeout=WAIT_MS)
+    assert int(tab.metric("Enrolled").replace(",", "")) > 0
+    assert page.locator(".react-flow__node").count() == 7
+    start_counts = page.locator('.react-flow__node[data-id="start"] .mawb-node-counts')
+    assert "in" in start_counts.inner_text()
+    assert charts.count() == 2  # messages and engagement (the funnel waits in an expander)
+    # The canvas fits the view when it mounts; after a page switch the column may still have
+    # been resizing then, so fit again as a user would before the screenshot.
+    page.locator(".react-flow__controls-fitview").first.click()
+    page.wait_for_timeout(1000)
+    shot = tab.shoot("monitor")
+    page.get_by_label("Find a contact").fill("c0000")
+    page.get_by_label("Find a contact").press("Enter")
+    page.get_by_text("Path through the flow").wait_for(timeout=WAIT_MS)
+    path = page.locator("[data-testid=stDataFrame] >> visible=true").first
+    path.wait_for(timeout=WAIT_MS)
+    page.wait_for_timeout(1000)
+    tab.shoot("monitor_who_is_where")
+    publish(shot)
+
+
+def test_experiments_runs_a_simulation_and_draws_it(tab: Tab) -> None:
+    page = tab.page
+    tab.open("Experiments")
+    page.get_by_role("button", name="Run simulation").wait_for(timeout=WAIT_MS)
+    tab.settle()
+    page.get_by_text("Synthetic", exact=True).click()
+    tab.settle()
+    size = page.get_by_role("spinbutton", name="Contacts")
+    size.fill("60")
+    size.press("Enter")
+    tab.settle()
+    page.get_by_label("Days of virtual time").fill("2")
+    page.get_by_label("Days of virtual time").press("Enter")
+    tab.settle()
+    page.get_by_role("button", name="Run simulation").click()
+    charts = page.locator(".js-plotly-plot")
+    charts.first.wait_for(timeout=WAIT_MS * 3)
+    tab.settle()
+    assert charts.count() == 2
+    assert int(tab.metric("Enrolled").replace(",", "")) > 0
+    assert page.get_by_text("funnel").count() >= 1
+    publish(tab.shoot("experiments"))
+
+
+def test_data_page_shows_what_the_workspace_holds(tab: Tab) -> None:
+    page = tab.page
+    tab.open("Data")
+    page.get_by_text("Upload events").wait_for(timeout=WAIT_MS)
+    tab.settle()
+    assert int(tab.metric("Contacts").replace(",", "")) == 300
+    assert page.get_by_text("Upload contacts").count() == 1
+    assert page.get_by_test_id("stFileUploader").count() == 2
+    publish(tab.shoot("data"))
