@@ -372,6 +372,8 @@ def run_stage(connection: duckdb.DuckDBPyConnection, flow: Flow, stage: str, now
     and ends exactly where an uninterrupted tick would.
     """
     flow_params = {**flow.params, **(params or {})}
+    if _idle(connection, flow, stage, now):
+        return  # nothing waits at the node: no transaction, and a re-run is a no-op too
     connection.execute("BEGIN")
     try:
         started = datetime.now()
@@ -435,6 +437,17 @@ def _node_step(connection: duckdb.DuckDBPyConnection, flow: Flow, node_id: str, 
         STEPS[node.type](cohort)
     apply(cohort)
     _complete(connection, flow, now, "cohort")
+
+
+def _idle(connection: duckdb.DuckDBPyConnection, flow: Flow, stage: str,
+          now: datetime) -> bool:
+    """A non-trigger node with no token to look at (most nodes at most ticks)."""
+    if stage in (INGEST, DISPATCH):
+        return False
+    node = flow.node(stage)
+    if nodes.get(node.type).category is Category.TRIGGER:
+        return False
+    return not _anyone_due(connection, flow, stage, now, node.type in EVERY_TICK)
 
 
 def _anyone_due(connection: duckdb.DuckDBPyConnection, flow: Flow, node_id: str,
