@@ -75,7 +75,8 @@ def expected_failures(source: str = "") -> Iterator[None]:
         yield
     except _Invalid as error:
         _print_diagnostics(error.source, error.report)
-        raise fail(f"{error.source}: invalid flow ({len(error.report.errors)} errors); "
+        errors = len(error.report.errors)
+        raise fail(f"{error.source}: invalid flow ({errors} error{'s' * (errors != 1)}); "
                    "nothing was changed", EXIT_INVALID) from None
     except FlowInvalidError as error:
         _print_diagnostics(source or "flow", error.report)
@@ -84,9 +85,8 @@ def expected_failures(source: str = "") -> Iterator[None]:
         raise _intake_failure(prefix, error) from None
     except (FlowFileError, StoreBusyError, OSError) as error:
         raise fail(str(error)) from None
-    except (KeyError, ValueError) as error:
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        raise fail(f"{prefix}{message}") from None
+    except ValueError as error:  # bad options, params, intervals, immutable versions
+        raise fail(f"{prefix}{error}") from None
 
 
 def _print_diagnostics(source: str, report: Report) -> None:
@@ -237,7 +237,6 @@ HomeOpt = Annotated[
 ParamOpt = Annotated[
     list[str] | None, typer.Option("--param", help="Override a flow param: name=value (repeat)")
 ]
-STAGE_NAMES = ("_ingest", "_dispatch")
 
 
 def _home(home: Path | None) -> Path:
@@ -260,14 +259,14 @@ def step(
 
     Deploys (or checks) the flow version first, so an invalid flow changes nothing.
     """
-    from mawb.engine import Workspace
+    from mawb.engine import DISPATCH, INGEST, Workspace
 
     with expected_failures(flow_spec):
         flow = load_flow(flow_spec)
-        if node not in STAGE_NAMES and node not in {n.id for n in flow.nodes}:
+        if node not in {INGEST, DISPATCH, *(n.id for n in flow.nodes)}:
             raise ValueError(f"--node {node}: no such node in flow {flow.id} "
                              f"(nodes: {', '.join(n.id for n in flow.nodes)}; "
-                             f"stages: {', '.join(STAGE_NAMES)})")
+                             f"stages: {INGEST}, {DISPATCH})")
         if partition >= partitions:
             raise ValueError(f"--partition {partition} must be below --partitions {partitions}")
         params = {**flow.params, **parse_params(flow, param or [])}
@@ -300,6 +299,7 @@ def simulate_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Run a flow on a virtual clock and print its funnel and messages per channel."""
+    from mawb.engine.store import ENGAGEMENT_COLUMNS
     from mawb.intake import read_contacts, read_events
     from mawb.simulate import simulate
 
@@ -320,6 +320,7 @@ def simulate_command(
         with expected_failures(str(events)):
             recorded = read_events(events)
     with tempfile.TemporaryDirectory(prefix="mawb-sim-") as home, expected_failures(flow_spec):
+        check_columns(flow, params, {*population.columns, *ENGAGEMENT_COLUMNS}, flow_spec)
         result = simulate(flow, population, days=days, params=params, seed=seed,
                           responses=responses.value, events=recorded, home=home,
                           progress=not as_json and sys.stderr.isatty())
@@ -348,15 +349,20 @@ def deploy_checked(workspace: Any, flow: Flow, source: str,
     """Deploy after validating against the workspace's contact columns, so a condition on an
     attribute the contacts lack is a diagnostic naming its node, not a failed query."""
     from mawb.engine.store import contact_column_names
-    from mawb.validate import validate_flow
 
     with workspace.connection(partition, read_only=True) as connection:
-        columns = contact_column_names(connection)
-    report = validate_flow(flow.model_copy(update={"params": {**flow.params, **(params or {})}}),
-                           columns=columns)
+        check_columns(flow, params, contact_column_names(connection), source)
+    workspace.deploy(flow)
+
+
+def check_columns(flow: Flow, params: dict[str, Any] | None, columns: Any, source: str) -> None:
+    """Validate `flow` with `params` against the contact attributes it will run on."""
+    from mawb.validate import validate_flow
+
+    merged = {**flow.params, **(params or {})}
+    report = validate_flow(flow.model_copy(update={"params": merged}), columns=set(columns))
     if not report.valid:
         raise _Invalid(source, report)
-    workspace.deploy(flow)
 
 
 def _deployed(spec: str, workspace: Any) -> Flow:

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 import pytest
 from cli_helpers import BROKEN, TEN_CONTACTS, cli, cli_json, error_lines
 
+import mawb
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -145,3 +147,14 @@ def test_the_json_is_the_only_stdout() -> None:
     result = cli("simulate", "lead_welcome_v1", "--contacts", TEN_CONTACTS, "--days", 3,
                   "--responses", "none", "--json")
     assert json.loads(result.stdout)["flow"] == "lead_welcome_v1"
+
+
+def test_a_condition_on_a_missing_attribute_is_a_diagnostic(tmp_path: Path) -> None:
+    flow = mawb.load_template("lead_welcome_v1")
+    flow.node("engaged").params["condition"] = "karma > 3"
+    path = flow.save(tmp_path / "karma.json")
+    result = cli("simulate", path, "--contacts", TEN_CONTACTS, "--responses", "none")
+    assert result.exit_code == 1
+    lines = error_lines(result)
+    assert (f"{path}: error [unknown_column] node engaged · params.condition: contacts have "
+            "no attribute 'karma'") in lines

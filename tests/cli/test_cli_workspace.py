@@ -135,7 +135,7 @@ def test_run_refuses_a_flow_the_contacts_cannot_answer(tmp_path: Path) -> None:
     lines = error_lines(result)
     assert ("lead_welcome_v1: error [unknown_column] node start · params.audience: contacts "
             "have no attribute 'lifecycle'") in lines
-    assert lines[-1] == "error: lead_welcome_v1: invalid flow (1 errors); nothing was changed"
+    assert lines[-1] == "error: lead_welcome_v1: invalid flow (1 error); nothing was changed"
     assert count(home / "store.duckdb", "SELECT count(*) FROM runs") == 0
 
 
