@@ -7,8 +7,9 @@ flow's edges (loop back-edges dropped, as `mawb.graph` rules) plus *ordering edg
 nodes the flow leaves unordered, so Airflow runs the nodes in exactly the engine's
 topological order: a partition store has one writer at a time, and sibling nodes that touch
 the same contact (two triggers, parallel branches) act in the same order as in the embedded
-engine. Every task is mapped over the contact partitions and runs the one stable entry point
-`mawb step`, which is idempotent, so Airflow's retries are safe. User text (names, labels,
+engine. The tasks form a task group mapped over the contact partitions (a partition's tasks
+never wait for another partition's), and each runs the one stable entry point `mawb step`,
+which is idempotent, so Airflow's retries are safe. User text (names, labels,
 descriptions) only ever enters the file through `mawb.compile.source`, as escaped string
 literals.
 """
@@ -210,12 +211,12 @@ def _imports(target: Target, sdk_names: set[str]) -> str:
                 # The one import outside airflow.sdk: the SDK has no Kubernetes operator.
                 "from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator",
                 "from airflow.providers.cncf.kubernetes.secret import Secret",
-                _import_line("airflow.sdk", sdk),
+                _import_line("airflow.sdk", f"{sdk}, task_group"),
                 "from kubernetes.client import models as k8s",
             ]
         )
     standard = ["import subprocess"] if target.executable else []
-    local = f"{sdk}, get_current_context, task"
+    local = f"{sdk}, get_current_context, task, task_group"
     return "\n".join(
         [
             "import json",
@@ -328,10 +329,11 @@ def _step_local(target: Target) -> str:
         )
     )
     return f'''@task
-def mawb_step(target: list[str], partition: int) -> None:
+def mawb_step(target: list[str]) -> None:
     """Run `mawb step` for one node (or _ingest/_dispatch) and one partition of contacts."""
     context = get_current_context()
     tick = context.get("logical_date") or context["dag_run"].run_after
+    partition = context["ti"].map_index  # the index of this partition's mapped group
     arguments = ["step", "--flow", FLOW_FILE, *target]
     arguments += ["--partition", str(partition), "--partitions", str(len(PARTITIONS))]
     arguments += ["--tick-time", tick.isoformat()]
@@ -345,9 +347,8 @@ def mawb_step(target: list[str], partition: int) -> None:
 
 
 def step_task(task_id: str, target: list[str], label: str):
-    """The task of one node (or stage), mapped over the contact partitions."""
-    named = mawb_step.override(task_id=task_id, task_display_name=label)
-    return named.partial(target=target).expand(partition=PARTITIONS)'''
+    """The task of one node (or stage) in the partition's group."""
+    return mawb_step.override(task_id=task_id, task_display_name=label)(target=target)'''
 
 
 def _param_arguments(flow: Flow) -> str:
@@ -376,6 +377,8 @@ def _step_kubernetes(target: Target) -> str:
         [
             "# Rendered per task instance: the tick is the run's logical date (or its run time).",
             'TICK_TIME = "{{ (logical_date or dag_run.run_after).isoformat() }}"',
+            "# The index of the partition's mapped group is the partition number.",
+            'PARTITION = "{{ ti.map_index }}"',
             "POD = {",
             f'    "namespace": {source.long_string(pod.namespace, 17, 1)},',
             f'    "image": {source.long_string(pod.image, 13, 1)},',
@@ -417,18 +420,17 @@ def _step_kubernetes(target: Target) -> str:
             "",
             "",
             "def step_task(task_id: str, target: list[str], label: str):",
-            '    """A pod per contact partition running `mawb step` for one node (or stage)."""',
-            '    command = ["step", "--flow", FLOW_FILE, *target]',
-            '    tick = ["--partitions", str(len(PARTITIONS)), "--tick-time", TICK_TIME, '
-            '"--home", HOME]',
-            "    arguments = [",
-            '        [*command, "--partition", str(partition), *tick, *PARAM_ARGUMENTS]',
-            "        for partition in PARTITIONS",
-            "    ]",
-            "    named = KubernetesPodOperator.partial(",
-            '        task_id=task_id, task_display_name=label, cmds=["mawb"], **POD',
+            '    """A pod running `mawb step` for one node (or stage) of the partition."""',
+            '    arguments = ["step", "--flow", FLOW_FILE, *target, "--partition", PARTITION]',
+            '    arguments += ["--partitions", str(len(PARTITIONS)), "--tick-time", TICK_TIME]',
+            '    arguments += ["--home", HOME, *PARAM_ARGUMENTS]',
+            "    return KubernetesPodOperator(",
+            "        task_id=task_id,",
+            "        task_display_name=label,",
+            '        cmds=["mawb"],',
+            "        arguments=arguments,",
+            "        **POD,",
             "    )",
-            "    return named.expand(arguments=arguments)",
         ]
     )
 
@@ -493,15 +495,21 @@ def _dag(flow: Flow, schedule: str) -> str:
         "    params=PARAMS,",
         _default_args(),
         "):",
-        '    ingest = step_task("ingest", ["--node", "_ingest"], "Load ingest spool")',
-        '    dispatch = step_task("dispatch", ["--node", "_dispatch"], "Dispatch outbox")',
-        "    nodes = {",
-        '        node_id: step_task(node_id, ["--node", node_id], label) '
-        "for node_id, label in NODES.items()",
-        "    }",
-        "    ingest >> [nodes[node_id] for node_id in FIRST]",
-        "    for source, target in EDGES + AFTER:",
-        "        nodes[source] >> nodes[target]",
-        "    [nodes[node_id] for node_id in LAST] >> dispatch",
+        "",
+        '    @task_group(group_id="partition", prefix_group_id=False)',
+        "    def tick(partition: int) -> None:",
+        '        """One partition\'s tick: its tasks write only that partition\'s store."""',
+        '        ingest = step_task("ingest", ["--node", "_ingest"], "Load ingest spool")',
+        '        dispatch = step_task("dispatch", ["--node", "_dispatch"], "Dispatch outbox")',
+        "        nodes = {",
+        '            node_id: step_task(node_id, ["--node", node_id], label)',
+        "            for node_id, label in NODES.items()",
+        "        }",
+        "        ingest >> [nodes[node_id] for node_id in FIRST]",
+        "        for source, target in EDGES + AFTER:",
+        "            nodes[source] >> nodes[target]",
+        "        [nodes[node_id] for node_id in LAST] >> dispatch",
+        "",
+        "    tick.expand(partition=PARTITIONS)",
     ]
     return "\n".join(lines) + "\n"

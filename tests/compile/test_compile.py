@@ -64,6 +64,8 @@ ALLOWED_NAMES = {
     "Secret",
     "k8s",
     "mawb_step",
+    "task_group",
+    "PARTITION",
     "step_task",
     "task_id",
     "target",
