@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mawb import graph
+from mawb import graph, nodes
 from mawb.compile import source
 from mawb.compile.kubernetes import (
     FLOW_MOUNT,
@@ -42,6 +42,7 @@ from mawb.compile.schedule import (
     has_event_asset,
     schedule_expression,
 )
+from mawb.expr import parse_condition
 from mawb.validate import FlowInvalidError, validate_flow
 
 if TYPE_CHECKING:
@@ -449,23 +450,48 @@ def _default_args() -> str:
 
 
 def _params_block(flow: Flow) -> str:
-    """Flow params as DAG params, typed from their values (Airflow checks run-time values)."""
+    """Flow params as DAG params: typed as the flow file types them (Airflow checks the values
+    of a triggered run), described by where the flow uses them."""
     if not flow.params:
         return "PARAMS: dict[str, Param] = {}"
+    uses = _param_uses(flow)
     lines = ["PARAMS = {"]
     for name, value in flow.params.items():
         kind = _JSON_TYPES[type(value)]
-        line = f'    "{name}": Param({source.literal(value)}, type="{kind}"),'
+        where = ", ".join(uses.get(name, []))
+        description = f"Used by {where}" if where else "Not used by any condition of the flow"
+        line = (
+            f'    "{name}": Param({source.literal(value)}, type="{kind}", '
+            f"description={source.string(description)}),"
+        )
         if len(line) > source.LINE_LENGTH:
             value_code = (
-                source.long_string(value, 8, 2)
-                if isinstance(value, str)
-                else (source.literal(value))
+                source.long_string(value, 8, 2) if isinstance(value, str) else source.literal(value)
             )
-            line = f'    "{name}": Param(\n        {value_code},\n        type="{kind}",\n    ),'
+            described = source.long_string(description, 20, 2)
+            line = (
+                f'    "{name}": Param(\n        {value_code},\n        type="{kind}",\n'
+                f"        description={described},\n    ),"
+            )
         lines.append(line)
     lines.append("}")
     return "\n".join(lines)
+
+
+def _param_uses(flow: Flow) -> dict[str, list[str]]:
+    """Where each flow param appears: `node.field` of the conditions that name it, and `goal`."""
+    uses: dict[str, list[str]] = defaultdict(list)
+    conditions = []
+    for node in flow.nodes:
+        node_type = nodes.get(node.type)
+        found = node_type.conditions(node_type.parse(node.params))
+        conditions += [(f"{node.id}.{field}", text) for field, text in found.items()]
+    if flow.settings.goal:
+        conditions.append(("the goal", flow.settings.goal))
+    for place, text in conditions:
+        for name in sorted(parse_condition(text).params):
+            uses[name].append(place)
+    return uses
 
 
 def _tags_line(tags: list[str]) -> str:

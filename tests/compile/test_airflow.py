@@ -23,6 +23,7 @@ from mawb.compile.schedule import EVENT_TRIGGER_TYPES, asset_names
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 TICK = pendulum.datetime(2025, 3, 3, 9, 0, tz="UTC")
+JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string"}
 PARITY_TICK = pendulum.datetime(2026, 11, 2, 9, 0, tz="UTC")
 POPULATION = 120
 
@@ -62,7 +63,9 @@ def test_every_template_imports_in_a_dagbag_with_the_flow_graph(
     flows = mawb.list_templates()
     for flow in flows:
         compile_airflow(flow, tmp_path, kubernetes=kubernetes, partitions=2)
-    bag = _dagbag(tmp_path, timings, "kubernetes" if kubernetes else "local")
+    variant = "kubernetes" if kubernetes else "local"
+    bag = _dagbag(tmp_path, timings, f"{variant} (cold: first imports)")
+    _dagbag(tmp_path, timings, f"{variant} (warm)")
     assert bag.import_errors == {}
     assert set(bag.dags) == {f"mawb_{flow.id}" for flow in flows}
     for flow in flows:
@@ -71,6 +74,10 @@ def test_every_template_imports_in_a_dagbag_with_the_flow_graph(
         assert actual == _expected_graph(flow), flow.id
         assert dag.max_active_runs == 1 and dag.catchup is False
         assert set(dag.params.keys()) == set(flow.params)
+        for name, value in flow.params.items():
+            param = dag.params.get_param(name)
+            assert param.value == value and param.schema["type"] == JSON_TYPES[type(value)]
+            assert param.description.startswith(("Used by", "Not used"))
         assert dag.tags >= {"mawb", flow.metadata.category}
         task = dag.get_task("ingest")
         assert task.retries == 3 and task.retry_exponential_backoff == 2.0

@@ -317,11 +317,44 @@ def test_schedule_defaults_to_the_tick_and_can_be_overridden(tmp_path: Path) -> 
 def test_params_become_typed_dag_params(tmp_path: Path) -> None:
     flow = mawb.load_template("lead_welcome_v1")
     flow.params.update({"max_score": 10, "enabled": True, "segment": 'it\'s "vip"'})
-    text = _compile(flow, tmp_path).read_text()
-    assert '"engagement_threshold": Param(0.7, type="number"),' in text
-    assert '"max_score": Param(10, type="integer"),' in text
-    assert '"enabled": Param(True, type="boolean"),' in text
-    assert '"segment": Param(\'it\\\'s "vip"\', type="string"),' in text
+    flow.settings.goal = "score >= :max_score"
+    tree = ast.parse(_compile(flow, tmp_path).read_text())
+    params = {
+        ast.literal_eval(key): call
+        for key, call in zip(
+            tree.body[_statement(tree, "PARAMS")].value.keys,  # type: ignore[attr-defined]
+            tree.body[_statement(tree, "PARAMS")].value.values,  # type: ignore[attr-defined]
+            strict=True,
+        )
+    }
+    found = {
+        name: (
+            ast.literal_eval(call.args[0]),
+            {k.arg: ast.literal_eval(k.value) for k in call.keywords},
+        )
+        for name, call in params.items()
+    }
+    assert found == {
+        "engagement_threshold": (
+            0.7,
+            {"type": "number", "description": "Used by engaged.condition"},
+        ),
+        "max_score": (10, {"type": "integer", "description": "Used by the goal"}),
+        "enabled": (True, {"type": "boolean", "description": _UNUSED}),
+        "segment": ('it\'s "vip"', {"type": "string", "description": _UNUSED}),
+    }
+
+
+_UNUSED = "Not used by any condition of the flow"
+
+
+def _statement(tree: ast.Module, name: str) -> int:
+    for index, statement in enumerate(tree.body):
+        if isinstance(statement, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == name for t in statement.targets
+        ):
+            return index
+    raise KeyError(name)
 
 
 def test_invalid_flow_is_refused_with_its_diagnostics(tmp_path: Path) -> None:
