@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -277,6 +278,8 @@ def main() -> None:
         return
     big, mid, subset = (20_000, 5_000, 500) if args.quick else (1_000_000, 100_000, 2_000)
     sizes = [mid, big] + ([5_000_000] if args.with_5m and not args.quick else [])
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(f"{os.cpu_count()} CPUs, load average {load} at start (other work slows every row)")
     print(f"{'scenario':<34} {'contacts':>10} {'wall':>11} {'contacts/s':>14} {'peak RSS':>11}")
     engine = {}
     for size in sizes:
@@ -289,6 +292,8 @@ def main() -> None:
     raw = measure("raw", big, args.seed)
     print(_row("raw floor (bare statements)", raw, big), flush=True)
     _report(engine, reference, engine_subset, raw, big, mid, subset)
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(f"load average at the end: {load}")
 
 
 def _report(engine: dict[int, dict[str, Any]], reference: dict[str, Any],

@@ -130,23 +130,14 @@ def apply(cohort: Cohort) -> None:
         WHERE tokens.token_id = d.token_id AND d.branch IS NULL
         """
     )
+    # Tokens starting to wait and tokens leaving, logged in one pass over the decisions.
     connection.execute(
         """
         INSERT INTO node_log
-        SELECT ?, t.flow_id, t.version, t.enrollment_id, t.contact_id, t.node_id, 'waiting',
-               NULL, NULL
+        SELECT ?, t.flow_id, t.version, t.enrollment_id, t.contact_id, t.node_id,
+               CASE WHEN d.branch IS NULL THEN 'waiting' ELSE 'completed' END, d.branch, NULL
         FROM decision d JOIN cohort t USING (token_id)
-        WHERE d.branch IS NULL AND t.state IS NULL
-        """,
-        [now],
-    )
-    connection.execute(
-        """
-        INSERT INTO node_log
-        SELECT ?, t.flow_id, t.version, t.enrollment_id, t.contact_id, t.node_id, 'completed',
-               d.branch, NULL
-        FROM decision d JOIN cohort t USING (token_id)
-        WHERE d.branch IS NOT NULL
+        WHERE d.branch IS NOT NULL OR t.state IS NULL
         """,
         [now],
     )
@@ -178,3 +169,12 @@ def apply(cohort: Cohort) -> None:
         "DELETE FROM tokens WHERE token_id IN "
         "(SELECT token_id FROM decision WHERE branch IS NOT NULL)"
     )
+
+
+def ended_paths(connection: duckdb.DuckDBPyConnection) -> bool:
+    """Whether some token left by a branch with no edge (so its enrollment may be done)."""
+    row = connection.execute(
+        "SELECT EXISTS (SELECT 1 FROM decision WHERE branch IS NOT NULL "
+        "AND branch NOT IN (SELECT branch FROM route))"
+    ).fetchone()
+    return bool(row and row[0])

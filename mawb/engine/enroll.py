@@ -100,7 +100,8 @@ def candidates(connection: duckdb.DuckDBPyConnection, flow: Flow, node: Node, pa
             INSERT INTO candidates
             SELECT c.contact_id FROM contacts c
             WHERE c.contact_id IN (SELECT ev.contact_id FROM events ev
-                                   WHERE ev.name IN ({names}) AND {_new_events(last_seq, last_time)})
+                                   WHERE ev.name IN ({names})
+                                     AND {_new_events(last_seq, last_time)})
               AND (SELECT count(*) FROM events ev WHERE ev.contact_id = c.contact_id
                    AND ev.name IN ({names}) AND ev.ts <= ? {window}) >= {int(params.min_count)}
               AND {audience}
@@ -114,7 +115,8 @@ def candidates(connection: duckdb.DuckDBPyConnection, flow: Flow, node: Node, pa
             column = lambda name: exp.func(  # noqa: E731
                 "json_extract_string", exp.column("properties", table="ev"),
                 exp.Literal.string(f"$.{name}"))
-            where = f"coalesce(({to_sql(params.where, flow_params, column=column, now=now)}), false)"
+            condition = to_sql(params.where, flow_params, column=column, now=now)
+            where = f"coalesce(({condition}), false)"
         connection.execute(
             f"""
             INSERT INTO candidates

@@ -54,9 +54,14 @@ def _text_sql(cohort: Cohort, template: str | None, columns: set[str]) -> str:
     return rendered if rendered is not None else "NULL"
 
 
-# One row per key: two tokens of one enrollment at the same node in the same tick (paths of a
-# fork meeting again without a merge) share a key, as do rows this node wrote at earlier ticks.
-UNIQUE_TOKENS = "(SELECT DISTINCT ON (enrollment_id, coalesce(iteration, 0)) * FROM cohort)"
+def _unique_tokens(cohort: Cohort) -> str:
+    """The cohort with one token per key.
+
+    Two tokens of one enrollment at the same node in the same tick (paths of a fork meeting
+    again without a merge) share a key; without a fork every enrollment has one token."""
+    if not any(node.type == "parallel_execution" for node in cohort.flow.nodes):
+        return "cohort"
+    return "(SELECT DISTINCT ON (enrollment_id, coalesce(iteration, 0)) * FROM cohort)"
 
 
 def _new_keys(cohort: Cohort) -> str:
@@ -72,7 +77,7 @@ def _enqueue(cohort: Cohort, channel: str, recipient: str, subject: str, body: s
         INSERT INTO outbox
         SELECT {KEY_SQL}, t.flow_id, t.version, t.contact_id, t.node_id, t.iteration, ?,
                {recipient}, {subject}, {body}, NULL, 'pending', 0, NULL, NULL, ?, ?, NULL
-        FROM {UNIQUE_TOKENS} t JOIN contacts c USING (contact_id)
+        FROM {_unique_tokens(cohort)} t JOIN contacts c USING (contact_id)
              LEFT JOIN enrollments e USING (enrollment_id)
         {_new_keys(cohort)}
         """,
@@ -141,7 +146,7 @@ def _request(cohort: Cohort, channel: str) -> None:
         INSERT INTO outbox
         SELECT {KEY_SQL}, t.flow_id, t.version, t.contact_id, t.node_id, t.iteration, ?,
                NULL, NULL, NULL, ?, 'pending', 0, NULL, NULL, ?, ?, NULL
-        FROM {UNIQUE_TOKENS} t LEFT JOIN enrollments e USING (enrollment_id)
+        FROM {_unique_tokens(cohort)} t LEFT JOIN enrollments e USING (enrollment_id)
         {_new_keys(cohort)}
         """,
         [channel, payload, cohort.now, cohort.now],

@@ -17,13 +17,13 @@ import contextlib
 import random
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
 STORE_SCHEMA_VERSION = 2
 CHECKPOINT_THRESHOLD = "1GB"
@@ -110,7 +110,8 @@ def _is_lock_error(error: Exception) -> bool:
     return "lock" in text or "conflicting" in text or "being used by another process" in text
 
 
-def connect(path: Path, read_only: bool = False, retry_seconds: float = 30.0) -> duckdb.DuckDBPyConnection:
+def connect(path: Path, read_only: bool = False,
+            retry_seconds: float = 30.0) -> duckdb.DuckDBPyConnection:
     """Open the store, waiting with jittered backoff while another process holds it."""
     deadline = time.monotonic() + retry_seconds
     delay = 0.02
@@ -152,7 +153,8 @@ def migrate(connection: duckdb.DuckDBPyConnection) -> int:
         connection.execute(SCHEMA_STEPS[version])
         if version == 1:
             for column, ddl in ENGAGEMENT_COLUMNS.items():
-                connection.execute(f'ALTER TABLE contacts ADD COLUMN IF NOT EXISTS "{column}" {ddl}')
+                connection.execute(
+                    f'ALTER TABLE contacts ADD COLUMN IF NOT EXISTS "{column}" {ddl}')
         connection.execute("DELETE FROM meta WHERE key = 'schema_version'")
         connection.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(version)])
         connection.execute("COMMIT")

@@ -24,7 +24,7 @@ import pandas as pd
 
 from mawb import graph, nodes
 from mawb.engine import enroll, outbox
-from mawb.engine.cohort import Cohort, apply, literal, prepare, quote
+from mawb.engine.cohort import Cohort, apply, ended_paths, literal, prepare, quote
 from mawb.engine.steps import EVERY_TICK, STEPS
 from mawb.engine.store import connect, contact_columns, migrate, utc_naive
 from mawb.expr import to_sql
@@ -436,7 +436,8 @@ def _node_step(connection: duckdb.DuckDBPyConnection, flow: Flow, node_id: str, 
     else:
         STEPS[node.type](cohort)
     apply(cohort)
-    _complete(connection, flow, now, "cohort")
+    if ended_paths(connection):
+        _complete(connection, flow, now, "cohort")
 
 
 def _idle(connection: duckdb.DuckDBPyConnection, flow: Flow, stage: str,
