@@ -201,8 +201,10 @@ def daily_activity(connection: duckdb.DuckDBPyConnection, flow_id: str) -> pd.Da
         FROM messages WHERE flow_id = ? GROUP BY ALL
         UNION ALL
         SELECT date_trunc('day', e.ts), coalesce(m.channel, 'other'), e.name, count(*)
-        FROM events e LEFT JOIN messages m
-          ON m.flow_id = ? AND e.event_id = m.idempotency_key || ':' || e.name
+        FROM events e LEFT JOIN (SELECT idempotency_key, channel FROM messages
+                                 WHERE flow_id = ?) m
+          -- an equality on one column each side, so DuckDB hash-joins (not a nested loop)
+          ON m.idempotency_key = left(e.event_id, length(e.event_id) - length(e.name) - 1)
         WHERE e.source = 'simulation:' || ? AND e.name IN ({placeholders}) GROUP BY ALL
         """,
         [flow_id, flow_id, flow_id, *names],

@@ -7,6 +7,7 @@ reruns while the analyst moves the next slider.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -184,8 +185,7 @@ def _simulate_tab(state: dict[str, Any], flow: Flow, population: runs.Population
     keep, save = st.columns(2)
     if keep.button("Keep for comparison", icon=":material/add:", key="exp_keep"):
         number = len(state["variants"]) + 1
-        state["variants"].append(runs.Variant(**{**last.__dict__,
-                                                 "label": f"#{number} {last.label}"}))
+        state["variants"].append(dataclasses.replace(last, label=f"#{number} {last.label}"))
         st.toast(f"Kept as variant #{number}; see the Compare tab.")
     with save:
         _save_form(flow, last.params, store)
