@@ -397,11 +397,12 @@ def line_chart_svg(
 
     points = [place(float(x), float(y)) for x, y in zip(xs, ys, strict=True)]
     line = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
+    # Labels alternate above and below their points, so neighbours close together stay legible.
     marks = "".join(
         f'<circle cx="{px:.1f}" cy="{py:.1f}" r="4" fill="{color}"/>'
-        f'<text x="{px:.1f}" y="{py - 8:.1f}" text-anchor="middle" font-size="10">'
-        f"{_text(label)}</text>"
-        for (px, py), label in zip(points, labels, strict=True)
+        f'<text x="{px:.1f}" y="{py - 8 if at % 2 == 0 else py + 16:.1f}" text-anchor="middle" '
+        f'font-size="10">{_text(label)}</text>'
+        for at, ((px, py), label) in enumerate(zip(points, labels, strict=True))
     )
     axes = (
         f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" '
