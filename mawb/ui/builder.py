@@ -133,7 +133,8 @@ def _canvas(state: bs.BuilderState, report: Report) -> None:
         st.info("Empty flow: drag a **trigger** from the palette onto the canvas, then add "
                 "steps and connect their handles.", icon=":material/touch_app:")
     graph = flow_to_graph(state.flow, diagnostics=report.diagnostics, selected=state.selected)
-    flow_canvas(graph, palette=palette_items(), key=state.canvas_key, height=CANVAS_HEIGHT)
+    flow_canvas(graph, palette=palette_items(), key=state.canvas_key, height=CANVAS_HEIGHT,
+                view_key=state.canvas_key)
 
 
 def _forget_old_canvases(state: bs.BuilderState) -> None:

@@ -32,12 +32,15 @@ def flow_canvas(
     read_only: bool = False,
     height: int = 560,
     fit_view: bool = True,
+    view_key: str | None = None,
 ) -> dict[str, Any] | None:
     """Render the canvas and return the latest graph edited by the user, or None before any edit.
 
     ``graph`` is ``{"nodes": [...], "edges": [...], "selected": id | None}`` (see
     ``frontend/canvas/src/types.ts``); the returned graph has the same shape. ``palette`` lists
     the node types the user can drag in (hidden when ``read_only``). Each edit reruns the script.
+    Changing ``view_key`` asks the canvas to fit the whole graph into view again (for example
+    after Python laid the graph out anew); ``fit_view`` only fits when the canvas first mounts.
 
     Example::
 
@@ -54,6 +57,7 @@ def flow_canvas(
         "read_only": read_only,
         "height": height,
         "fit_view": fit_view,
+        "view_key": view_key,
     }
     result = _renderer()(
         key=key,

@@ -115,6 +115,14 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
+def wait_for_count(locator: Any, count: int) -> None:
+    """Poll until ``locator`` matches ``count`` elements (CSS locators pierce the canvas's
+    shadow DOM, which `wait_for_function` selectors do not)."""
+    deadline = time.monotonic() + SETTLE_MS / 1000
+    while locator.count() != count and time.monotonic() < deadline:
+        locator.page.wait_for_timeout(100)
+
+
 class Workbench:
     """A browser page on the workbench, collecting console errors."""
 
@@ -142,9 +150,7 @@ class Workbench:
             self.page.locator(".react-flow__pane"), target_position={"x": x, "y": y}
         )
         nodes = self.page.locator(".react-flow__node")
-        deadline = time.monotonic() + SETTLE_MS / 1000
-        while nodes.count() <= before and time.monotonic() < deadline:
-            self.page.wait_for_timeout(100)
+        wait_for_count(nodes, before + 1)
         assert nodes.count() == before + 1, f"dropping {node_type} made no node"
         self.settle()
 
@@ -248,6 +254,27 @@ def test_build_validate_configure_save_and_diff(
         ("if_condition_1", "true", "email_send_1"),
         ("if_condition_1", "false", "sms_send_1"),
     ]
+    # Switch cases edited in the config panel become the switch's output handles.
+    ui.drop("switch_case", 420, 440)
+    handles = ui.node("switch_case_1").locator(".react-flow__handle.source")
+    wait_for_count(handles, 2)
+    assert handles.evaluate_all("els => els.map(el => el.dataset.handleid)") == [
+        "case_1", "default"
+    ]
+    cases = page.get_by_label("Cases", exact=True)
+    cases.fill('[{"name": "vip", "condition": "score > 80"}, '
+               '{"name": "warm", "condition": "score > 40"}]')
+    cases.press("Control+Enter")
+    ui.settle()
+    wait_for_count(handles, 3)
+    assert handles.evaluate_all("els => els.map(el => el.dataset.handleid)") == [
+        "vip", "warm", "default"
+    ]
+    ui.node("switch_case_1").locator(".mawb-node-title").click()
+    page.keyboard.press("Delete")
+    ui.node("switch_case_1").wait_for(state="detached", timeout=SETTLE_MS)
+    ui.settle()
+
     # Auto layout re-creates the canvas laid out left to right; a taller window shows the
     # config panel and validation under it in the README picture.
     page.get_by_role("button", name="Auto layout").click()
@@ -255,6 +282,8 @@ def test_build_validate_configure_save_and_diff(
     ui.select("email_send_1")
     page.set_viewport_size({"width": 1440, "height": 1500})
     ui.settle()
+    page.get_by_text("Builder · New flow").scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
     builder_shot = ui.shot("builder")
     page.set_viewport_size({"width": 1440, "height": 1000})
     page.get_by_role("link", name="Home").first.click()

@@ -11,6 +11,7 @@ import {
   ReactFlow,
   ReactFlowProvider,
   useReactFlow,
+  useStore,
   type Connection,
   type Edge,
   type EdgeChange,
@@ -33,11 +34,12 @@ import {
 } from "./graph";
 import { Palette } from "./Palette";
 import { DRAG_MIME, findPaletteItem } from "./palette";
-import { Debouncer, decideSync, shouldApplyIncoming } from "./sync";
+import { Debouncer, decideSync, shouldApplyIncoming, shouldRefit } from "./sync";
 import type { CanvasProps, FlowGraph } from "./types";
 
 const NODE_TYPES = { [CANVAS_NODE_TYPE]: FlowNode };
 const DELETE_KEYS = ["Delete", "Backspace"];
+const FIT_OPTIONS = { padding: 0.2, maxZoom: 1.2 };
 /** Where a dropped node's top-left corner lands relative to the cursor (about its centre). */
 const DROP_OFFSET = { x: 100, y: 28 };
 
@@ -53,7 +55,15 @@ export function CanvasApp(props: CanvasAppProps): ReactElement {
   );
 }
 
-function FlowCanvas({ graph, palette, read_only, height, fit_view, sendGraph }: CanvasAppProps): ReactElement {
+function FlowCanvas({
+  graph,
+  palette,
+  read_only,
+  height,
+  fit_view,
+  view_key,
+  sendGraph,
+}: CanvasAppProps): ReactElement {
   const incoming = useMemo(() => normalizeGraph(graph), [graph]);
   const incomingSignature = useMemo(() => graphSignature(incoming), [incoming]);
   const [nodes, setNodes] = useState<CanvasNode[]>(() => toCanvasNodes(incoming, read_only));
@@ -73,6 +83,7 @@ function FlowCanvas({ graph, palette, read_only, height, fit_view, sendGraph }: 
   }, [incoming, incomingSignature, read_only]);
 
   useGraphSync(nodes, edges, baseline, send);
+  const onMoveStart = useFitUntilTouched(view_key, fit_view);
 
   const onNodesChange = useCallback(
     (changes: NodeChange<CanvasNode>[]) => setNodes((current) => applyNodeChanges(changes, current)),
@@ -109,7 +120,8 @@ function FlowCanvas({ graph, palette, read_only, height, fit_view, sendGraph }: 
           onEdgesChange={onEdgesChange}
           onConnect={onConnect}
           fitView={fit_view}
-          fitViewOptions={{ padding: 0.2, maxZoom: 1.2 }}
+          fitViewOptions={FIT_OPTIONS}
+          onMoveStart={onMoveStart}
           nodesDraggable={!read_only}
           nodesConnectable={!read_only}
           edgesReconnectable={false}
@@ -130,6 +142,35 @@ function FlowCanvas({ graph, palette, read_only, height, fit_view, sendGraph }: 
 function miniMapColor(node: CanvasNode): string {
   if (node.data.payload.error) return "#dc2626";
   return node.data.payload.color || "#64748b";
+}
+
+/**
+ * Keep the whole graph in view until the user moves the view: fit again when Python asks (its
+ * view key changed, e.g. after an auto layout Streamlit delivered to this same canvas) and when
+ * the canvas changes size before the user panned or zoomed (a canvas mounted while its column
+ * was still being laid out would otherwise stay fitted to that transient size). React Flow
+ * queues a fit requested before the nodes are measured. Returns the `onMoveStart` handler that
+ * notices the user taking over.
+ */
+function useFitUntilTouched(viewKey: string | null, fitOnMount: boolean) {
+  const { fitView } = useReactFlow();
+  const width = useStore((state) => state.width);
+  const height = useStore((state) => state.height);
+  const untouched = useRef(fitOnMount);
+  const lastKey = useRef<string | null>(viewKey);
+  useEffect(() => {
+    if (!shouldRefit(viewKey, lastKey.current)) return;
+    lastKey.current = viewKey;
+    untouched.current = true;
+    void fitView(FIT_OPTIONS);
+  }, [viewKey, fitView]);
+  useEffect(() => {
+    if (untouched.current && width > 0 && height > 0) void fitView(FIT_OPTIONS);
+  }, [width, height, fitView]);
+  // A move without an event is one React Flow made itself (fitting); only the user's count.
+  return useCallback((event: MouseEvent | TouchEvent | null) => {
+    if (event) untouched.current = false;
+  }, []);
 }
 
 /** Send the canvas graph to Python after a pause, never mid-drag, only when it changed. */

@@ -14,5 +14,6 @@ export function readProps(data: unknown): CanvasProps {
     read_only: raw.read_only === true,
     height,
     fit_view: raw.fit_view !== false,
+    view_key: typeof raw.view_key === "string" ? raw.view_key : null,
   };
 }

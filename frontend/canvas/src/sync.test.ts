@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Debouncer, decideSync, shouldApplyIncoming } from "./sync";
+import { Debouncer, decideSync, shouldApplyIncoming, shouldRefit } from "./sync";
 
 describe("decideSync", () => {
   it("stays idle when Python already has this graph", () => {
@@ -77,5 +77,15 @@ describe("Debouncer", () => {
     const started = Date.now();
     const elapsed = await new Promise<number>((resolve) => debouncer.run(() => resolve(Date.now() - started)));
     expect(elapsed).toBeGreaterThanOrEqual(15);
+  });
+});
+
+describe("shouldRefit", () => {
+  it("refits only when Python sends a new view key", () => {
+    expect(shouldRefit("builder_canvas_1", "builder_canvas_1")).toBe(false);
+    expect(shouldRefit("builder_canvas_2", "builder_canvas_1")).toBe(true);
+    expect(shouldRefit("a", null)).toBe(true);
+    expect(shouldRefit(null, "a")).toBe(false);
+    expect(shouldRefit(null, null)).toBe(false);
   });
 });

@@ -64,3 +64,11 @@ export class Debouncer {
     return this.handle !== null;
   }
 }
+
+/**
+ * Whether Python asked for a new fit to view: its key changed since the last fit. The first key
+ * is taken as already fitted, because React Flow fits on mount by itself (`fitView`).
+ */
+export function shouldRefit(viewKey: string | null, lastFitted: string | null): boolean {
+  return viewKey !== null && viewKey !== lastFitted;
+}

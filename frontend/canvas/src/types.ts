@@ -71,6 +71,8 @@ export interface CanvasProps {
   read_only: boolean;
   height: number;
   fit_view: boolean;
+  /** Python changes this to ask for a fit to view (e.g. after an auto layout); null: never. */
+  view_key: string | null;
 }
 
 /** What a rendered React Flow node carries: the mawb node type and its untouched data. */
