@@ -205,7 +205,7 @@ def _invariants(home: Path) -> None:
 
 
 def test_killed_runners_end_exactly_where_an_uninterrupted_run_does(
-        server: RunnerServer, pristine: Path, tmp_path: Path) -> None:
+        server: RunnerServer, pristine: Path) -> None:
     with scratch_home() as scratch:
         baseline_home = _fresh(pristine, Path(scratch) / "baseline")
         started = time.perf_counter()
