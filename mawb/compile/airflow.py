@@ -46,6 +46,8 @@ from mawb.expr import parse_condition
 from mawb.validate import FlowInvalidError, validate_flow
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from mawb.model import Flow
 
 # Task ids of the tick's first and last task. Their `mawb step --node` names (_ingest,
@@ -130,11 +132,11 @@ def _write(path: Path, text: str) -> Path:
 def dag_source(flow: Flow, target: Target) -> str:
     """The DAG file's text for a validated flow."""
     _check(flow, target)
-    forward = [(edge.source, edge.target) for edge in graph.forward_edges(flow)]
+    edges = [(edge.source, edge.target, edge.branch) for edge in graph.forward_edges(flow)]
     order = graph.topological_order(flow)
     schedule, sdk_names = dag_schedule(flow, target.schedule or flow.settings.tick)
     step = _step_kubernetes(target) if target.kubernetes else _step_local(target)
-    body = [_constants(flow, target, order, forward), step, _dag(flow, schedule)]
+    body = [_constants(flow, target, order, edges), step, _dag(flow, schedule)]
     imports = _imports(target, sdk_names)
     return f"{_header(flow, target)}\n\n{imports}\n\n" + "\n\n\n".join(body)
 
@@ -202,7 +204,7 @@ def _header(flow: Flow, target: Target) -> str:
 
 
 def _imports(target: Target, sdk_names: set[str]) -> str:
-    sdk = ", ".join(sorted({"DAG", "Param", *sdk_names}, key=_import_order))
+    sdk = ", ".join(sorted({"DAG", "Label", "Param", *sdk_names}, key=_import_order))
     if target.kubernetes:
         return "\n".join(
             [
@@ -245,8 +247,11 @@ def _import_line(module: str, names: str) -> str:
     return f"from {module} import (\n{body})"
 
 
-def _constants(flow: Flow, target: Target, order: list[str], forward: list[tuple[str, str]]) -> str:
+def _constants(
+    flow: Flow, target: Target, order: list[str], edges: list[tuple[str, str, str | None]]
+) -> str:
     labels = {node.id: node.label or node.id for node in flow.nodes}
+    forward = [(source_id, target_id) for source_id, target_id, _ in edges]
     after = ordering_edges(order, forward)
     has_input = {t for _, t in forward + after}
     has_output = {s for s, _ in forward + after}
@@ -268,12 +273,13 @@ def _constants(flow: Flow, target: Target, order: list[str], forward: list[tuple
     lines.append("# Flow nodes in topological order, with their canvas labels.")
     lines.append(_dict_block("NODES", {node_id: labels[node_id] for node_id in order}))
     lines.append("")
-    lines.append("# The flow's edges without loop back-edges (those are taken in the next tick).")
-    lines.append(_pairs_block("EDGES", forward))
+    lines.append("# The flow's edges without loop back-edges (those are taken in the next tick),")
+    lines.append("# with the branch they leave by: the graph view labels them like the canvas.")
+    lines.append(_tuples_block("EDGES", edges))
     lines.append("")
     lines.append("# Nodes the flow leaves unordered run one after another, in the engine's order:")
     lines.append("# one writer per partition store, and the same result as the embedded engine.")
-    lines.append(_pairs_block("AFTER", after))
+    lines.append(_tuples_block("AFTER", after))
     lines.append(_list_line("FIRST", [n for n in order if n not in has_input]))
     lines.append(_list_line("LAST", [n for n in order if n not in has_output]))
     if has_event_asset(flow, target.schedule or flow.settings.tick):
@@ -293,15 +299,17 @@ def _dict_block(name: str, items: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def _pairs_block(name: str, pairs: list[tuple[str, str]]) -> str:
-    if not pairs:
+def _tuples_block(name: str, rows: Sequence[tuple[str | None, ...]]) -> str:
+    """A list of tuples of slugs (ids, branch names: at most 64 characters) or None."""
+    if not rows:
         return f"{name} = []"
     lines = [f"{name} = ["]
-    for first, second in pairs:
-        line = f"    ({source.string(first)}, {source.string(second)}),"
+    for row in rows:
+        items = [source.literal(item) for item in row]
+        line = f"    ({', '.join(items)}),"
         if len(line) > source.LINE_LENGTH:
-            pair = f"        {source.string(first)},\n        {source.string(second)},\n"
-            line = f"    (\n{pair}    ),"
+            inner = "".join(f"        {item},\n" for item in items)
+            line = f"    (\n{inner}    ),"
         lines.append(line)
     lines.append("]")
     return "\n".join(lines)
@@ -532,8 +540,13 @@ def _dag(flow: Flow, schedule: str) -> str:
         "            for node_id, label in NODES.items()",
         "        }",
         "        ingest >> [nodes[node_id] for node_id in FIRST]",
-        "        for source, target in EDGES + AFTER:",
-        "            nodes[source] >> nodes[target]",
+        "        for source, target, branch in EDGES:",
+        "            if branch:",
+        "                nodes[source] >> Label(branch) >> nodes[target]",
+        "            else:",
+        "                nodes[source] >> nodes[target]",
+        "        for source, target in AFTER:",
+        '            nodes[source] >> Label("then") >> nodes[target]',
         "        [nodes[node_id] for node_id in LAST] >> dispatch",
         "",
         "    tick.expand(partition=PARTITIONS)",

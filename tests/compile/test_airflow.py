@@ -72,6 +72,7 @@ def test_every_template_imports_in_a_dagbag_with_the_flow_graph(
         dag = bag.dags[f"mawb_{flow.id}"]
         actual = {task.task_id: set(task.downstream_task_ids) for task in dag.tasks}
         assert actual == _expected_graph(flow), flow.id
+        _assert_edge_labels(dag, flow)
         assert dag.max_active_runs == 1 and dag.catchup is False
         assert set(dag.params.keys()) == set(flow.params)
         for name, value in flow.params.items():
@@ -87,6 +88,18 @@ def test_every_template_imports_in_a_dagbag_with_the_flow_graph(
         assert all(other is group for other in groups) and group.group_id == "partition"
         assert group._expand_input.value == {"partition": [0, 1]}
         _assert_schedule(dag, flow)
+
+
+def _assert_edge_labels(dag: Any, flow: mawb.Flow) -> None:
+    """Flow edges carry their branch name, like the canvas; ordering edges say "then"."""
+    forward = graph.forward_edges(flow)
+    pairs = [(edge.source, edge.target) for edge in forward]
+    for edge in forward:
+        labels = {e.branch for e in forward if (e.source, e.target) == (edge.source, edge.target)}
+        if len(labels) == 1:  # two branches into one node share one Airflow edge
+            assert dag.get_edge_info(edge.source, edge.target).get("label") == edge.branch
+    for source, target in ordering_edges(graph.topological_order(flow), pairs):
+        assert dag.get_edge_info(source, target) == {"label": "then"}
 
 
 def _assert_schedule(dag: Any, flow: mawb.Flow) -> None:

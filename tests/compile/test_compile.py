@@ -85,6 +85,8 @@ ALLOWED_NAMES = {
     "arguments",
     "partition",
     "EVENTS",
+    "Label",
+    "branch",
     "Asset",
     "AssetOrTimeSchedule",
     "DeltaTriggerTimetable",
@@ -200,9 +202,11 @@ def test_graph_constants_follow_the_forward_edges(tmp_path: Path) -> None:
     loops = graph.back_edges(flow)
     assert loops
     tree = ast.parse(_compile(flow, tmp_path).read_text(encoding="utf-8"))
-    edges = [tuple(pair) for pair in _assigned(tree, "EDGES")]  # type: ignore[union-attr]
-    assert edges == [(e.source, e.target) for e in graph.forward_edges(flow)]
-    assert not {(s, t) for s, t, _ in loops} & set(edges)
+    labelled = [tuple(row) for row in _assigned(tree, "EDGES")]  # type: ignore[union-attr]
+    assert labelled == [(e.source, e.target, e.branch) for e in graph.forward_edges(flow)]
+    assert any(branch for _, _, branch in labelled)  # the loop's "body"/"done" and others
+    assert not set(loops) & set(labelled)
+    edges = [(source, target) for source, target, _ in labelled]
     assert list(_assigned(tree, "NODES")) == graph.topological_order(flow)  # type: ignore[arg-type]
     order = graph.topological_order(flow)
     after = [tuple(pair) for pair in _assigned(tree, "AFTER")]  # type: ignore[union-attr]
