@@ -206,9 +206,6 @@ def test_monitor_shows_counts_charts_and_a_contact(tab: Tab) -> None:
     start_counts = page.locator('.react-flow__node[data-id="start"] .mawb-node-counts')
     assert "in" in start_counts.inner_text()
     assert charts.count() == 2  # messages and engagement (the funnel waits in an expander)
-    # The canvas fits the view when it mounts; after a page switch the column may still have
-    # been resizing then, so fit again as a user would before the screenshot.
-    page.locator(".react-flow__controls-fitview").first.click()
     page.wait_for_timeout(1000)
     shot = tab.shoot("monitor")
     page.get_by_label("Find a contact").fill("c0000")
@@ -216,6 +213,7 @@ def test_monitor_shows_counts_charts_and_a_contact(tab: Tab) -> None:
     page.get_by_text("Path through the flow").wait_for(timeout=WAIT_MS)
     path = page.locator("[data-testid=stDataFrame] >> visible=true").first
     path.wait_for(timeout=WAIT_MS)
+    path.scroll_into_view_if_needed()
     page.wait_for_timeout(1000)
     tab.shoot("monitor_who_is_where")
     publish(shot)

@@ -97,4 +97,5 @@ def test_use_this_template_opens_a_copy_in_the_builder() -> None:
     handed = app.session_state["mawb_flow"]
     assert handed.id.startswith("lead_welcome_") and handed.id != "lead_welcome_v1"
     assert handed.name == "Welcome series"
-    assert any("Builder" in title.value for title in app.title)
+    # The Builder took the copy over (its notice names the flow it opened).
+    assert any("Opened Welcome series" in notice.value for notice in app.success)

@@ -49,7 +49,7 @@ def test_kpis_canvas_counts_and_charts_match_the_store(seeded: Path) -> None:
     counts = {node["id"]: node["data"]["counts"] for node in canvas["graph"]["nodes"]}
     assert counts["start"]["entered"] == kpis["enrolled"]
     assert sum(c["waiting"] for c in counts.values()) == kpis["active"]
-    assert len(app.get("plotly_chart")) == 2
+    assert len(app.get("plotly_chart")) == 3  # messages, engagement, funnel (in an expander)
     assert any("No failed" in caption.value for caption in app.caption)
 
 
