@@ -536,7 +536,7 @@ DEMO_STEP_HOURS = 12  # the simulator's longest clock jump: coarse enough to bui
 
 @app.command("demo")
 def demo(
-    home: Annotated[Path, typer.Option(help="Workspace folder")] = Path(".mawb"),
+    home: HomeOpt = None,
     rebuild: Annotated[bool, typer.Option(help="Build it again even if it exists")] = False,
 ) -> None:
     """Create the demo workspace with a simulated history (a finished one is left as is).
@@ -547,6 +547,7 @@ def demo(
     import time
 
     started = time.perf_counter()
+    home = _home(home)
     with expected_failures(str(home)):
         marker = build_demo(home, rebuild=rebuild,
                             progress=lambda text: typer.echo(f"demo: {text}", err=True))
