@@ -24,17 +24,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mawb import graph, nodes
+from mawb import graph
 from mawb.compile import source
 from mawb.compile.kubernetes import (
     FLOW_MOUNT,
-    WORKER_UID,
     WORKSPACE_MOUNT,
     PodSettings,
     configmap_manifest,
     flow_configmap_name,
     flow_file_name,
 )
+from mawb.compile.params import params_block
 from mawb.compile.schedule import (
     CompileError,
     asset_constant,
@@ -42,7 +42,7 @@ from mawb.compile.schedule import (
     has_event_asset,
     schedule_expression,
 )
-from mawb.expr import parse_condition
+from mawb.compile.tasks import param_arguments, step_kubernetes, step_local
 from mawb.validate import FlowInvalidError, validate_flow
 
 if TYPE_CHECKING:
@@ -56,7 +56,6 @@ STAGES = ("ingest", "dispatch")
 MAX_PARTITIONS = 1024
 TAG_LENGTH = 100  # Airflow refuses longer DAG tags
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-_JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string"}
 
 __all__ = ["CompileError", "Target", "compile_airflow", "dag_source", "schedule_expression"]
 
@@ -135,7 +134,7 @@ def dag_source(flow: Flow, target: Target) -> str:
     edges = [(edge.source, edge.target, edge.branch) for edge in graph.forward_edges(flow)]
     order = graph.topological_order(flow)
     schedule, sdk_names = dag_schedule(flow, target.schedule or flow.settings.tick)
-    step = _step_kubernetes(target) if target.kubernetes else _step_local(target)
+    step = step_kubernetes(target) if target.kubernetes else step_local(target)
     body = [_constants(flow, target, order, edges), step, _dag(flow, schedule)]
     imports = _imports(target, sdk_names)
     return f"{_header(flow, target)}\n\n{imports}\n\n" + "\n\n\n".join(body)
@@ -266,9 +265,9 @@ def _constants(
             lines.append(f"MAWB = {source.string(target.executable)}")
     lines.append(f"HOME = {source.literal(target.home)}")
     lines.append(f"PARTITIONS = list(range({target.partitions}))")
-    lines.append(_params_block(flow))
+    lines.append(params_block(flow))
     if target.kubernetes:
-        lines.append(_param_arguments(flow))
+        lines.append(param_arguments(flow))
     lines.append("")
     lines.append("# Flow nodes in topological order, with their canvas labels.")
     lines.append(_dict_block("NODES", {node_id: labels[node_id] for node_id in order}))
@@ -323,127 +322,6 @@ def _list_line(name: str, items: list[str]) -> str:
     return f"{name} = [\n{body}]"
 
 
-def _step_local(target: Target) -> str:
-    run = (
-        "    subprocess.run([MAWB, *arguments], check=True)  # noqa: S603 - no shell"
-        if target.executable
-        else "\n".join(
-            [
-                "    from mawb.cli import app  # the `mawb` command, run in this task's process",
-                "",
-                '    failed = app(arguments, prog_name="mawb", standalone_mode=False)',
-                "    if failed:",
-                '        raise RuntimeError(f"mawb step failed with exit code {failed}")',
-            ]
-        )
-    )
-    return f'''@task
-def mawb_step(target: list[str]) -> None:
-    """Run `mawb step` for one node (or _ingest/_dispatch) and one partition of contacts."""
-    context = get_current_context()
-    tick = context.get("logical_date") or context["dag_run"].run_after
-    partition = context["ti"].map_index  # the index of this partition's mapped group
-    arguments = ["step", "--flow", FLOW_FILE, *target]
-    arguments += ["--partition", str(partition), "--partitions", str(len(PARTITIONS))]
-    arguments += ["--tick-time", tick.isoformat()]
-    if HOME:
-        arguments += ["--home", HOME]
-    for name in PARAMS:
-        value = context["params"][name]
-        shown = value if isinstance(value, str) else json.dumps(value)
-        arguments += ["--param", f"{{name}}={{shown}}"]
-{run}
-
-
-def step_task(task_id: str, target: list[str], label: str):
-    """The task of one node (or stage) in the partition's group."""
-    return mawb_step.override(task_id=task_id, task_display_name=label)(target=target)'''
-
-
-def _param_arguments(flow: Flow) -> str:
-    parts = []
-    for name, value in flow.params.items():
-        rendered = (
-            f"{{{{ params.{name} }}}}"
-            if isinstance(value, str)
-            else (f"{{{{ params.{name} | tojson }}}}")
-        )
-        parts.append(f'    "--param",\n    "{name}={rendered}",')
-    if not parts:
-        return "PARAM_ARGUMENTS: list[str] = []"
-    return "PARAM_ARGUMENTS = [\n" + "\n".join(parts) + "\n]"
-
-
-def _step_kubernetes(target: Target) -> str:
-    pod = target.pod
-    resources = (
-        '    "container_resources": k8s.V1ResourceRequirements(\n'
-        f"        requests={source.literal(pod.requests)},\n"
-        f"        limits={source.literal(pod.limits)},\n"
-        "    ),"
-    )
-    return "\n".join(
-        [
-            "# Rendered per task instance: the tick is the run's logical date (or its run time).",
-            'TICK_TIME = "{{ (logical_date or dag_run.run_after).isoformat() }}"',
-            "# The index of the partition's mapped group is the partition number.",
-            'PARTITION = "{{ ti.map_index }}"',
-            "POD = {",
-            f'    "namespace": {source.long_string(pod.namespace, 17, 1)},',
-            f'    "image": {source.long_string(pod.image, 13, 1)},',
-            f'    "service_account_name": {source.string(pod.service_account)},',
-            f'    "node_selector": {source.literal(pod.node_selector)},',
-            resources,
-            '    "env_vars": {"MAWB_HOME": HOME},',
-            "    # Provider credentials: every key of this Secret becomes an env var "
-            "(never a value here).",
-            f'    "secrets": [Secret("env", None, {source.string(pod.secret_name)})],',
-            '    "volumes": [',
-            "        k8s.V1Volume(",
-            '            name="workspace",',
-            "            persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(",
-            f"                claim_name={source.string(pod.workspace_claim)},",
-            "            ),",
-            "        ),",
-            "        k8s.V1Volume(",
-            '            name="flow",',
-            "            config_map=k8s.V1ConfigMapVolumeSource(name=FLOW_CONFIGMAP),",
-            "        ),",
-            "    ],",
-            '    "volume_mounts": [',
-            '        k8s.V1VolumeMount(name="workspace", mount_path=HOME),',
-            f'        k8s.V1VolumeMount(name="flow", mount_path={source.string(FLOW_MOUNT)}, '
-            "read_only=True),",
-            "    ],",
-            "    # The image's non-root user; fs_group makes the workspace volume writable for it.",
-            '    "security_context": k8s.V1PodSecurityContext(',
-            f"        run_as_non_root=True, run_as_user={WORKER_UID}, fs_group={WORKER_UID}",
-            "    ),",
-            '    "container_security_context": k8s.V1SecurityContext(',
-            "        allow_privilege_escalation=False,",
-            '        capabilities=k8s.V1Capabilities(drop=["ALL"]),',
-            "    ),",
-            '    "labels": {"app.kubernetes.io/part-of": "mawb"},',
-            '    "on_finish_action": "delete_succeeded_pod",',
-            "}",
-            "",
-            "",
-            "def step_task(task_id: str, target: list[str], label: str):",
-            '    """A pod running `mawb step` for one node (or stage) of the partition."""',
-            '    arguments = ["step", "--flow", FLOW_FILE, *target, "--partition", PARTITION]',
-            '    arguments += ["--partitions", str(len(PARTITIONS)), "--tick-time", TICK_TIME]',
-            '    arguments += ["--home", HOME, *PARAM_ARGUMENTS]',
-            "    return KubernetesPodOperator(",
-            "        task_id=task_id,",
-            "        task_display_name=label,",
-            '        cmds=["mawb"],',
-            "        arguments=arguments,",
-            "        **POD,",
-            "    )",
-        ]
-    )
-
-
 def _default_args() -> str:
     return "\n".join(
         [
@@ -455,51 +333,6 @@ def _default_args() -> str:
             "    },",
         ]
     )
-
-
-def _params_block(flow: Flow) -> str:
-    """Flow params as DAG params: typed as the flow file types them (Airflow checks the values
-    of a triggered run), described by where the flow uses them."""
-    if not flow.params:
-        return "PARAMS: dict[str, Param] = {}"
-    uses = _param_uses(flow)
-    lines = ["PARAMS = {"]
-    for name, value in flow.params.items():
-        kind = _JSON_TYPES[type(value)]
-        where = ", ".join(uses.get(name, []))
-        description = f"Used by {where}" if where else "Not used by any condition of the flow"
-        line = (
-            f'    "{name}": Param({source.literal(value)}, type="{kind}", '
-            f"description={source.string(description)}),"
-        )
-        if len(line) > source.LINE_LENGTH:
-            value_code = (
-                source.long_string(value, 8, 2) if isinstance(value, str) else source.literal(value)
-            )
-            described = source.long_string(description, 20, 2)
-            line = (
-                f'    "{name}": Param(\n        {value_code},\n        type="{kind}",\n'
-                f"        description={described},\n    ),"
-            )
-        lines.append(line)
-    lines.append("}")
-    return "\n".join(lines)
-
-
-def _param_uses(flow: Flow) -> dict[str, list[str]]:
-    """Where each flow param appears: `node.field` of the conditions that name it, and `goal`."""
-    uses: dict[str, list[str]] = defaultdict(list)
-    conditions = []
-    for node in flow.nodes:
-        node_type = nodes.get(node.type)
-        found = node_type.conditions(node_type.parse(node.params))
-        conditions += [(f"{node.id}.{field}", text) for field, text in found.items()]
-    if flow.settings.goal:
-        conditions.append(("the goal", flow.settings.goal))
-    for place, text in conditions:
-        for name in sorted(parse_condition(text).params):
-            uses[name].append(place)
-    return uses
 
 
 def _tags_line(tags: list[str]) -> str:
