@@ -188,6 +188,7 @@ def workbench_page(browser: Any, workbench: tuple[str, Path]) -> Iterator[Workbe
     wrapped.page.get_by_text("Marketing Automation Workbench").wait_for(timeout=60_000)
     wrapped.settle()
     yield wrapped
+    wrapped.shot("last_state")  # what the page showed when the test ended (or failed)
     context.close()
     assert wrapped.errors == [], f"browser console errors: {wrapped.errors}"
 
