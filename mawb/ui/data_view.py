@@ -9,6 +9,7 @@ row and column each concerns, and shows what the store holds now.
 from __future__ import annotations
 
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 Kind = Literal["contacts", "events"]
 FILE_TYPES = ["csv", "jsonl", "ndjson", "json", "parquet"]
 MAX_SHOWN_PROBLEMS = 500
+IN_PROCESS_RETRY_SECONDS = 10.0
 
 
 @dataclass
@@ -66,11 +68,7 @@ def import_file(home: str | Path | None, kind: Kind, name: str, content: bytes) 
         path = Path(folder) / f"upload{suffix}"
         path.write_bytes(content)
         try:
-            workspace = Workspace(home)
-            if kind == "contacts":
-                outcome.imported = workspace.import_contacts(path)
-            else:
-                outcome.imported = workspace.import_events(path, source_name=f"upload:{name}")
+            outcome.imported = _import_with_retry(home, kind, path, name)
         except IntakeError as error:
             outcome.problems = list(error.problems)
         except StoreBusyError:
@@ -79,6 +77,28 @@ def import_file(home: str | Path | None, kind: Kind, name: str, content: bytes) 
         except (duckdb.Error, ValueError, OSError) as error:
             outcome.failure = f"Nothing was imported: {error}"
     return outcome
+
+
+def _import_with_retry(home: str | Path | None, kind: Kind, path: Path, name: str) -> int:
+    """Import, waiting (bounded) while a dashboard of this same process reads the store.
+
+    DuckDB refuses a writing connection while a read-only one is open in the same process
+    ("different configuration"); readers hold theirs for milliseconds. Nothing is written
+    before the connection opens, so trying again is safe.
+    """
+    deadline = time.monotonic() + IN_PROCESS_RETRY_SECONDS
+    while True:
+        try:
+            workspace = Workspace(home)
+            if kind == "contacts":
+                return workspace.import_contacts(path)
+            return workspace.import_events(path, source_name=f"upload:{name}")
+        except duckdb.ConnectionException as error:
+            if "different configuration" not in str(error):
+                raise
+            if time.monotonic() > deadline:
+                raise StoreBusyError("the store stayed busy") from None
+            time.sleep(0.1)
 
 
 def import_demo(home: str | Path | None) -> tuple[int, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,18 @@ def test_empty_workspace_offers_the_demo_data(tmp_path: Path,
     assert not app.exception
     assert metrics(app)["Contacts"] == "3,000"
     assert int(metrics(app)["Events"].replace(",", "")) > 0
+
+
+def test_import_waits_for_a_reader_of_the_same_process(home: Path) -> None:
+    """A dashboard reading in the same server process delays an import; it does not fail it."""
+    before = counts(home)
+    reader = WorkspaceReader(home).read()
+    reader.__enter__()
+    release = threading.Timer(0.8, lambda: reader.__exit__(None, None, None))
+    release.start()
+    try:
+        outcome = data_view.import_file(home, "contacts", "good.csv", GOOD_CONTACTS)
+    finally:
+        release.join()
+    assert outcome.ok, outcome.failure
+    assert counts(home)["contacts"] == before["contacts"] + 2
