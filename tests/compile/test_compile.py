@@ -456,3 +456,21 @@ def test_importing_mawb_and_compiling_never_imports_airflow(tmp_path: Path) -> N
         "assert not [m for m in sys.modules if m.split('.')[0] in ('airflow', 'kubernetes')], 'x'\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True)
+
+
+@pytest.mark.parametrize("kubernetes", [False, True], ids=["local", "kubernetes"])
+def test_dag_files_hold_no_node_settings_and_no_secrets(kubernetes: bool, tmp_path: Path) -> None:
+    """Node params (secret references, message texts, URLs) stay in the flow snapshot: the
+    DAG file only names nodes, and the pods get credentials from a Secret by name."""
+    flow = mawb.load_template("webinar_reminders_v1")
+    trigger = next(node for node in flow.nodes if node.type == "webhook_trigger")
+    trigger.params["secret"] = "env:MAWB_REGISTRATION_HOOK_SECRET"  # a reference, env:NAME
+    assert flow.validate().valid
+    email = next(node for node in flow.nodes if node.type == "email_send")
+    email.params["subject"] = "Planted subject 7f3a"
+    text = _compile(flow, tmp_path, kubernetes=kubernetes).read_text(encoding="utf-8")
+    assert "env:" not in text and "MAWB_REGISTRATION_HOOK_SECRET" not in text
+    assert "Planted subject 7f3a" not in text
+    assert mawb.load(tmp_path / "mawb_webinar_reminders_v1.json") == flow  # they live here
+    if kubernetes:
+        assert 'Secret("env", None, "mawb-secrets")' in text  # by name only
