@@ -4,7 +4,10 @@ This is the engine's public face. `tick` advances a flow by one tick on every pa
 `ingest` (spool + event effects) -> every node in topological order -> `dispatch` (goal,
 outbox, completions). `step` runs one of those stages for one partition at an explicit tick
 time — the Airflow tasks do exactly that — and running every stage in order gives exactly what
-`tick` gives. Each stage is one transaction, so a crash anywhere loses and repeats nothing.
+`tick` gives. Each stage is one transaction that also records itself in `runs`, and a stage
+already recorded for that flow version and tick time is skipped: a crash anywhere loses
+nothing, and running the interrupted tick again repeats nothing. `session` keeps connections
+open across many ticks for a process that owns the workspace (simulations, benchmarks).
 
 Layout (default `./.mawb`, or `MAWB_HOME`): `store.duckdb` (one partition) or
 `partitions/<p>.duckdb`, `flows/<flow id>/v<version>.json` (immutable versions), `spool/`.
