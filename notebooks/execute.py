@@ -26,6 +26,7 @@ from nbclient import NotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parent
 TIMEOUT = 600  # seconds per cell
+_WIDGET = "application/vnd.jupyter.widget-view+json"
 _PROGRESS = re.compile(
     r"^\s*$"  # blank pieces left between carriage returns
     r"|\d+%\|.*\|"  # a tqdm bar
@@ -60,7 +61,9 @@ def execute(path: Path, timeout: int = TIMEOUT) -> tuple[nbformat.NotebookNode, 
 
 
 def strip_progress(notebook: nbformat.NotebookNode) -> None:
-    """Drop stderr outputs that hold nothing but progress bars."""
+    """Drop outputs that hold nothing but progress bars: text bars on stderr, and the
+    ipywidgets bars tqdm.auto draws when ipywidgets is installed (with their saved state)."""
+    notebook.metadata.pop("widgets", None)
     for cell in notebook.cells:
         if cell.cell_type != "code":
             continue
@@ -68,6 +71,8 @@ def strip_progress(notebook: nbformat.NotebookNode) -> None:
 
 
 def _only_progress(output: nbformat.NotebookNode) -> bool:
+    if _WIDGET in output.get("data", {}):
+        return True
     if output.get("output_type") != "stream" or output.get("name") != "stderr":
         return False
     pieces = re.split(r"[\r\n]", output.get("text", ""))

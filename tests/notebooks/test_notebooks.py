@@ -88,6 +88,10 @@ def test_progress_bars_are_stripped_but_other_stderr_is_kept() -> None:
         nbformat.v4.new_output("stream", name="stderr", text=bar + "UserWarning: careful\n"),
         nbformat.v4.new_output("stream", name="stdout", text=bar),
     ]
+    widget = {"application/vnd.jupyter.widget-view+json": {"model_id": "m"}, "text/plain": bar}
+    cell.outputs.append(nbformat.v4.new_output("display_data", data=widget))
     notebook.cells.append(cell)
+    notebook.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {}}
     EXECUTOR.strip_progress(notebook)
     assert [o.text for o in cell.outputs] == [bar + "UserWarning: careful\n", bar]
+    assert "widgets" not in notebook.metadata
