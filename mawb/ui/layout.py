@@ -102,8 +102,8 @@ def _order_rows(ids: list[str], edges: list[Edge], layer: dict[str, int]) -> lis
     rows: list[list[str]] = [[] for _ in range(count)]
     for node_id in ids:
         rows[layer[node_id]].append(node_id)
-    parents: dict[str, list[tuple[str, int]]] = defaultdict(list)
-    children: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    parents: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    children: dict[str, list[tuple[str, float]]] = defaultdict(list)
     branch_rank = _branch_ranks(edges)
     for edge in edges:
         rank = branch_rank[(edge.source, edge.branch)]
