@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mawb.engine.workspace import default_home
-from mawb.model import Flow, load
+from mawb.model import Flow, FlowFileError, load
 from mawb.validate import FlowInvalidError, validate_flow
 
 HISTORY_FILE = "history.jsonl"
@@ -142,10 +142,16 @@ class VersionStore:
         notes = self._notes(flow_id)
         listed = []
         for version in sorted(self.versions(flow_id), reverse=True):
-            flow = self.load(flow_id, version)
             note = notes.get(version, {})
-            listed.append(VersionInfo(flow_id, version, str(note.get("message", "")),
-                                      note.get("saved_at"), len(flow.nodes), len(flow.edges)))
+            message = str(note.get("message", ""))
+            try:
+                flow = self.load(flow_id, version)
+            except FlowFileError as error:  # edited by hand: list it, say why it cannot open
+                listed.append(VersionInfo(flow_id, version, f"unreadable: {error.detail}",
+                                          note.get("saved_at"), 0, 0))
+                continue
+            listed.append(VersionInfo(flow_id, version, message, note.get("saved_at"),
+                                      len(flow.nodes), len(flow.edges)))
         return listed
 
     # -- writing -------------------------------------------------------------------------------

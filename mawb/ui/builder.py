@@ -17,7 +17,7 @@ import streamlit as st
 import yaml
 
 from mawb import templates
-from mawb.model import Settings
+from mawb.model import FlowFileError, Settings
 from mawb.ui import builder_state as bs
 from mawb.ui.canvas import flow_canvas, latest_graph
 from mawb.ui.config_panel import render_config_panel, render_model_inputs
@@ -75,9 +75,14 @@ def _state(store: VersionStore) -> bs.BuilderState:
     return state
 
 
-def _open_saved(state: bs.BuilderState, store: VersionStore, flow_id: str) -> None:
-    flow = store.load(flow_id)
+def _open_saved(state: bs.BuilderState, store: VersionStore, flow_id: str) -> bool:
+    try:
+        flow = store.load(flow_id)
+    except FlowFileError as error:
+        st.error(f"Could not open {flow_id}: {error}", icon=":material/error:")
+        return False
     bs.replace_flow(state, flow, based_on=flow.version, saved=flow)
+    return True
 
 
 def _header(state: bs.BuilderState, store: VersionStore) -> None:
@@ -112,9 +117,10 @@ def _open_menu(state: bs.BuilderState, store: VersionStore) -> None:
     elif choice.startswith(_TEMPLATE):
         template = templates.load_template(choice.removeprefix(_TEMPLATE))
         bs.replace_flow(state, template, notice=f"Template {template.id} opened as a new draft.")
-    else:
-        _open_saved(state, store, choice)
+    elif _open_saved(state, store, choice):
         state.notice = f"Opened {choice} v{state.based_on}."
+    else:
+        return
     st.rerun()
 
 

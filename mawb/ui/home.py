@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mawb.engine.workspace import default_home
+from mawb.model import FlowFileError
 from mawb.nodes.base import Category
 from mawb.versions import VersionStore
 
@@ -53,10 +54,14 @@ def workspace_overview(home: str | Path | None = None) -> Overview:
     store = VersionStore(home)
     for flow_id in store.flow_ids():
         listed = store.history(flow_id)
-        latest = store.load(flow_id)
-        overview.flows.append({"flow": flow_id, "name": latest.name, "versions": len(listed),
-                               "latest": f"v{latest.version}", "steps": len(latest.nodes),
-                               "last message": listed[0].message if listed else ""})
+        newest = listed[0]
+        try:
+            name = store.load(flow_id).name
+        except FlowFileError:
+            name = "(unreadable)"
+        overview.flows.append({"flow": flow_id, "name": name, "versions": len(listed),
+                               "latest": f"v{newest.version}", "steps": newest.nodes,
+                               "last message": newest.message})
     _read_store(home / "store.duckdb", overview)
     return overview
 

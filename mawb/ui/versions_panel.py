@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import streamlit as st
 
+from mawb.model import FlowFileError
 from mawb.ui import builder_state as bs
 from mawb.validate import FlowInvalidError
 from mawb.versions import NothingToSaveError, VersionStore, diff
@@ -90,6 +91,9 @@ def _diff_view(state: bs.BuilderState, store: VersionStore, numbers: list[int]) 
         st.session_state[from_key] = fallback if to_choice != DRAFT else numbers[0]
     from_choice = older.selectbox("Compare from", choices, key=from_key, format_func=_label)
     before, after = _resolve(state, store, from_choice), _resolve(state, store, to_choice)
+    if before is None or after is None:
+        st.warning("That version's file cannot be read; see its history entry.")
+        return
     changes = diff(before, after)
     st.markdown(f"**{_label(from_choice)} → {_label(to_choice)}:** {changes.summary()}")
     if changes.changes:
@@ -113,8 +117,13 @@ def _rollback(state: bs.BuilderState, store: VersionStore, numbers: list[int]) -
         st.rerun()
 
 
-def _resolve(state: bs.BuilderState, store: VersionStore, choice: int | str) -> Flow:
-    return state.flow if choice == DRAFT else store.load(state.flow.id, int(choice))
+def _resolve(state: bs.BuilderState, store: VersionStore, choice: int | str) -> Flow | None:
+    if choice == DRAFT:
+        return state.flow
+    try:
+        return store.load(state.flow.id, int(choice))
+    except FlowFileError:
+        return None
 
 
 def _compare_key(state: bs.BuilderState, end: str) -> str:

@@ -225,3 +225,18 @@ def test_home_page_summarises_the_workspace_and_links_pages(home: Path) -> None:
     assert flows["flow"].tolist() == ["win_back_v1"]
     assert flows["last message"].tolist() == ["seeded"]
     assert "No store yet" in texts(app)
+
+
+def test_a_damaged_saved_flow_does_not_break_the_pages(home: Path) -> None:
+    store = VersionStore(home)
+    store.save(mawb.load_template("win_back_v1"), "seeded")
+    store.path("win_back_v1", 2).write_text("{broken", encoding="utf-8")
+    app = AppTest.from_file(str(PAGE), default_timeout=TIMEOUT)
+    app.run()
+    assert not app.exception
+    assert "Could not open win_back_v1" in texts(app)
+    assert state_of(app).flow.id == bs.NEW_FLOW_ID
+    home_page = AppTest.from_file(str(PAGE.parents[1] / "app.py"), default_timeout=TIMEOUT)
+    home_page.run()
+    assert not home_page.exception
+    assert home_page.dataframe[0].value["name"].tolist() == ["(unreadable)"]

@@ -145,3 +145,12 @@ def test_diff_of_settings_and_layout_only() -> None:
     assert [(c.item, c.subject, c.after) for c in changed.changes] == [
         ("setting", "goal", "converted = true")
     ]
+
+
+def test_a_hand_damaged_version_is_listed_not_fatal(tmp_path: Path) -> None:
+    store = VersionStore(tmp_path)
+    store.save(welcome(), "first")
+    store.path("welcome", 2).write_text("{broken", encoding="utf-8")
+    listed = store.history("welcome")
+    assert [v.version for v in listed] == [2, 1]
+    assert listed[0].message.startswith("unreadable:") and listed[1].message == "first"
