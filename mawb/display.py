@@ -123,7 +123,7 @@ def layout(flow: Flow) -> dict[str, tuple[float, float]]:
         rows[layer[node_id]].append(node_id)
     rank: dict[str, float] = {}
     for index in sorted(rows):
-        rank.update(_order_layer(rows[index], edges, rank))
+        rank.update(_order_layer(flow, rows[index], edges, rank))
     tallest = max((len(row) for row in rows.values()), default=0)
     positions = {}
     for index, row in rows.items():
@@ -133,12 +133,32 @@ def layout(flow: Flow) -> dict[str, tuple[float, float]]:
     return positions
 
 
-def _order_layer(row: list[str], edges: list[Edge], rank: dict[str, float]) -> dict[str, float]:
-    """Rank each node of a layer by the mean rank of its parents plus its branch offset."""
-    branch_order: dict[str, list[str | None]] = defaultdict(list)
+def _declared_branches(flow: Flow, node_id: str) -> list[str]:
+    """The branches a node's type declares, in handle order (true before false, ...)."""
+    node = flow.node(node_id)
+    try:
+        kind = nodes.get(node.type)
+        return list(kind.branches(kind.parse(node.params)))
+    except Exception:  # unknown type or bad params: edge order will do
+        return []
+
+
+def _branch_order(flow: Flow, edges: list[Edge]) -> dict[str, list[str | None]]:
+    """Per source, its branches in handle order, then any others in edge order."""
+    order: dict[str, list[str | None]] = {}
     for edge in edges:
-        if edge.branch not in branch_order[edge.source]:
-            branch_order[edge.source].append(edge.branch)
+        if edge.source not in order:
+            order[edge.source] = list(_declared_branches(flow, edge.source))
+        if edge.branch not in order[edge.source]:
+            order[edge.source].append(edge.branch)
+    return order
+
+
+def _order_layer(
+    flow: Flow, row: list[str], edges: list[Edge], rank: dict[str, float]
+) -> dict[str, float]:
+    """Rank each node of a layer by the mean rank of its parents plus its branch offset."""
+    branch_order = _branch_order(flow, edges)
     keys = {}
     for at, node_id in enumerate(row):
         parents = [

@@ -68,6 +68,12 @@ def test_branch_labels_are_drawn_and_true_sits_above_false() -> None:
     assert {"body", "done", "true", "false"} <= labels
     positions = display.layout(flow)
     assert positions["crm_reactivated"][1] < positions["mark_lost"][1]  # true above false
+    added_false_first = mawb.Flow.new("f").add("s", "manual_trigger")
+    added_false_first.add("c", "if_condition", condition="score > 1")
+    added_false_first.add("no", "email_send").add("yes", "email_send")
+    added_false_first.connect("s", "c").connect("c", "no", "false").connect("c", "yes", "true")
+    positions = display.layout(added_false_first)
+    assert positions["yes"][1] < positions["no"][1]  # handle order, not edge order
 
 
 def test_unknown_types_are_grey_and_the_categories_have_the_canvas_colours() -> None:
