@@ -267,6 +267,14 @@ def run_status(connection: duckdb.DuckDBPyConnection, flow_id: str,
             "waiting": int(waiting or 0), "live": bool(live)}
 
 
+def flows_by_last_run(connection: duckdb.DuckDBPyConnection) -> list[str]:
+    """Ids of the flows that ran, the most recently run first."""
+    rows = connection.execute(
+        "SELECT flow_id FROM runs GROUP BY flow_id ORDER BY max(finished_at) DESC, flow_id"
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
 def store_counts(connection: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """How much data the store holds: contacts, events, enrollments, messages."""
     row = connection.execute(

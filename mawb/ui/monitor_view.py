@@ -98,6 +98,11 @@ def ordered_path(path: pd.DataFrame, flow: Flow) -> pd.DataFrame:
     return ordered.drop(columns=["_step", "_event"]).reset_index(drop=True)
 
 
+def monitor_order(deployed: list[str], ran: list[str]) -> list[str]:
+    """Deployed flows, the most recently run first (the page opens on it), then the rest."""
+    return [*(i for i in ran if i in deployed), *(i for i in deployed if i not in ran)]
+
+
 def flow_label(flow: Flow) -> str:
     return f"{flow.name} ({flow.id})" if flow.name and flow.name != flow.id else flow.id
 
@@ -115,8 +120,10 @@ def render_monitor(home: str | Path | None = None) -> None:
         st.info(NOTHING_DEPLOYED, icon=":material/info:")
         return
     flows = {flow_id: versions.load(flow_id) for flow_id in flow_ids}
-    chosen = st.selectbox("Flow", flow_ids, format_func=lambda i: flow_label(flows[i]),
-                          key="monitor_flow")
+    ran = _flows_that_ran(reader)
+    chosen = st.selectbox("Flow", monitor_order(flow_ids, ran), key="monitor_flow",
+                          format_func=lambda i: flow_label(flows[i])
+                          + ("" if i in ran else " · no runs yet"))
     flow = flows[chosen]
     st.caption(f"Version {flow.version} of {len(versions.versions(flow.id))} · "
                f"{len(flow.nodes)} steps · workspace `{reader.home}`")
@@ -134,6 +141,14 @@ def render_monitor(home: str | Path | None = None) -> None:
 
     live_panel()
     _render_who_is_where(reader, flow)
+
+
+def _flows_that_ran(reader: WorkspaceReader) -> list[str]:
+    try:
+        with reader.read() as connection:
+            return analytics.flows_by_last_run(connection)
+    except (StoreBusyError, FileNotFoundError, duckdb.Error):
+        return []
 
 
 def _initial_live(reader: WorkspaceReader, flow: Flow) -> bool:

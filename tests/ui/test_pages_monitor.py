@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from ui_workspace import FLOW_ID, canvases, demo_home
+from ui_workspace import FLOW_ID, canvases, copy_of_demo, demo_home
 
 import mawb
 from mawb import analytics
@@ -111,3 +111,19 @@ def test_deployed_flow_that_never_ran(tmp_path: Path, monkeypatch: pytest.Monkey
     assert not app.exception
     assert any("has not run yet" in info.value for info in app.info)
     assert {metric.label: metric.value for metric in app.metric}["Enrolled"] == "0"
+
+
+def test_flows_that_ran_come_first_most_recent_first(
+        tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert monitor_view.monitor_order(["a", "b", "c", "d"], ["c", "x", "a"]) == [
+        "c", "a", "b", "d"]
+    home = copy_of_demo(tmp_path_factory.getbasetemp(), tmp_path / "home")
+    VersionStore(home).save(mawb.load_template("abandoned_cart_v1"), "deployed, never ran")
+    with WorkspaceReader(home).read() as connection:
+        assert analytics.flows_by_last_run(connection) == [FLOW_ID]
+    monkeypatch.setenv("MAWB_HOME", str(home))
+    app = monitor_app()
+    flow = app.selectbox(key="monitor_flow")
+    assert flow.value == FLOW_ID  # the page opens on the flow that ran, not the first by name
+    assert flow.options[1].endswith("· no runs yet")
