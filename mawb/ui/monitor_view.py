@@ -91,7 +91,7 @@ def ordered_path(path: pd.DataFrame, flow: Flow) -> pd.DataFrame:
     from mawb.graph import topological_order
 
     rank = {node_id: index for index, node_id in enumerate(topological_order(flow))}
-    events = {"entered": 0, "completed": 1}
+    events = {"entered": 0, "waiting": 1, "completed": 3}
     keys = path.assign(_step=path["node_id"].map(rank).fillna(len(rank)),
                        _event=path["event"].map(events).fillna(2))
     ordered = keys.sort_values(["ts", "_step", "_event"], kind="stable")

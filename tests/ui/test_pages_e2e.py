@@ -215,8 +215,7 @@ def test_monitor_shows_counts_charts_and_a_contact(tab: Tab) -> None:
     path.wait_for(timeout=WAIT_MS)
     path.scroll_into_view_if_needed()
     page.wait_for_timeout(1000)
-    tab.shoot("monitor_who_is_where")
-    publish(shot)
+    publish(shot, tab.shoot("monitor_who_is_where"))
 
 
 def test_experiments_runs_a_simulation_and_draws_it(tab: Tab) -> None:

@@ -80,13 +80,14 @@ def test_ordered_path_follows_the_flow_within_a_tick() -> None:
 
     flow = mawb.load_template(FLOW_ID)
     ts = pd.Timestamp("2026-11-02")
-    path = pd.DataFrame({"ts": [ts] * 4, "node_id": ["wait_2d", "welcome", "start", "start"],
-                         "event": ["entered", "entered", "completed", "entered"],
+    path = pd.DataFrame({"ts": [ts] * 5,
+                         "node_id": ["wait_2d", "welcome", "start", "start", "wait_2d"],
+                         "event": ["waiting", "entered", "completed", "entered", "entered"],
                          "branch": None, "reason": None})
     ordered = monitor_view.ordered_path(path, flow)
     assert list(zip(ordered["node_id"], ordered["event"], strict=True)) == [
         ("start", "entered"), ("start", "completed"), ("welcome", "entered"),
-        ("wait_2d", "entered")]
+        ("wait_2d", "entered"), ("wait_2d", "waiting")]
 
 
 def test_empty_workspace_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
