@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+import duckdb
 import pytest
 from streamlit.testing.v1 import AppTest
 from ui_workspace import FLOW_ID, canvases, copy_of_demo, demo_home
@@ -128,3 +130,19 @@ def test_flows_that_ran_come_first_most_recent_first(
     flow = app.selectbox(key="monitor_flow")
     assert flow.value == FLOW_ID  # the page opens on the flow that ran, not the first by name
     assert flow.options[1].endswith("· no runs yet")
+
+
+@pytest.mark.parametrize(("finished_ago", "live"), [(timedelta(seconds=5), True),
+                                                    (timedelta(hours=3), False)])
+def test_auto_refresh_defaults_on_while_a_run_is_live(
+        finished_ago: timedelta, live: bool, tmp_path: Path,
+        tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = copy_of_demo(tmp_path_factory.getbasetemp(), tmp_path / "home")
+    finished = datetime.now(UTC).replace(tzinfo=None) - finished_ago
+    with duckdb.connect(str(home / "store.duckdb")) as connection:
+        connection.execute("UPDATE runs SET finished_at = ?", [finished])
+    monkeypatch.setenv("MAWB_HOME", str(home))
+    app = monitor_app()
+    assert app.toggle(key=f"monitor_auto_{FLOW_ID}").value is live
+    badge = next(m.value for m in app.markdown if "last tick" in m.value)
+    assert ("live" in badge) is live and ("idle" in badge) is not live
