@@ -61,11 +61,16 @@ def wait_for_health(url: str, process: subprocess.Popen[bytes], timeout: float =
 
 
 @pytest.fixture(scope="module")
-def workbench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`streamlit run app.py` with MAWB_HOME in a seeded temp workspace."""
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the seeded workspace the workbench runs on."""
     folder = tmp_path_factory.mktemp("pages_e2e")
-    home = copy_of_demo(tmp_path_factory.getbasetemp(), folder / "home")
-    log_path = folder / "streamlit.log"
+    return copy_of_demo(tmp_path_factory.getbasetemp(), folder / "home")
+
+
+@pytest.fixture(scope="module")
+def workbench(home: Path) -> Iterator[str]:
+    """`streamlit run app.py` with MAWB_HOME in a seeded temp workspace."""
+    log_path = home.parent / "streamlit.log"
     port = free_port()
     command = [
         sys.executable, "-m", "streamlit", "run", "app.py",
@@ -216,6 +221,49 @@ def test_monitor_shows_counts_charts_and_a_contact(tab: Tab) -> None:
     path.scroll_into_view_if_needed()
     page.wait_for_timeout(1000)
     publish(shot, tab.shoot("monitor_who_is_where"))
+
+
+# Another process writes like a tick: holds the store for a few seconds, records 25 more sends.
+TICK_LIKE_WRITER = """
+import sys, time, duckdb
+connection = duckdb.connect(sys.argv[1])
+connection.execute("BEGIN")
+connection.execute(
+    "INSERT INTO messages SELECT 'e2e:' || idempotency_key, flow_id, contact_id, node_id, "
+    "channel, recipient, subject, body, sent_at, provider FROM messages "
+    "WHERE flow_id = ? ORDER BY idempotency_key LIMIT 25", [sys.argv[2]])
+connection.execute("UPDATE runs SET finished_at = now()::TIMESTAMP")
+print("holding", flush=True)
+time.sleep(3)
+connection.execute("COMMIT")
+connection.close()
+"""
+
+
+def test_monitor_refreshes_while_another_process_writes(tab: Tab, home: Path) -> None:
+    page = tab.page
+    tab.open("Monitor")
+    page.get_by_test_id("stMetric").first.wait_for(timeout=WAIT_MS)
+    tab.settle()
+    toggle = page.get_by_test_id("stCheckbox").filter(has_text="Auto-refresh")
+    if not toggle.locator("input").is_checked():
+        toggle.click()
+        tab.settle()
+    before = int(tab.metric("Messages sent").replace(",", ""))
+    writer = subprocess.Popen([sys.executable, "-c", TICK_LIKE_WRITER,
+                               str(home / "store.duckdb"), "lead_welcome_v1"],
+                              stdout=subprocess.PIPE, text=True)
+    assert writer.stdout is not None and writer.stdout.readline().strip() == "holding"
+    try:
+        deadline = time.monotonic() + 45
+        while int(tab.metric("Messages sent").replace(",", "")) != before + 25:
+            assert time.monotonic() < deadline, "the monitor did not refresh by itself"
+            page.wait_for_timeout(500)
+    finally:
+        writer.wait(timeout=30)
+    # The reader waited for the writer: no lock error, no busy notice, no exception.
+    assert page.get_by_test_id("stException").count() == 0
+    assert page.get_by_text("busy").count() == 0
 
 
 def test_experiments_runs_a_simulation_and_draws_it(tab: Tab) -> None:
