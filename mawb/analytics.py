@@ -261,18 +261,23 @@ def run_status(connection: duckdb.DuckDBPyConnection, flow_id: str,
         [flow_id],
     ).fetchone()
     last_tick, finished_at, ticks, waiting = row if row else (None, None, 0, 0)
-    now = now or datetime.now(UTC).replace(tzinfo=None)
-    live = finished_at is not None and now - finished_at <= LIVE_WINDOW
     return {"last_tick": last_tick, "finished_at": finished_at, "ticks": int(ticks or 0),
-            "waiting": int(waiting or 0), "live": bool(live)}
+            "waiting": int(waiting or 0), "live": is_live(finished_at, now)}
 
 
-def flows_by_last_run(connection: duckdb.DuckDBPyConnection) -> list[str]:
-    """Ids of the flows that ran, the most recently run first."""
+def last_runs(connection: duckdb.DuckDBPyConnection) -> dict[str, datetime]:
+    """When each flow that ran last finished a tick (wall clock, UTC), most recent first."""
     rows = connection.execute(
-        "SELECT flow_id FROM runs GROUP BY flow_id ORDER BY max(finished_at) DESC, flow_id"
+        "SELECT flow_id, max(finished_at) AS finished FROM runs GROUP BY flow_id "
+        "ORDER BY finished DESC, flow_id"
     ).fetchall()
-    return [row[0] for row in rows]
+    return {flow_id: finished for flow_id, finished in rows}
+
+
+def is_live(finished_at: datetime | None, now: datetime | None = None) -> bool:
+    """Whether a tick that finished at `finished_at` means the flow is running now."""
+    now = now or datetime.now(UTC).replace(tzinfo=None)
+    return finished_at is not None and now - finished_at <= LIVE_WINDOW
 
 
 def store_counts(connection: duckdb.DuckDBPyConnection) -> dict[str, int]:

@@ -22,6 +22,7 @@ from mawb.ui.reader import WorkspaceReader
 from mawb.versions import VersionStore
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from pathlib import Path
 
     import pandas as pd
@@ -98,8 +99,9 @@ def ordered_path(path: pd.DataFrame, flow: Flow) -> pd.DataFrame:
     return ordered.drop(columns=["_step", "_event"]).reset_index(drop=True)
 
 
-def monitor_order(deployed: list[str], ran: list[str]) -> list[str]:
+def monitor_order(deployed: list[str], ran: Iterable[str]) -> list[str]:
     """Deployed flows, the most recently run first (the page opens on it), then the rest."""
+    ran = list(ran)
     return [*(i for i in ran if i in deployed), *(i for i in deployed if i not in ran)]
 
 
@@ -120,7 +122,7 @@ def render_monitor(home: str | Path | None = None) -> None:
         st.info(NOTHING_DEPLOYED, icon=":material/info:")
         return
     flows = {flow_id: versions.load(flow_id) for flow_id in flow_ids}
-    ran = _flows_that_ran(reader)
+    ran = _last_runs(reader)  # one short read for the whole page header
     chosen = st.selectbox("Flow", monitor_order(flow_ids, ran), key="monitor_flow",
                           format_func=lambda i: flow_label(flows[i])
                           + ("" if i in ran else " · no runs yet"))
@@ -130,7 +132,7 @@ def render_monitor(home: str | Path | None = None) -> None:
     if not reader.has_store():
         st.info(NO_STORE, icon=":material/info:")
         return
-    live = _initial_live(reader, flow)
+    live = analytics.is_live(ran.get(flow.id))
     auto = st.toggle("Auto-refresh", value=live, key=f"monitor_auto_{flow.id}",
                      help=f"Re-read the store every {REFRESH_SECONDS} s while a run is live.")
     run_every = REFRESH_SECONDS if auto else None
@@ -143,20 +145,12 @@ def render_monitor(home: str | Path | None = None) -> None:
     _render_who_is_where(reader, flow)
 
 
-def _flows_that_ran(reader: WorkspaceReader) -> list[str]:
+def _last_runs(reader: WorkspaceReader) -> dict[str, Any]:
     try:
         with reader.read() as connection:
-            return analytics.flows_by_last_run(connection)
+            return analytics.last_runs(connection)
     except (StoreBusyError, FileNotFoundError, duckdb.Error):
-        return []
-
-
-def _initial_live(reader: WorkspaceReader, flow: Flow) -> bool:
-    try:
-        with reader.read() as connection:
-            return bool(analytics.run_status(connection, flow.id)["live"])
-    except (StoreBusyError, FileNotFoundError, duckdb.Error):
-        return False
+        return {}
 
 
 def _render_live(reader: WorkspaceReader, flow: Flow) -> None:

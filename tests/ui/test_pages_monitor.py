@@ -109,7 +109,8 @@ def test_deployed_flow_that_never_ran(tmp_path: Path, monkeypatch: pytest.Monkey
     assert [info.value for info in app.info] == [monitor_view.NO_STORE]
     from mawb.engine import Workspace
 
-    Workspace(home)  # an empty store: the flow is deployed but has not run
+    with Workspace(home).connection():  # an empty store: the flow is deployed, never ran
+        pass
     app = monitor_app()
     assert not app.exception
     assert any("has not run yet" in info.value for info in app.info)
@@ -124,7 +125,7 @@ def test_flows_that_ran_come_first_most_recent_first(
     home = copy_of_demo(tmp_path_factory.getbasetemp(), tmp_path / "home")
     VersionStore(home).save(mawb.load_template("abandoned_cart_v1"), "deployed, never ran")
     with WorkspaceReader(home).read() as connection:
-        assert analytics.flows_by_last_run(connection) == [FLOW_ID]
+        assert list(analytics.last_runs(connection)) == [FLOW_ID]
     monkeypatch.setenv("MAWB_HOME", str(home))
     app = monitor_app()
     flow = app.selectbox(key="monitor_flow")
