@@ -345,14 +345,16 @@ def _print_simulation(data: dict[str, Any]) -> None:
 
 
 def deploy_checked(workspace: Any, flow: Flow, source: str,
-                   params: dict[str, Any] | None = None, partition: int = 0) -> None:
+                   params: dict[str, Any] | None = None, partition: int | None = None) -> None:
     """Deploy after validating against the workspace's contact columns, so a condition on an
-    attribute the contacts lack is a diagnostic naming its node, not a failed query."""
+    attribute the contacts lack is a diagnostic naming its node, not a failed query.
+
+    With `partition`, only that partition's store is touched (what one Airflow task may do)."""
     from mawb.engine.store import contact_column_names
 
-    with workspace.connection(partition, read_only=True) as connection:
+    with workspace.connection(partition or 0, read_only=True) as connection:
         check_columns(flow, params, contact_column_names(connection), source)
-    workspace.deploy(flow)
+    workspace.deploy(flow, partitions=None if partition is None else [partition])
 
 
 def check_columns(flow: Flow, params: dict[str, Any] | None, columns: Any, source: str) -> None:

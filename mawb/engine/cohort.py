@@ -146,7 +146,9 @@ def apply(cohort: Cohort) -> None:
     connection.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE moved AS
-        SELECT nextval('token_seq') AS token_id, t.enrollment_id, t.contact_id, t.flow_id,
+        SELECT (SELECT coalesce(max(token_id), 0) FROM tokens)
+                   + row_number() OVER (ORDER BY t.token_id, r.target) AS token_id,
+               t.enrollment_id, t.contact_id, t.flow_id,
                t.version, r.target AS node_id, t.node_id AS via, CAST(? AS TIMESTAMP) AS arrived_at,
                CASE WHEN r.target IN ({placeholders})
                     THEN CAST(? AS TIMESTAMP) + INTERVAL 1 MICROSECOND

@@ -159,7 +159,8 @@ def enroll(connection: duckdb.DuckDBPyConnection, flow: Flow, node: Node, now: d
     connection.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE entering AS
-        SELECT nextval('enrollment_seq') AS enrollment_id, k.contact_id,
+        SELECT (SELECT coalesce(max(enrollment_id), 0) FROM enrollments)
+                   + row_number() OVER (ORDER BY k.contact_id) AS enrollment_id, k.contact_id,
                1 + (SELECT count(*) FROM enrollments e WHERE e.contact_id = k.contact_id
                     AND e.flow_id = ?) AS entry_number
         FROM (SELECT DISTINCT contact_id FROM candidates) k
@@ -173,7 +174,8 @@ def enroll(connection: duckdb.DuckDBPyConnection, flow: Flow, node: Node, now: d
         [flow.id, flow.version, node.id, now],
     )
     connection.execute(
-        "INSERT INTO tokens SELECT nextval('token_seq'), enrollment_id, contact_id, ?, ?, ?, "
+        "INSERT INTO tokens SELECT (SELECT coalesce(max(token_id), 0) FROM tokens) "
+        "+ row_number() OVER (ORDER BY enrollment_id), enrollment_id, contact_id, ?, ?, ?, "
         "NULL, ?, ?, NULL, 0, NULL FROM entering",
         [flow.id, flow.version, node.id, now, now],
     )

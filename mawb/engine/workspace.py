@@ -36,7 +36,7 @@ from mawb.nodes.base import Category
 from mawb.validate import FlowInvalidError, validate_flow
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
 
     import duckdb
 
@@ -85,10 +85,10 @@ class Workspace:
         self.home = Path(home) if home is not None else default_home()
         self.partitions = partitions
         self._held: dict[int, duckdb.DuckDBPyConnection] = {}
+        # Stores are migrated on first use, one partition at a time: an Airflow task that steps
+        # partition 0 must never wait for the writer of partition 1.
+        self._migrated: set[int] = set()
         self.home.mkdir(parents=True, exist_ok=True)
-        for partition in range(partitions):
-            with self.connection(partition) as connection:
-                migrate(connection)
 
     # -- files -------------------------------------------------------------------------------
     def store_path(self, partition: int = 0) -> Path:
@@ -100,7 +100,12 @@ class Workspace:
 
     def connection(self, partition: int = 0, read_only: bool = False) -> _Connection:
         """A short-lived connection, or the one a `session` holds for this partition."""
-        return _Connection(self.store_path(partition), read_only, self._held.get(partition))
+        path = self.store_path(partition)
+        if partition not in self._migrated and not (read_only and path.exists()):
+            with _Connection(path, False, self._held.get(partition)) as connection:
+                migrate(connection)
+        self._migrated.add(partition)
+        return _Connection(path, read_only, self._held.get(partition))
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Workspace]:
@@ -117,6 +122,9 @@ class Workspace:
         try:
             for partition in range(self.partitions):
                 self._held[partition] = connect(self.store_path(partition))
+                if partition not in self._migrated:
+                    migrate(self._held[partition])
+                    self._migrated.add(partition)
             yield self
         finally:
             held, self._held = self._held, {}
@@ -199,8 +207,11 @@ class Workspace:
                 connection.execute(f"ALTER TABLE contacts ADD COLUMN {quote(column)} {dtype}")
 
     # -- flows -------------------------------------------------------------------------------
-    def deploy(self, flow: Flow) -> Flow:
-        """Save an immutable flow version (refusing invalid flows) and prepare its columns."""
+    def deploy(self, flow: Flow, partitions: Iterable[int] | None = None) -> Flow:
+        """Save an immutable flow version (refusing invalid flows) and prepare its columns.
+
+        `partitions` limits the column preparation to those stores (a partition's step
+        prepares its own); by default every partition is prepared."""
         report = validate_flow(flow)
         if not report.valid:
             raise FlowInvalidError(flow.id, report)
@@ -215,7 +226,7 @@ class Workspace:
                 )
         else:
             flow.save(path)
-        for partition in range(self.partitions):
+        for partition in range(self.partitions) if partitions is None else partitions:
             with self.connection(partition) as connection:
                 _ensure_written_columns(connection, flow)
         return flow

@@ -109,3 +109,28 @@ def test_step_names_an_unreadable_flow_file(tmp_path: Path) -> None:
     assert result.exit_code == 2
     (line,) = error_lines(result)
     assert line.startswith(f"error: {tmp_path / 'missing.json'}: no such flow file")
+
+
+def test_a_partition_step_never_waits_for_another_partitions_writer(tmp_path: Path) -> None:
+    """Airflow runs partitions in parallel: stepping partition 0 must not open partition 1."""
+    import subprocess
+    import sys
+
+    home = tmp_path / "ws"
+    workspace = _workspace(home, 2)
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); c.execute('BEGIN'); "
+         "print('holding', flush=True); time.sleep(60)", str(workspace.store_path(1))],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        for stage in ("_ingest", "start", "welcome", "_dispatch"):
+            result = cli("step", "--flow", "lead_welcome_v1", "--node", stage,
+                         "--partition", 0, "--partitions", 2,
+                         "--tick-time", "2026-11-02T09:00:00Z", "--home", home)
+            assert result.exit_code == 0, result.output
+    finally:
+        holder.kill()
+        holder.wait()
+    assert store_rows(workspace.store_path(0))["messages"]
