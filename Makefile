@@ -10,17 +10,17 @@ BIN := $(VENV)/bin
 PORT ?= 8501
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test setup setup-test system-deps demo notebooks bench lint clean
+.PHONY: run test setup setup-test system-deps demo notebooks notebooks-execute bench lint clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==0.13.8
 
+# One environment for everything (workbench, notebooks, Airflow, tests), straight from uv.lock.
 setup: $(UV)
-	$(UV) sync --frozen --extra ui --extra notebooks
-
-setup-test: $(UV) system-deps
 	$(UV) sync --frozen --all-extras
+
+setup-test: setup system-deps
 
 # Debian chromium drives the browser tests (never a downloaded browser); npm rebuilds the canvas.
 system-deps:
@@ -43,9 +43,15 @@ test: setup-test
 notebooks: setup
 	$(BIN)/jupyter lab --ip 127.0.0.1 --notebook-dir notebooks
 
-bench: setup-test
+# Re-execute the example notebooks and save their outputs.
+notebooks-execute: setup-test
+	$(BIN)/python notebooks/execute.py
+
+bench: setup-test demo
 	$(BIN)/python bench/validate.py
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/dashboard.py --home .mawb
+	$(BIN)/python bench/ui.py
 
 lint:
 	$(BIN)/ruff check mawb tests bench
