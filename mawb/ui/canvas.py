@@ -33,6 +33,7 @@ def flow_canvas(
     height: int = 560,
     fit_view: bool = True,
     view_key: str | None = None,
+    minimap: bool | None = None,
 ) -> dict[str, Any] | None:
     """Render the canvas and return the latest graph edited by the user, or None before any edit.
 
@@ -41,6 +42,8 @@ def flow_canvas(
     the node types the user can drag in (hidden when ``read_only``). Each edit reruns the script.
     Changing ``view_key`` asks the canvas to fit the whole graph into view again (for example
     after Python laid the graph out anew); ``fit_view`` only fits when the canvas first mounts.
+    ``minimap`` defaults to shown while editing and hidden when ``read_only``: a preview fits
+    the whole flow tightly (zooming out much further than the editor) and needs every pixel.
 
     Example::
 
@@ -58,6 +61,7 @@ def flow_canvas(
         "height": height,
         "fit_view": fit_view,
         "view_key": view_key,
+        "minimap": (not read_only) if minimap is None else minimap,
     }
     result = _renderer()(
         key=key,

@@ -162,6 +162,7 @@ def test_nodes_palette_and_diagnostics_render(canvas: CanvasPage) -> None:
     assert page.locator(".react-flow__node").count() == 3
     assert canvas.node("check").locator(".mawb-node-title").inner_text() == "Opted in?"
     assert page.locator(".mawb-palette-item").count() == 23
+    assert page.locator(".react-flow__minimap").count() == 1
     assert page.locator(".mawb-palette-group h4").all_inner_texts() == [
         "TRIGGERS",
         "ACTIONS",
@@ -278,6 +279,8 @@ def test_read_only_hides_palette_and_blocks_deleting(canvas: CanvasPage, app_url
     page.locator(".react-flow__node").first.wait_for(timeout=30000)
     canvas._wait_idle()
     assert page.locator(".mawb-palette").count() == 0
+    # A read-only preview has no minimap covering the flow.
+    assert page.locator(".react-flow__minimap").count() == 0
     canvas.node("check").locator(".mawb-node-title").click()
     page.keyboard.press("Delete")
     page.wait_for_timeout(1000)

@@ -47,7 +47,7 @@ def test_kpis_canvas_counts_and_charts_match_the_store(seeded: Path) -> None:
     assert metrics["Messages sent"] == f"{kpis['messages']:,}"
     assert metrics["Open rate"] == f"{kpis['open_rate']:.1%}"
     canvas = canvases(app)[f"monitor_canvas_{FLOW_ID}"]
-    assert canvas["read_only"] is True
+    assert canvas["read_only"] is True and canvas["minimap"] is False
     counts = {node["id"]: node["data"]["counts"] for node in canvas["graph"]["nodes"]}
     assert counts["start"]["entered"] == kpis["enrolled"]
     assert sum(c["waiting"] for c in counts.values()) == kpis["active"]

@@ -36,10 +36,10 @@ import { Palette } from "./Palette";
 import { DRAG_MIME, findPaletteItem } from "./palette";
 import { Debouncer, decideSync, shouldApplyIncoming, shouldRefit } from "./sync";
 import type { CanvasProps, FlowGraph } from "./types";
+import { viewOptions, type FitOptions } from "./view";
 
 const NODE_TYPES = { [CANVAS_NODE_TYPE]: FlowNode };
 const DELETE_KEYS = ["Delete", "Backspace"];
-const FIT_OPTIONS = { padding: 0.2, maxZoom: 1.2 };
 /** Where a dropped node's top-left corner lands relative to the cursor (about its centre). */
 const DROP_OFFSET = { x: 100, y: 28 };
 
@@ -62,6 +62,7 @@ function FlowCanvas({
   height,
   fit_view,
   view_key,
+  minimap,
   sendGraph,
 }: CanvasAppProps): ReactElement {
   const incoming = useMemo(() => normalizeGraph(graph), [graph]);
@@ -83,7 +84,8 @@ function FlowCanvas({
   }, [incoming, incomingSignature, read_only]);
 
   useGraphSync(nodes, edges, baseline, send);
-  const onMoveStart = useFitUntilTouched(view_key, fit_view);
+  const view = viewOptions(read_only);
+  const onMoveStart = useFitUntilTouched(view_key, fit_view, view.fit);
 
   const onNodesChange = useCallback(
     (changes: NodeChange<CanvasNode>[]) => setNodes((current) => applyNodeChanges(changes, current)),
@@ -120,18 +122,18 @@ function FlowCanvas({
           onEdgesChange={onEdgesChange}
           onConnect={onConnect}
           fitView={fit_view}
-          fitViewOptions={FIT_OPTIONS}
+          fitViewOptions={view.fit}
           onMoveStart={onMoveStart}
           nodesDraggable={!read_only}
           nodesConnectable={!read_only}
           edgesReconnectable={false}
           elementsSelectable
           deleteKeyCode={read_only ? null : DELETE_KEYS}
-          minZoom={0.2}
-          maxZoom={2}
+          minZoom={view.minZoom}
+          maxZoom={view.maxZoom}
         >
           <Background gap={16} />
-          <MiniMap pannable zoomable nodeColor={miniMapColor} />
+          {minimap ? <MiniMap pannable zoomable nodeColor={miniMapColor} /> : null}
           <Controls showInteractive={!read_only} />
         </ReactFlow>
       </div>
@@ -152,7 +154,7 @@ function miniMapColor(node: CanvasNode): string {
  * queues a fit requested before the nodes are measured. Returns the `onMoveStart` handler that
  * notices the user taking over.
  */
-function useFitUntilTouched(viewKey: string | null, fitOnMount: boolean) {
+function useFitUntilTouched(viewKey: string | null, fitOnMount: boolean, options: FitOptions) {
   const { fitView } = useReactFlow();
   const width = useStore((state) => state.width);
   const height = useStore((state) => state.height);
@@ -162,11 +164,11 @@ function useFitUntilTouched(viewKey: string | null, fitOnMount: boolean) {
     if (!shouldRefit(viewKey, lastKey.current)) return;
     lastKey.current = viewKey;
     untouched.current = true;
-    void fitView(FIT_OPTIONS);
-  }, [viewKey, fitView]);
+    void fitView(options);
+  }, [viewKey, fitView, options]);
   useEffect(() => {
-    if (untouched.current && width > 0 && height > 0) void fitView(FIT_OPTIONS);
-  }, [width, height, fitView]);
+    if (untouched.current && width > 0 && height > 0) void fitView(options);
+  }, [width, height, fitView, options]);
   // A move without an event is one React Flow made itself (fitting); only the user's count.
   return useCallback((event: MouseEvent | TouchEvent | null) => {
     if (event) untouched.current = false;

@@ -10,6 +10,7 @@ describe("readProps", () => {
     expect(props.height).toBe(DEFAULT_HEIGHT);
     expect(props.fit_view).toBe(true);
     expect(props.view_key).toBeNull();
+    expect(props.minimap).toBe(true);
   });
 
   it("keeps valid options and drops malformed ones", () => {
@@ -19,5 +20,7 @@ describe("readProps", () => {
     expect(props.fit_view).toBe(false);
     expect(props.view_key).toBe("v2");
     expect(readProps({ view_key: 7 }).view_key).toBeNull();
+    expect(props.minimap).toBe(false);
+    expect(readProps({ read_only: true, minimap: true }).minimap).toBe(true);
   });
 });

@@ -73,6 +73,8 @@ export interface CanvasProps {
   fit_view: boolean;
   /** Python changes this to ask for a fit to view (e.g. after an auto layout); null: never. */
   view_key: string | null;
+  /** Whether the minimap shows; Python may omit it (on while editing, off when read-only). */
+  minimap: boolean;
 }
 
 /** What a rendered React Flow node carries: the mawb node type and its untouched data. */
