@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
 BUILDER_PAGE = "pages/1_Builder.py"
 ALL_CATEGORIES = "All categories"
-PREVIEW_HEIGHT = 400
+PREVIEW_HEIGHT = 280
+"""Pixels; at full card width every template fits by its width, so more height stays empty."""
 _VERSION_SUFFIX = re.compile(r"_v\d+$")
 
 
@@ -130,7 +131,9 @@ def _render_card(card: TemplateCard) -> None:
 
     flow = card.flow
     with st.container(border=True):
-        about, preview = st.columns([2, 3], gap="medium")
+        # Text and button on top, the preview across the whole card below: flows are wide and
+        # short, so the card's width is what makes their steps readable.
+        about, action = st.columns([4, 1], gap="medium")
         with about:
             st.subheader(flow.name or flow.id, anchor=False)
             st.markdown(f":blue-badge[{card.category}] :gray-badge[{card.duration}] "
@@ -139,10 +142,10 @@ def _render_card(card: TemplateCard) -> None:
             st.write(flow.description)
             if flow.metadata.tags:
                 st.caption("Tags: " + ", ".join(flow.metadata.tags))
+        with action:
             if st.button("Use this template", key=f"use_{flow.id}", type="primary",
-                         icon=":material/edit:"):
+                         icon=":material/edit:", width="stretch"):
                 st.session_state[SHARED_FLOW_KEY] = fresh_copy(flow, VersionStore().flow_ids())
                 st.switch_page(BUILDER_PAGE)
-        with preview:
-            flow_canvas(preview_graph(flow), key=f"gallery_preview_{flow.id}", read_only=True,
-                        height=PREVIEW_HEIGHT)
+        flow_canvas(preview_graph(flow), key=f"gallery_preview_{flow.id}", read_only=True,
+                    height=PREVIEW_HEIGHT)

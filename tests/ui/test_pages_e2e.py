@@ -162,6 +162,13 @@ def tab(browser: Any, workbench: str) -> Iterator[Tab]:
     assert wrapped.errors == [], f"browser console errors: {wrapped.errors} {wrapped.failed}"
 
 
+def canvas_zooms(page: Any) -> list[float]:
+    """The zoom of every canvas on the page, read from React Flow's viewport transform."""
+    transforms = page.locator(".react-flow__viewport").evaluate_all(
+        "els => els.map(el => el.style.transform)")
+    return [float(t.split("scale(")[1].rstrip(")")) for t in transforms]
+
+
 def publish(*paths: Path) -> None:
     """Copy screenshots for the README only when asked: a test run never changes tracked files."""
     if not os.environ.get("MAWB_PUBLISH_SCREENSHOTS"):
@@ -183,6 +190,11 @@ def test_gallery_filters_and_uses_a_template(tab: Tab) -> None:
     # Every card has a read-only preview with its steps drawn (no palette).
     assert page.locator(".react-flow").count() == total
     assert page.locator(".mawb-palette-item").count() == 0
+    # Previews span the card with no minimap, so even the widest flow stays readable.
+    assert page.locator(".react-flow__minimap").count() == 0
+    # (At minZoom 0.2 in a narrow column the widest flows were cut off; now ~0.24 and up.)
+    zooms = canvas_zooms(page)
+    assert len(zooms) == total and min(zooms) >= 0.22, zooms
     shot = tab.shoot("templates")
     search = page.get_by_label("Search")
     for text in ("sms", "welcome"):
@@ -216,6 +228,8 @@ def test_monitor_shows_counts_charts_and_a_contact(tab: Tab) -> None:
     assert "in" in start_counts.inner_text()
     assert charts.count() == 2  # messages and engagement (the funnel waits in an expander)
     page.wait_for_timeout(1000)
+    assert page.locator(".react-flow__minimap").count() == 0
+    assert canvas_zooms(page)[0] >= 0.5  # was ~0.46 with padding and a minimap
     shot = tab.shoot("monitor")
     page.get_by_label("Find a contact").fill("c0000")
     page.get_by_label("Find a contact").press("Enter")

@@ -78,6 +78,7 @@ def test_page_shows_every_card_and_filters() -> None:
     previews = canvases(app)
     assert len(previews) == len(titles)
     assert all(preview["read_only"] and preview["graph"]["nodes"] for preview in previews.values())
+    assert not any(preview["minimap"] for preview in previews.values())
     app.text_input(key="gallery_search").input("webinar").run()
     shown = {subheader.value for subheader in app.subheader}
     assert "Webinar reminders by region" in shown and len(shown) < len(titles)
