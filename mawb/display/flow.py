@@ -7,11 +7,11 @@ Nodes carry the canvas's category colours, labels and one-line summaries.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 from mawb import graph, nodes
 from mawb.display.style import BORDER, INK, MUTED, UNKNOWN_COLOR, escaped
+from mawb.layout import layered_positions
 from mawb.nodes.base import CATEGORY_COLORS, shorten
 
 if TYPE_CHECKING:
@@ -47,107 +47,12 @@ def _node_caption(node_type: str, params: Mapping[str, Any]) -> tuple[str, str]:
     return kind.label, summary if summary != kind.label else ""
 
 
-def _acyclic_edges(flow: Flow, ids: list[str]) -> list[Edge]:
-    """Edges between known nodes without loop back-edges and with any other cycle broken."""
-    known = set(ids)
-    loops = graph.back_edges(flow)
-    out: dict[str, list[Edge]] = defaultdict(list)
-    for edge in flow.edges:
-        if (
-            edge.source in known
-            and edge.target in known
-            and edge.source != edge.target
-            and (edge.source, edge.target, edge.branch) not in loops
-        ):
-            out[edge.source].append(edge)
-    kept: list[Edge] = []
-    state: dict[str, int] = {}  # 1 = on the DFS stack, 2 = done
-    for root in ids:
-        if root in state:
-            continue
-        state[root] = 1
-        stack = [(root, 0)]
-        while stack:
-            node_id, index = stack.pop()
-            if index == len(out[node_id]):
-                state[node_id] = 2
-                continue
-            stack.append((node_id, index + 1))
-            edge = out[node_id][index]
-            if state.get(edge.target) == 1:
-                continue  # closes an (illegal) cycle: ignored for the picture only
-            kept.append(edge)
-            if edge.target not in state:
-                state[edge.target] = 1
-                stack.append((edge.target, 0))
-    return kept
-
-
 def layout(flow: Flow) -> dict[str, tuple[float, float]]:
-    """Top-left corner of every node: layers left to right by longest path from a trigger,
-    rows ordered by their parents' rows (branch order kept, so `true` sits above `false`)."""
-    ids = list(dict.fromkeys(node.id for node in flow.nodes))
-    edges = _acyclic_edges(flow, ids)
-    layer = dict.fromkeys(ids, 0)
-    for _ in ids:  # longest path by relaxation; edges are acyclic, so len(ids) rounds suffice
-        changed = False
-        for edge in edges:
-            if layer[edge.target] < layer[edge.source] + 1:
-                layer[edge.target] = layer[edge.source] + 1
-                changed = True
-        if not changed:
-            break
-    rows: dict[int, list[str]] = defaultdict(list)
-    for node_id in ids:
-        rows[layer[node_id]].append(node_id)
-    rank: dict[str, float] = {}
-    for index in sorted(rows):
-        rank.update(_order_layer(flow, rows[index], edges, rank))
-    tallest = max((len(row) for row in rows.values()), default=0)
-    positions = {}
-    for index, row in rows.items():
-        top = (tallest - len(row)) * ROW_GAP / 2
-        for at, node_id in enumerate(sorted(row, key=lambda n: rank[n])):
-            positions[node_id] = (MARGIN + index * LAYER_GAP, MARGIN + top + at * ROW_GAP)
-    return positions
-
-
-def _declared_branches(flow: Flow, node_id: str) -> list[str]:
-    """The branches a node's type declares, in handle order (true before false, ...)."""
-    node = flow.node(node_id)
-    try:
-        kind = nodes.get(node.type)
-        return list(kind.branches(kind.parse(node.params)))
-    except Exception:  # unknown type or bad params: edge order will do
-        return []
-
-
-def _branch_order(flow: Flow, edges: list[Edge]) -> dict[str, list[str | None]]:
-    """Per source, its branches in handle order, then any others in edge order."""
-    order: dict[str, list[str | None]] = {}
-    for edge in edges:
-        if edge.source not in order:
-            order[edge.source] = list(_declared_branches(flow, edge.source))
-        if edge.branch not in order[edge.source]:
-            order[edge.source].append(edge.branch)
-    return order
-
-
-def _order_layer(
-    flow: Flow, row: list[str], edges: list[Edge], rank: dict[str, float]
-) -> dict[str, float]:
-    """Rank each node of a layer by the mean rank of its parents plus its branch offset."""
-    branch_order = _branch_order(flow, edges)
-    keys = {}
-    for at, node_id in enumerate(row):
-        parents = [
-            rank[e.source] + branch_order[e.source].index(e.branch) / 10
-            for e in edges
-            if e.target == node_id and e.source in rank
-        ]
-        keys[node_id] = (sum(parents) / len(parents) if parents else float(at), at)
-    ordered = sorted(row, key=lambda n: keys[n])
-    return {node_id: float(at) for at, node_id in enumerate(ordered)}
+    """Top-left corner of every node: the canvas's layered layout at picture spacing."""
+    return {
+        node_id: (MARGIN + x, MARGIN + y)
+        for node_id, (x, y) in layered_positions(flow, LAYER_GAP, ROW_GAP).items()
+    }
 
 
 def _edge_svg(

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from mawb.layout import layered_positions
 from mawb.model import Flow, FlowFileError, Layout, Settings, loads
 from mawb.ui.flow_graph import graph_to_flow
-from mawb.ui.layout import layered_positions
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

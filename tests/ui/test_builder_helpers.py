@@ -8,6 +8,7 @@ import pytest
 
 import mawb
 from mawb import nodes
+from mawb.layout import LAYER_GAP, ROW_GAP, layered_positions
 from mawb.model import Flow
 from mawb.nodes.base import CATEGORY_COLORS, Category
 from mawb.ui import builder_state as bs
@@ -19,7 +20,6 @@ from mawb.ui.config_panel import (
     params_from_values,
 )
 from mawb.ui.flow_graph import flow_to_graph, graph_to_flow, palette_items
-from mawb.ui.layout import LAYER_GAP, ROW_GAP, layered_positions
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -1,4 +1,5 @@
-"""Auto layout for the canvas: a layered (Sugiyama-style) left-to-right placement of a flow.
+"""Layered (Sugiyama-style) left-to-right placement of a flow: the canvas's auto layout and the
+notebook SVG pictures share it, so a flow looks the same everywhere.
 
 Flows are mostly DAGs that read left to right from the triggers, with loop back-edges and,
 while the user is still editing, perhaps illegal cycles or loose nodes. The layout must cope
@@ -15,7 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
-from mawb import graph
+from mawb import graph, nodes
 
 if TYPE_CHECKING:
     from mawb.model import Edge, Flow
@@ -27,8 +28,10 @@ ROW_GAP = 120.0
 _SWEEPS = 4
 
 
-def layered_positions(flow: Flow) -> dict[str, tuple[float, float]]:
-    """Top-left canvas position of every node, keyed by node id.
+def layered_positions(
+    flow: Flow, layer_gap: float = LAYER_GAP, row_gap: float = ROW_GAP
+) -> dict[str, tuple[float, float]]:
+    """Top-left position of every node, keyed by node id (canvas spacing unless given).
 
     >>> from mawb.model import Flow
     >>> flow = Flow.new("f").add("a", "manual_trigger").add("b", "email_send").connect("a", "b")
@@ -38,8 +41,8 @@ def layered_positions(flow: Flow) -> dict[str, tuple[float, float]]:
     ids = list(dict.fromkeys(node.id for node in flow.nodes))
     edges = _acyclic_edges(flow, ids)
     layers = _layers(ids, edges)
-    rows = _order_rows(ids, edges, layers)
-    return _place(rows)
+    rows = _order_rows(flow, ids, edges, layers)
+    return _place(rows, layer_gap, row_gap)
 
 
 def _acyclic_edges(flow: Flow, ids: list[str]) -> list[Edge]:
@@ -96,7 +99,9 @@ def _layers(ids: list[str], edges: list[Edge]) -> dict[str, int]:
     return layer
 
 
-def _order_rows(ids: list[str], edges: list[Edge], layer: dict[str, int]) -> list[list[str]]:
+def _order_rows(
+    flow: Flow, ids: list[str], edges: list[Edge], layer: dict[str, int]
+) -> list[list[str]]:
     """Nodes per layer, ordered to reduce crossings and keep branch order."""
     count = max(layer.values(), default=-1) + 1
     rows: list[list[str]] = [[] for _ in range(count)]
@@ -104,7 +109,7 @@ def _order_rows(ids: list[str], edges: list[Edge], layer: dict[str, int]) -> lis
         rows[layer[node_id]].append(node_id)
     parents: dict[str, list[tuple[str, float]]] = defaultdict(list)
     children: dict[str, list[tuple[str, float]]] = defaultdict(list)
-    branch_rank = _branch_ranks(edges)
+    branch_rank = _branch_ranks(flow, edges)
     for edge in edges:
         rank = branch_rank[(edge.source, edge.branch)]
         parents[edge.target].append((edge.source, rank))
@@ -120,10 +125,13 @@ def _order_rows(ids: list[str], edges: list[Edge], layer: dict[str, int]) -> lis
     return rows
 
 
-def _branch_ranks(edges: list[Edge]) -> dict[tuple[str, str | None], float]:
-    """A small offset per branch of a source so its targets stack in handle order."""
-    seen: dict[str, list[str | None]] = defaultdict(list)
+def _branch_ranks(flow: Flow, edges: list[Edge]) -> dict[tuple[str, str | None], float]:
+    """A small offset per branch of a source so its targets stack in handle order: the
+    branches its type declares first (`true` above `false`), then any others in edge order."""
+    seen: dict[str, list[str | None]] = {}
     for edge in edges:
+        if edge.source not in seen:
+            seen[edge.source] = list(_declared_branches(flow, edge.source))
         if edge.branch not in seen[edge.source]:
             seen[edge.source].append(edge.branch)
     ranks: dict[tuple[str, str | None], float] = {}
@@ -131,6 +139,14 @@ def _branch_ranks(edges: list[Edge]) -> dict[tuple[str, str | None], float]:
         for index, branch in enumerate(branches):
             ranks[(source, branch)] = index / (len(branches) + 1)
     return ranks
+
+
+def _declared_branches(flow: Flow, node_id: str) -> list[str]:
+    try:
+        kind = nodes.get(flow.node(node_id).type)
+        return list(kind.branches(kind.parse(flow.node(node_id).params)))
+    except Exception:  # unknown type or bad params while editing: edge order will do
+        return []
 
 
 def _sorted_by_barycentre(
@@ -144,11 +160,13 @@ def _sorted_by_barycentre(
     return [node_id for _, node_id in sorted(enumerate(row), key=key)]
 
 
-def _place(rows: list[list[str]]) -> dict[str, tuple[float, float]]:
+def _place(
+    rows: list[list[str]], layer_gap: float, row_gap: float
+) -> dict[str, tuple[float, float]]:
     tallest = max((len(row) for row in rows), default=0)
     positions: dict[str, tuple[float, float]] = {}
     for index, row in enumerate(rows):
-        top = (tallest - len(row)) * ROW_GAP / 2
+        top = (tallest - len(row)) * row_gap / 2
         for at, node_id in enumerate(row):
-            positions[node_id] = (index * LAYER_GAP, top + at * ROW_GAP)
+            positions[node_id] = (index * layer_gap, top + at * row_gap)
     return positions
