@@ -21,15 +21,9 @@ demo-like store (a few minutes on a busy machine; the simulations are not timed)
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +33,7 @@ from mawb.data import demo_contacts, demo_events
 from mawb.simulate import simulate
 from mawb.ui.monitor_view import read_snapshot
 from mawb.ui.reader import WorkspaceReader
+from mawb.ui.server import chromium_path, launch_chromium, serve_streamlit
 from mawb.versions import VersionStore
 
 if TYPE_CHECKING:
@@ -46,10 +41,6 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[1]
 FLOWS = (("lead_welcome_v1", 14), ("trial_to_paid_v1", 14))
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
 TIMEOUT_MS = 180_000
 
@@ -134,42 +125,15 @@ PAGES: dict[str, Callable[[Any], bool]] = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_workbench(home: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-               "--server.port", str(port), "--server.address", "127.0.0.1",
-               "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
-    process = subprocess.Popen(command, cwd=REPO, env={**os.environ, "MAWB_HOME": str(home)},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                return process, url
-        except OSError:
-            time.sleep(0.3)
-    process.kill()
-    raise TimeoutError("streamlit did not start")
-
-
 def page_render_times(home: Path, visits: int) -> dict[str, list[float]]:
     from playwright.sync_api import sync_playwright
 
-    chromium = shutil.which("chromium")
-    if chromium is None:
+    if chromium_path() is None:
         raise SystemExit("Debian chromium is needed for the browser numbers (--no-browser)")
-    process, url = start_workbench(home)
     results: dict[str, list[float]] = {name: [] for name in PAGES}
-    try:
+    with serve_streamlit(REPO / "app.py", cwd=REPO, home=home, timeout=120) as url:
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            browser = launch_chromium(playwright)
             page = browser.new_context(viewport={"width": 1440, "height": 1000}).new_page()
             page.goto(url)
             page.get_by_test_id("stSidebarNav").wait_for(timeout=TIMEOUT_MS)
@@ -178,9 +142,6 @@ def page_render_times(home: Path, visits: int) -> dict[str, list[float]]:
                 for name, ready in PAGES.items():
                     results[name].append(_visit(page, name, ready))
             browser.close()
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
     return results
 
 

@@ -17,26 +17,18 @@ one generated flow (repeated blocks of email -> delay -> if/else -> sms | update
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from mawb.model import Flow
+from mawb.ui.server import chromium_path, launch_chromium, serve_streamlit
 from mawb.versions import VersionStore
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
 TIMEOUT_MS = 120_000
 
@@ -64,33 +56,6 @@ def build_flow(size: int) -> Flow:
         flow.add(tail, "delay_action", hours=1).connect(previous, tail)
         previous = tail
     return flow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_workbench(home: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    command = [
-        sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-        "--server.port", str(port), "--server.address", "127.0.0.1",
-        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, cwd=REPO, env={**os.environ, "MAWB_HOME": str(home)},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                return process, url
-        except OSError:
-            time.sleep(0.3)
-    process.terminate()
-    raise TimeoutError("streamlit did not start")
 
 
 def wait_for_nodes(page: Any, count: int) -> None:
@@ -145,13 +110,9 @@ def measure(browser: Any, size: int, edits: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as folder:
         home = Path(folder)
         VersionStore(home).save(build_flow(size), "benchmark")
-        process, url = start_workbench(home)
-        try:
+        with serve_streamlit(REPO / "app.py", cwd=REPO, home=home) as url:
             render = first_render(browser, url, size)
             trips = round_trips(browser, url, size, edits)
-        finally:
-            process.terminate()
-            process.wait(timeout=20)
     return {"nodes": size, "first_render_s": render, "round_trip_median_s":
             statistics.median(trips), "round_trip_max_s": max(trips)}
 
@@ -161,14 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[50, 200])
     parser.add_argument("--edits", type=int, default=5)
     args = parser.parse_args(argv)
-    chromium = shutil.which("chromium")
-    if chromium is None:
+    if chromium_path() is None:
         print("Debian chromium is not installed", file=sys.stderr)
         return 2
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright)
         results = [measure(browser, size, args.edits) for size in args.sizes]
         browser.close()
     print(f"{'nodes':>6} {'first render':>13} {'round trip p50':>15} {'round trip max':>15}")

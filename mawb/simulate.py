@@ -20,7 +20,6 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
@@ -34,6 +33,7 @@ from mawb.validate import FlowInvalidError, validate_flow
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     import duckdb
 
@@ -301,6 +301,6 @@ def sweep(flow: Flow, contacts: Any = None, *, param: str, values: list[Any],
                           progress=False, **options)
         results.append(result)
         summary = result.summary
-        rows.append({"value": value, **summary,
-                     "conversion_rate": summary["converted_contacts"] / max(summary["enrolled"], 1)})
+        rate = summary["converted_contacts"] / max(summary["enrolled"], 1)
+        rows.append({"value": value, **summary, "conversion_rate": rate})
     return SweepResult(param, pd.DataFrame(rows), results)
