@@ -70,6 +70,10 @@ class Tab:
         `<page>/_stcore/...` first, which logs 404s in the console)."""
         if not self.page.url.startswith(self.url):
             self.page.goto(self.url)
+        # Until app.py's st.navigation has run, the sidebar lists the pages/ folder itself;
+        # clicking that would open a page outside the named navigation.
+        nav = self.page.get_by_test_id("stSidebarNav")
+        nav.get_by_role("link", name="Home").wait_for(timeout=WAIT_MS)
         link = self.page.get_by_test_id("stSidebarNav").get_by_role("link", name=name)
         link.wait_for(timeout=WAIT_MS)
         link.click()
