@@ -15,7 +15,7 @@ import pytest
 from cli_helpers import cli, cli_json, count, error_lines, store_rows
 
 import mawb
-from mawb.cli import DEMO_FLOWS, build_demo
+from mawb.demo import DEMO_FLOWS, build_demo
 
 if TYPE_CHECKING:
     from pathlib import Path
