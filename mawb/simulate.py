@@ -69,16 +69,17 @@ class ResponseModel:
         has_score = bool(connection.execute(
             "SELECT count(*) FROM information_schema.columns WHERE table_name = 'contacts' "
             "AND column_name = 'engagement_score'").fetchone()[0])  # type: ignore[index]
-        engagement = (f"coalesce(c.engagement_score, {self.default_engagement})" if has_score
-                      else str(self.default_engagement))
+        # Rates are bound as parameters, never spliced into the SQL text.
+        engagement = ("coalesce(c.engagement_score, $default_engagement)" if has_score
+                      else "$default_engagement")
         connection.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE reactions AS
             SELECT m.idempotency_key AS key, m.contact_id, m.sent_at, m.channel,
-                   least(greatest({self.open_base} + {self.open_per_engagement} * {engagement},
-                                  0), 0.95) AS p_open,
-                   {self.click_base} + {self.click_per_engagement} * {engagement} AS p_click,
-                   {self.unsubscribe_base} * (1 - {engagement}) AS p_unsub,
+                   least(greatest($open_base + $open_per_engagement * {engagement}, 0), 0.95)
+                       AS p_open,
+                   $click_base + $click_per_engagement * {engagement} AS p_click,
+                   $unsubscribe_base * (1 - {engagement}) AS p_unsub,
                    hash(m.idempotency_key || ':open:' || $seed) % 1000000 / 1e6 AS u_open,
                    hash(m.idempotency_key || ':click:' || $seed) % 1000000 / 1e6 AS u_click,
                    hash(m.idempotency_key || ':conv:' || $seed) % 1000000 / 1e6 AS u_conv,
@@ -88,9 +89,14 @@ class ResponseModel:
             WHERE m.flow_id = $flow AND m.sent_at = $now AND m.contact_id IS NOT NULL
               AND m.channel IN ('email', 'sms', 'web_push')
             """,
-            {"seed": str(seed), "flow": flow_id, "now": now},
+            {"seed": str(seed), "flow": flow_id, "now": now,
+             "default_engagement": float(self.default_engagement),
+             "open_base": float(self.open_base),
+             "open_per_engagement": float(self.open_per_engagement),
+             "click_base": float(self.click_base),
+             "click_per_engagement": float(self.click_per_engagement),
+             "unsubscribe_base": float(self.unsubscribe_base)},
         )
-        delay = f"to_microseconds(CAST(u_delay * {self.open_delay_hours * 3.6e9} AS BIGINT))"
         for name, condition, extra in (
             ("email_open", "u_open < p_open AND channel <> 'sms'", "INTERVAL 0 MINUTE"),
             ("email_click", "u_open < p_open AND u_click < p_click", "INTERVAL 5 MINUTE"),
@@ -101,12 +107,13 @@ class ResponseModel:
             connection.execute(
                 f"""
                 INSERT INTO events
-                SELECT nextval('event_seq'), key || ':{name}', contact_id, '{name}',
-                       sent_at + {delay} + {extra}, '{{}}', 'simulation:' || $flow, NULL
+                SELECT nextval('event_seq'), key || ':' || $name, contact_id, $name,
+                       sent_at + to_microseconds(CAST(u_delay * $delay_us AS BIGINT)) + {extra},
+                       '{{}}', 'simulation:' || $flow, NULL
                 FROM reactions WHERE {condition}
                 """,
-                {"flow": flow_id, **({"conv": self.conversion_rate} if "$conv" in condition
-                                     else {})},
+                {"flow": flow_id, "name": name, "delay_us": float(self.open_delay_hours) * 3.6e9,
+                 **({"conv": float(self.conversion_rate)} if "$conv" in condition else {})},
             )
 
 
