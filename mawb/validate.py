@@ -229,10 +229,10 @@ def _check_edges(flow: Flow, parsed: dict[str, Params]) -> Iterator[Diagnostic]:
     for edge in flow.edges:
         outgoing[edge.source].append(edge)
         incoming[edge.target] += 1
-    for edge, count in Counter((e.source, e.target, e.branch) for e in flow.edges).items():
+    repeats = Counter((e.source, e.target, e.branch) for e in flow.edges)
+    for (source, target, _), count in repeats.items():
         if count > 1:
-            yield _error("duplicate_edge", edge[0], "edges",
-                         f"edge {edge[0]} -> {edge[1]} repeated")
+            yield _error("duplicate_edge", source, "edges", f"edge {source} -> {target} repeated")
     for edge in flow.edges:
         for end in ("source", "target"):
             name = getattr(edge, end)
