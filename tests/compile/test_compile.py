@@ -124,6 +124,21 @@ def _hostile_flow(text: str) -> mawb.Flow:
     return flow
 
 
+def _assert_formatted_and_lint_clean(path: Path, text: str, *selections: list[str]) -> None:
+    """`text` (the file at `path`) is what ruff format would write and passes ruff check,
+    with the project's rules and with each extra rule `selections` (e.g. AIR3)."""
+    formatted = subprocess.run(
+        [*RUFF, "format", "--stdin-filename", path.name, "-"],
+        input=text, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert formatted.stdout == text
+    for selection in (*selections, []):
+        lint = subprocess.run(
+            [*RUFF, "check", *selection, str(path)], capture_output=True, text=True, check=False
+        )
+        assert lint.returncode == 0, lint.stdout
+
+
 def _assigned(tree: ast.Module, name: str) -> object:
     for statement in tree.body:
         if isinstance(statement, ast.Assign | ast.AnnAssign):
@@ -141,19 +156,7 @@ def test_every_template_compiles_formatted_and_lint_clean(
     path = _compile(mawb.load_template(template_id), tmp_path, kubernetes=kubernetes, partitions=3)
     assert path.name == f"mawb_{template_id}.py"
     text = path.read_text(encoding="utf-8")
-    formatted = subprocess.run(
-        [*RUFF, "format", "--stdin-filename", path.name, "-"],
-        input=text,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert formatted.stdout == text
-    for selection in (["--select", "AIR3"], []):
-        lint = subprocess.run(
-            [*RUFF, "check", *selection, str(path)], capture_output=True, text=True, check=False
-        )
-        assert lint.returncode == 0, lint.stdout
+    _assert_formatted_and_lint_clean(path, text, ["--select", "AIR3"])
     header = ast.get_docstring(ast.parse(text)) or ""
     assert template_id in header and f"mawb {mawb.__version__}, do not edit" in header
     snapshot = path.with_suffix(".json")
@@ -239,16 +242,7 @@ def test_user_text_only_appears_as_string_constants(
             if node.value == docstring:
                 continue
             assert node.value in (text, text[:100]) or HOSTILE not in node.value
-    formatted = subprocess.run(
-        [*RUFF, "format", "--stdin-filename", path.name, "-"],
-        input=code,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert formatted.stdout == code
-    lint = subprocess.run([*RUFF, "check", str(path)], capture_output=True, text=True, check=False)
-    assert lint.returncode == 0, lint.stdout
+    _assert_formatted_and_lint_clean(path, code)
 
 
 @pytest.mark.parametrize("template_id", mawb.template_ids())
@@ -289,16 +283,7 @@ def test_event_triggered_flows_also_run_on_their_asset(tmp_path: Path) -> None:
     path = _compile(long_id, tmp_path / "e")
     text = path.read_text()
     assert f"mawb://events/{'w' * 64}" in text
-    formatted = subprocess.run(
-        [*RUFF, "format", "--stdin-filename", path.name, "-"],
-        input=text,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert formatted.stdout == text
-    lint = subprocess.run([*RUFF, "check", str(path)], capture_output=True, text=True, check=False)
-    assert lint.returncode == 0, lint.stdout
+    _assert_formatted_and_lint_clean(path, text)
 
 
 def test_schedule_defaults_to_the_tick_and_can_be_overridden(tmp_path: Path) -> None:
