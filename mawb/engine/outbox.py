@@ -36,13 +36,9 @@ class Provider(Protocol):
     def send(self, row: dict[str, Any]) -> str: ...
 
 
-def _columns(connection: duckdb.DuckDBPyConnection) -> set[str]:
-    return contact_column_names(connection)
-
-
 def suppress_without_consent(connection: duckdb.DuckDBPyConnection, flow: Flow,
                              now: datetime) -> None:
-    columns = _columns(connection)
+    columns = contact_column_names(connection)
     for channel, column in CONSENT_COLUMNS.items():
         consent = f'OR NOT coalesce(c."{column}", true)' if column in columns else ""
         connection.execute(
@@ -64,7 +60,7 @@ def defer_quiet_hours(connection: duckdb.DuckDBPyConnection, flow: Flow, now: da
     start = _minutes(quiet.start)
     end = _minutes(quiet.end)
     zone = literal(flow.settings.timezone)
-    if "timezone" in _columns(connection):
+    if "timezone" in contact_column_names(connection):
         zone = (f"coalesce(CASE WHEN c.timezone IN (SELECT name FROM pg_timezone_names()) "
                 f"THEN c.timezone END, {zone})")
     moment = literal(now.isoformat(sep=" "))

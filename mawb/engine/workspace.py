@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,13 +68,6 @@ WHERE contacts.contact_id = x.contact_id
 
 def default_home() -> Path:
     return Path(os.environ.get("MAWB_HOME", ".mawb"))
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One unit of a tick: ingest, a node id, or dispatch."""
-
-    name: str
 
 
 class Workspace:
