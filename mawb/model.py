@@ -136,7 +136,7 @@ class Metadata(_Strict):
 
 
 class Flow(_Strict):
-    """A marketing automation flow: the whole file format (DESIGN.md section 3)."""
+    """A marketing automation flow: the whole file format (docs/architecture.md)."""
 
     schema_version: int = SCHEMA_VERSION
     id: str = Field(description="Stable slug of the flow")

@@ -138,7 +138,7 @@ class SimulationResult:
         return int(self.summary.get("converted_contacts", 0))
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON shape of `mawb simulate --json` (DESIGN.md section 9)."""
+        """The JSON shape of `mawb simulate --json` (the CLI contract in docs/architecture.md)."""
         return {
             "flow": self.flow.id, "version": self.flow.version, "params": self.params,
             "seed": self.seed, "ticks": self.ticks, "summary": self.summary,

@@ -1,7 +1,7 @@
 """The `mawb compile` command, registered onto the main Typer app by `register(app)`.
 
-It lives with the compiler (not in `mawb/cli.py`) so the command and the options of
-`compile_airflow` change together; `mawb/cli.py` only calls `register`. Exit codes follow
+It lives with the compiler (not in `mawb/cli/`) so the command and the options of
+`compile_airflow` change together; `mawb/cli/__init__.py` only calls `register`. Exit codes follow
 `mawb validate`: 1 for an invalid flow (its diagnostics are printed), 2 for an unreadable
 file or unusable options.
 """

@@ -8,6 +8,7 @@ non-zero exit code, never a traceback.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import sys
 import tempfile
@@ -557,14 +558,23 @@ def demo(
                f"simulated for {marker['days']:g} days")
 
 
-def _register_compile() -> None:
-    """`mawb compile`; its module imports only the compiler, which never imports Airflow."""
+def _register_command_groups() -> None:
+    """Commands that live in their own modules register themselves onto `app`.
+
+    `mawb compile` lives with the compiler (its module never imports Airflow); the others live
+    in `mawb/cli/<group>.py`, one module per group of commands, each with `register(app)`.
+    """
     from mawb.compile.cli import register
 
     register(app)
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(f"mawb.cli.{module_name}").register(app)
 
 
-_register_compile()
+# One entry per module in this package that adds commands (e.g. "serve", "connections").
+COMMAND_MODULES: tuple[str, ...] = ()
+
+_register_command_groups()
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -1,0 +1,1 @@
+"""Channels: the providers that deliver outbox rows over real protocols (SMTP, HTTP, Web Push)."""
