@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-STORE_SCHEMA_VERSION = 2
+STORE_SCHEMA_VERSION = 6
 CHECKPOINT_THRESHOLD = "1GB"
 
 # Engine-maintained engagement attributes every contact has (the response model and event
@@ -91,7 +91,16 @@ CREATE TABLE IF NOT EXISTS applied (what VARCHAR, last_seq BIGINT);
 # is recognised and skipped when an interrupted tick or an Airflow task is run again.
 _V2 = "ALTER TABLE runs ADD COLUMN IF NOT EXISTS version INTEGER;"
 
-SCHEMA_STEPS: dict[int, str] = {1: _V1, 2: _V2}
+# v3: delivery (outbox claims, leases, connections; suppressions).
+_V3 = ""
+# v4: the live service (loaded spool files, flow lifecycle).
+_V4 = ""
+# v5: flat cost over history (keys instead of scans; finished outbox rows archived).
+_V5 = ""
+# v6: hardening (bad-input bookkeeping).
+_V6 = ""
+
+SCHEMA_STEPS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6}
 
 
 class StoreBusyError(RuntimeError):
@@ -150,7 +159,8 @@ def migrate(connection: duckdb.DuckDBPyConnection) -> int:
     found = int(row[0]) if row else 0
     for version in range(found + 1, STORE_SCHEMA_VERSION + 1):
         connection.execute("BEGIN")
-        connection.execute(SCHEMA_STEPS[version])
+        if SCHEMA_STEPS[version].strip():
+            connection.execute(SCHEMA_STEPS[version])
         if version == 1:
             for column, ddl in ENGAGEMENT_COLUMNS.items():
                 connection.execute(
