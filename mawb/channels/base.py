@@ -18,6 +18,25 @@ class OutboundMessage:
 
     `idempotency_key` is stable across retries and re-claims: SMTP derives `Message-ID` from it,
     HTTP providers send it as the `Idempotency-Key` header.
+
+    What each provider reads (everything already rendered; nothing here is a template):
+
+    - email (smtp): `recipient` address, `subject`, `html` and/or `body` (text), `headers`
+      (extra mail headers), `payload["preheader"]`; the contact/flow/version/node ids sign the
+      unsubscribe, open and click links. `internal=True` (a fixed internal recipient, not the
+      contact) sends no unsubscribe header and no tracking.
+    - web_push: `recipient` = JSON subscription `{"endpoint", "keys": {"p256dh", "auth"}}`,
+      `subject` = title, `body`, `payload["url"]`, optional `payload["ttl"]`,
+      `payload["urgency"]`.
+    - sms (twilio): `recipient` phone number (E.164), `body`.
+    - social (mastodon): `body` = status text, optional `payload["link"]` (appended),
+      `payload["visibility"]`.
+    - crm (hubspot): `payload = {"operation": "create"|"update", "object": "contact"|"lead"|
+      "deal"|"task", "properties": {...}, "id": optional record id}`; an update without `id`
+      addresses the contact by `recipient` (its email, `idProperty=email`).
+    - api (http): `payload = {"method", "url", "headers", "body" (str or JSON value),
+      "store": {attribute: "dotted.path"}}`; `SendResult.response` = {attribute: value}.
+    - webhook: `payload = {"url" (optional when the connection has one), "body": JSON value}`.
     """
 
     idempotency_key: str
@@ -32,6 +51,8 @@ class OutboundMessage:
     contact_id: str | None = None
     flow_id: str | None = None
     node_id: str | None = None
+    flow_version: int | None = None
+    internal: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,3 +83,7 @@ class Provider(Protocol):
     def check(self) -> str:
         """A real handshake without sending (SMTP EHLO/AUTH, HTTP HEAD/GET); returns a summary."""
         ...
+
+
+class CheckFailed(Exception):
+    """`Provider.check` could not complete its handshake; the message says which step failed."""
