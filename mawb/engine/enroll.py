@@ -117,6 +117,10 @@ def candidates(connection: duckdb.DuckDBPyConnection, flow: Flow, node: Node, pa
                 exp.Literal.string(f"$.{name}"))
             condition = to_sql(params.where, flow_params, column=column, now=now)
             where = f"coalesce(({condition}), false)"
+        if isinstance(params, triggers.WebhookParams):
+            # Only calls to this node's own endpoint enroll: an API event of the same name
+            # (or another flow's webhook) never does. The service records the source.
+            where += f" AND ev.source = {literal(f'webhook:{flow.id}:{node.id}')}"
         connection.execute(
             f"""
             INSERT INTO candidates

@@ -93,8 +93,21 @@ _V2 = "ALTER TABLE runs ADD COLUMN IF NOT EXISTS version INTEGER;"
 
 # v3: delivery (outbox claims, leases, connections; suppressions).
 _V3 = ""
-# v4: the live service (loaded spool files, flow lifecycle).
-_V4 = ""
+# v4: the live service. `spool_files` names every spool file loaded into this partition, in
+# the transaction that inserted its rows (never loaded twice); `flow_lifecycle` records each
+# draft/live/paused/stopped change (latest row wins); `service_commands` every command applied.
+_V4 = """
+CREATE TABLE IF NOT EXISTS spool_files (
+    file_name VARCHAR PRIMARY KEY, loaded_at TIMESTAMP, records INTEGER, "partition" INTEGER,
+    events INTEGER, contacts INTEGER, commands INTEGER, duplicates INTEGER,
+    unknown_contacts INTEGER, rejected INTEGER);
+CREATE TABLE IF NOT EXISTS flow_lifecycle (
+    flow_id VARCHAR, state VARCHAR, version INTEGER, changed_at TIMESTAMP, changed_by VARCHAR,
+    note VARCHAR);
+CREATE TABLE IF NOT EXISTS service_commands (
+    file_name VARCHAR, line INTEGER, command VARCHAR, flow_id VARCHAR, status VARCHAR,
+    detail VARCHAR, requested_by VARCHAR, applied_at TIMESTAMP);
+"""
 # v5: flat cost over history (keys instead of scans; finished outbox rows archived).
 _V5 = ""
 # v6: hardening (bad-input bookkeeping).

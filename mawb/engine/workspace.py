@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from mawb import graph, nodes
-from mawb.engine import enroll, outbox
+from mawb.engine import enroll, lifecycle, outbox, spool
 from mawb.engine.cohort import Cohort, apply, ended_paths, literal, prepare, quote
 from mawb.engine.steps import EVERY_TICK, STEPS
 from mawb.engine.store import connect, contact_columns, migrate, utc_naive
@@ -135,16 +135,7 @@ class Workspace:
         for partition, part in self._split(frame):
             with self.connection(partition) as connection:
                 connection.execute("BEGIN")
-                self._add_columns(connection, part)
-                connection.register("incoming", part)
-                columns = ", ".join(quote(c) for c in part.columns)
-                connection.execute(
-                    "DELETE FROM contacts WHERE contact_id IN (SELECT contact_id FROM incoming)"
-                )
-                connection.execute(
-                    f"INSERT INTO contacts ({columns}) SELECT {columns} FROM incoming"
-                )
-                connection.unregister("incoming")
+                upsert_contacts(connection, part)
                 connection.execute("COMMIT")
         return len(frame)
 
@@ -238,11 +229,17 @@ class Workspace:
     def stages(self, flow: Flow) -> list[str]:
         return [INGEST, *graph.topological_order(flow), DISPATCH]
 
-    def tick(self, flow: Flow, now: datetime, params: dict[str, Any] | None = None) -> None:
+    def tick(self, flow: Flow, now: datetime, params: dict[str, Any] | None = None,
+             load_spool: bool = True) -> None:
         """Advance the flow by one tick on every partition."""
         now = utc_naive(now)
+        if load_spool:
+            self.load_spool()
         for partition in range(self.partitions):
             with self.connection(partition) as connection:
+                if lifecycle.held(connection, flow.id):
+                    run_stage(connection, flow, INGEST, now, params)
+                    continue
                 for stage in self.stages(flow):
                     run_stage(connection, flow, stage, now, params)
                 for older in self._older_versions(connection, flow):
@@ -252,9 +249,20 @@ class Workspace:
 
     def step(self, flow: Flow, stage: str, now: datetime, partition: int = 0,
              params: dict[str, Any] | None = None) -> None:
-        """Run one stage (INGEST, a node id, DISPATCH) for one partition."""
+        """Run one stage (INGEST, a node id, DISPATCH) for one partition.
+
+        INGEST first loads the partition's share of the spool; a paused or stopped flow
+        runs nothing else (its contacts stay where they are)."""
+        if stage == INGEST:
+            self.load_spool([partition])
         with self.connection(partition) as connection:
+            if stage != INGEST and lifecycle.held(connection, flow.id):
+                return
             run_stage(connection, flow, stage, utc_naive(now), params)
+
+    def load_spool(self, partitions: Iterable[int] | None = None) -> spool.LoadReport:
+        """Load accepted intake (spool files) into the stores, exactly once (engine.spool)."""
+        return spool.load(self, partitions)
 
     def _older_versions(self, connection: duckdb.DuckDBPyConnection, flow: Flow) -> list[Flow]:
         rows = connection.execute(
@@ -305,6 +313,19 @@ class Workspace:
                         if due is not None:
                             candidates.append(due)
         return min(candidates) if candidates else None
+
+
+def upsert_contacts(connection: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> None:
+    """Replace-or-insert validated contacts (`read_contacts` output) in the caller's
+    transaction: the one path of `import_contacts` and the spool loader."""
+    Workspace._add_columns(connection, frame)
+    connection.register("incoming", frame)
+    columns = ", ".join(quote(c) for c in frame.columns)
+    connection.execute(
+        "DELETE FROM contacts WHERE contact_id IN (SELECT contact_id FROM incoming)"
+    )
+    connection.execute(f"INSERT INTO contacts ({columns}) SELECT {columns} FROM incoming")
+    connection.unregister("incoming")
 
 
 class _Connection:

@@ -1,0 +1,551 @@
+"""The reading half of the intake spool: accepted records into the store, exactly once.
+
+The service writes each accepted batch as `spool/<name>.jsonl` (durably, before its 202;
+`mawb.service.spool`). `load` takes the files in name order (arrival order) and, for each
+partition, inserts a batch of files' rows and records their names in `spool_files` in ONE
+transaction; a file is deleted only after every partition recorded it. A name already recorded
+in a partition is never loaded into it again: a loader killed between the commit and the delete
+(or between two partitions' commits) is finished by the next one, which loads what is missing
+and deletes the file.
+
+Records (one JSON object a line, `kind` first):
+- `event`: event_id, contact_id, name, ts (ISO 8601), properties, source (`api`, `link`,
+  `webhook:<flow>:<node>`, `provider:<name>`). Events are deduplicated by event_id (a repeat
+  counts as `duplicate`); an event for a contact the store does not hold is kept — it may
+  arrive before the contact — and counted as `unknown_contact`.
+- `contact`: `{"contact": {...}}`, validated like `mawb import-contacts` and upserted through
+  the same path (the record replaces the stored contact, as a re-import does).
+- `command`: a write the one writer applies for another process (docs/architecture.md,
+  "The service loop and lifecycle"): `lifecycle` (flow_id, state, note), `deploy` (flow: a
+  flow document), `enroll` (flow_id, node_id, contact_ids), `import` (what: contacts|events,
+  rows, source). Each is recorded in `service_commands` with its outcome.
+
+A file that is not a spool file at all (unparsable JSON) is moved to `spool/rejected/` with a
+`.error` note naming the line, so one bad file never blocks the rest; a malformed record inside
+a good file is counted as `rejected` with its reason logged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from mawb.engine import lifecycle
+from mawb.engine.store import StoreBusyError, connect, contact_column_names, now_utc
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from datetime import datetime
+    from pathlib import Path
+
+    import duckdb
+
+    from mawb.engine.workspace import Workspace
+
+SPOOL_DIR = "spool"
+REJECTED_DIR = "rejected"
+SUFFIX = ".jsonl"
+BATCH_RECORDS = 50_000
+BATCH_FILES = 500
+COMMANDS = ("lifecycle", "deploy", "enroll", "import")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadReport:
+    """What one `load` did; the per-file figures are also in each store's `spool_files`."""
+
+    files: int = 0
+    events: int = 0
+    contacts: int = 0
+    commands: int = 0
+    duplicates: int = 0
+    unknown_contacts: int = 0
+    rejected: int = 0
+    finished: int = 0  # files recorded by an earlier (killed) load, only deleted now
+    quarantined: list[str] = field(default_factory=list)
+    failed_commands: list[str] = field(default_factory=list)
+    event_names: set[str] = field(default_factory=set)
+    wake_flows: set[str] = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return bool(self.files or self.finished or self.quarantined)
+
+
+@dataclass
+class _File:
+    name: str
+    path: Path
+    events: list[dict[str, Any]] = field(default_factory=list)
+    contacts: list[dict[str, Any]] = field(default_factory=list)
+    commands: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+    outcomes: dict[int, tuple[str, str]] = field(default_factory=dict)  # line -> status, detail
+    deploys: dict[int, Any] = field(default_factory=dict)  # line -> deployed Flow
+
+    @property
+    def records(self) -> int:
+        return len(self.events) + len(self.contacts) + len(self.commands) + len(self.rejected)
+
+
+def spool_dir(home: Path) -> Path:
+    return home / SPOOL_DIR
+
+
+def pending(home: Path) -> list[Path]:
+    """Spool files waiting to be loaded, oldest first (names sort by arrival)."""
+    try:
+        with os.scandir(spool_dir(home)) as entries:
+            names = sorted(e.name for e in entries if e.name.endswith(SUFFIX) and e.is_file())
+    except FileNotFoundError:
+        return []
+    return [spool_dir(home) / name for name in names]
+
+
+def load(workspace: Workspace, partitions: Iterable[int] | None = None) -> LoadReport:
+    """Load every pending spool file into `partitions` (default all), exactly once.
+
+    With a subset (an Airflow task steps one partition), a file is deleted only once every
+    partition recorded it; the last partition to load it deletes it."""
+    report = LoadReport()
+    files = pending(workspace.home)
+    if not files:
+        return report
+    parts = list(range(workspace.partitions) if partitions is None else partitions)
+    for batch in _batches(files):
+        parsed = [f for f in (_parse(path, report) for path in batch) if f is not None]
+        if parsed:
+            _load_batch(workspace, parsed, parts, report)
+    return report
+
+
+def _batches(files: list[Path]) -> Iterable[list[Path]]:
+    batch: list[Path] = []
+    size = 0
+    for path in files:
+        try:
+            size += max(1, path.stat().st_size // 100)  # ~100 bytes a record
+        except FileNotFoundError:
+            continue  # another loader finished it meanwhile
+        batch.append(path)
+        if len(batch) >= BATCH_FILES or size >= BATCH_RECORDS:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _parse(path: Path, report: LoadReport) -> _File | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except UnicodeDecodeError as error:
+        _quarantine(path, f"not UTF-8 text: {error}", report)
+        return None
+    parsed = _File(path.name, path)
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            _quarantine(path, f"line {number}: not JSON ({error.msg})", report)
+            return None
+        problem = _sort(parsed, number, record)
+        if problem:
+            parsed.rejected.append(f"line {number}: {problem}")
+    for problem in parsed.rejected[:5]:
+        log.warning("spool %s: rejected %s", path.name, problem)
+    return parsed
+
+
+def _sort(parsed: _File, number: int, record: Any) -> str | None:
+    """File one record under its kind; returns why it is malformed, or None."""
+    if not isinstance(record, dict):
+        return "a record must be a JSON object"
+    kind = record.get("kind")
+    if kind == "event":
+        problem = _event_problem(record)
+        if problem is None:
+            parsed.events.append({**record, "_line": number})
+        return problem
+    if kind == "contact":
+        if not isinstance(record.get("contact"), dict):
+            return "contact record without a `contact` object"
+        parsed.contacts.append(record["contact"])
+        return None
+    if kind == "command":
+        if record.get("command") not in COMMANDS:
+            return f"unknown command {record.get('command')!r} (known: {', '.join(COMMANDS)})"
+        parsed.commands.append((number, record))
+        return None
+    return f"unknown kind {kind!r} (known: event, contact, command)"
+
+
+def _event_problem(record: dict[str, Any]) -> str | None:
+    for name in ("contact_id", "name", "ts"):
+        if not isinstance(record.get(name), str) or not record[name].strip():
+            return f"event without {name}"
+    if record.get("properties") is not None and not isinstance(record["properties"], dict):
+        return "event properties must be an object"
+    return None
+
+
+def _quarantine(path: Path, reason: str, report: LoadReport) -> None:
+    folder = path.parent / REJECTED_DIR
+    folder.mkdir(exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.replace(path, folder / path.name)
+        (folder / f"{path.name}.error").write_text(reason + "\n", encoding="utf-8")
+    log.error("spool %s moved to %s/: %s", path.name, REJECTED_DIR, reason)
+    report.quarantined.append(f"{path.name}: {reason}")
+
+
+# -- loading ---------------------------------------------------------------------------------
+def _load_batch(workspace: Workspace, files: list[_File], parts: list[int],
+                report: LoadReport) -> None:
+    _expand_imports(files)
+    report.wake_flows |= _prepare_deploys(workspace, files, parts)
+    names = [f.name for f in files]
+    counted: set[str] = set()
+    for partition in parts:
+        with workspace.connection(partition) as connection:
+            done = _recorded(connection, names)
+            todo = [f for f in files if f.name not in done]
+            if todo:
+                _load_partition(workspace, connection, partition, todo, report)
+        _count_once([f for f in todo if f.name not in counted], report)
+        counted |= {f.name for f in todo}
+    report.finished += len(set(names) - counted)
+    _finish(workspace, files, parts)
+
+
+def _recorded(connection: duckdb.DuckDBPyConnection, names: list[str]) -> set[str]:
+    rows = connection.execute(
+        "SELECT file_name FROM spool_files WHERE file_name IN (SELECT unnest(?::VARCHAR[]))",
+        [names],
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
+def _load_partition(workspace: Workspace, connection: duckdb.DuckDBPyConnection,
+                    partition: int, files: list[_File], report: LoadReport) -> None:
+    """One transaction: the partition's share of every file, and every file's name."""
+    mine = _mine(workspace, partition)
+    connection.execute("BEGIN")
+    try:
+        contacts = _upsert(connection, files, mine)
+        events = _insert_events(connection, files, mine)
+        commands = _apply_commands(workspace, connection, partition, files)
+        moment = now_utc()
+        for file in files:
+            got = events.get(file.name, (0, 0, 0))
+            connection.execute(
+                "INSERT INTO spool_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [file.name, moment, file.records, partition, got[0], contacts.get(file.name, 0),
+                 commands.get(file.name, 0), got[1], got[2], len(file.rejected)])
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    for file in files:
+        got = events.get(file.name, (0, 0, 0))
+        report.events += got[0]
+        report.duplicates += got[1]
+        report.unknown_contacts += got[2]
+        report.contacts += contacts.get(file.name, 0)
+
+
+def _count_once(files: list[_File], report: LoadReport) -> None:
+    """Figures of a whole file (counted on the first partition that loads it)."""
+    for file in files:
+        report.files += 1
+        report.rejected += len(file.rejected)
+        report.commands += len(file.commands)
+        report.event_names |= {e["name"] for e in file.events}
+        for event in file.events:
+            source = str(event.get("source") or "")
+            if source.startswith("webhook:"):
+                report.wake_flows.add(source.split(":")[1])
+        for line, record in file.commands:
+            status, detail = file.outcomes.get(line, ("done", ""))
+            if status != "done":
+                report.failed_commands.append(f"{file.name} line {line}: {detail}")
+            if record["command"] in ("enroll", "lifecycle") and status == "done":
+                report.wake_flows.add(str(record.get("flow_id")))
+
+
+def _mine(workspace: Workspace, partition: int) -> Any:
+    if workspace.partitions == 1:
+        return lambda contact_id: True
+    return lambda contact_id: workspace.partition_of(str(contact_id)) == partition
+
+
+def _upsert(connection: duckdb.DuckDBPyConnection, files: list[_File],
+            mine: Any) -> dict[str, int]:
+    """Contacts of every file, later records winning, through `import_contacts`' path."""
+    from mawb.engine.workspace import upsert_contacts
+    from mawb.intake import IntakeError, read_contacts
+
+    rows: dict[str, tuple[str, dict[str, Any]]] = {}
+    for file in files:
+        for contact in file.contacts:
+            if mine(contact.get("contact_id")):
+                rows[str(contact.get("contact_id"))] = (file.name, contact)
+    if not rows:
+        return {}
+    counts: dict[str, int] = {}
+    for name, _ in rows.values():
+        counts[name] = counts.get(name, 0) + 1
+    try:
+        frame = read_contacts(pd.DataFrame([row for _, row in rows.values()]))
+    except IntakeError as error:
+        # The service validated these already; a record that still fails is named, not loaded.
+        raise ValueError(f"spool contacts in {', '.join(sorted(counts))}: {error}") from None
+    upsert_contacts(connection, frame)
+    return counts
+
+
+def _insert_events(connection: duckdb.DuckDBPyConnection, files: list[_File],
+                   mine: Any) -> dict[str, tuple[int, int, int]]:
+    """Insert new events; per file (inserted, duplicates, for unknown contacts)."""
+    rows = [(file.name, n, e) for file in files for n, e in enumerate(file.events)
+            if mine(e["contact_id"])]
+    if not rows:
+        return {}
+    frame = pd.DataFrame({
+        "file_name": [r[0] for r in rows],
+        "ord": range(len(rows)),
+        "event_id": [str(r[2].get("event_id") or f"{r[0]}:{r[2]['_line']}") for r in rows],
+        "contact_id": [str(r[2]["contact_id"]) for r in rows],
+        "name": [str(r[2]["name"]) for r in rows],
+        "ts": pd.to_datetime([r[2]["ts"] for r in rows], utc=True, errors="coerce",
+                             format="ISO8601").tz_localize(None),
+        "properties": [json.dumps(r[2].get("properties") or {}) for r in rows],
+        "source": [str(r[2].get("source") or "api") for r in rows],
+    })
+    bad = frame["ts"].isna()
+    if bad.any():
+        for file_name, line in zip(frame.loc[bad, "file_name"], frame.loc[bad, "ord"],
+                                   strict=True):
+            log.warning("spool %s: event %d has an unreadable ts; not loaded", file_name, line)
+    connection.register("spool_events", frame[~bad])
+    connection.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE spool_fresh AS
+        SELECT * FROM spool_events
+        WHERE event_id NOT IN (SELECT event_id FROM events WHERE event_id IS NOT NULL)
+        QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ord) = 1
+        """
+    )
+    connection.unregister("spool_events")
+    connection.execute(
+        "INSERT INTO events SELECT nextval('event_seq'), event_id, contact_id, name, ts, "
+        "properties::JSON, source, NULL FROM spool_fresh ORDER BY ord"
+    )
+    stats = dict.fromkeys(frame["file_name"].unique(), (0, 0, 0))
+    totals = frame.groupby("file_name").size().to_dict()
+    for name, inserted, unknown in connection.execute(
+        "SELECT file_name, count(*), count(*) FILTER (contact_id NOT IN "
+        "(SELECT contact_id FROM contacts)) FROM spool_fresh GROUP BY 1"
+    ).fetchall():
+        stats[name] = (int(inserted), 0, int(unknown))
+    for name, (inserted, _, unknown) in stats.items():
+        stats[name] = (inserted, int(totals.get(name, 0)) - inserted, unknown)
+    connection.execute("DROP TABLE spool_fresh")
+    return stats
+
+
+# -- commands --------------------------------------------------------------------------------
+def _expand_imports(files: list[_File]) -> None:
+    """An `import` command's rows join the file's contact or event records."""
+    for file in files:
+        for line, record in file.commands:
+            if record["command"] != "import" or line in file.outcomes:
+                continue
+            rows = record.get("rows")
+            what = record.get("what")
+            if what not in ("contacts", "events") or not isinstance(rows, list):
+                file.outcomes[line] = ("failed", "import needs what (contacts|events) and rows")
+                continue
+            if what == "contacts":
+                file.contacts.extend(r for r in rows if isinstance(r, dict))
+            else:
+                source = str(record.get("source") or "import")
+                for number, row in enumerate(rows, 1):
+                    event = {"source": source, **(row if isinstance(row, dict) else {}),
+                             "_line": f"{line}.{number}"}
+                    problem = _event_problem(event)
+                    if problem is None:
+                        file.events.append(event)
+                    else:
+                        file.rejected.append(f"line {line} row {number}: {problem}")
+            file.outcomes[line] = ("done", f"{len(rows)} {what}")
+
+
+def _prepare_deploys(workspace: Workspace, files: list[_File], parts: list[int]) -> set[str]:
+    """Deploy commands save their version before any transaction (saving is idempotent)."""
+    from mawb.model import FlowFileError, from_document
+    from mawb.validate import FlowInvalidError, validate_flow
+
+    deployed: set[str] = set()
+    for file in files:
+        for line, record in file.commands:
+            if record["command"] != "deploy":
+                continue
+            try:
+                flow = from_document(record.get("flow"), f"{file.name} line {line}")
+                with workspace.connection(parts[0]) as connection:
+                    report = validate_flow(flow, columns=contact_column_names(connection))
+                if not report.valid:
+                    raise FlowInvalidError(flow.id, report)
+                workspace.deploy(flow, partitions=parts)
+            except (FlowFileError, FlowInvalidError, ValueError, TypeError) as error:
+                detail = str(error)
+                if isinstance(error, FlowInvalidError):
+                    detail = "; ".join(str(d) for d in error.report.errors)
+                file.outcomes[line] = ("failed", f"deploy refused: {detail}")
+                continue
+            file.deploys[line] = flow
+            file.outcomes[line] = ("done", f"deployed {flow.id} v{flow.version}")
+            deployed.add(flow.id)
+    return deployed
+
+
+def _apply_commands(workspace: Workspace, connection: duckdb.DuckDBPyConnection,
+                    partition: int, files: list[_File]) -> dict[str, int]:
+    """The partition's share of each command, in order, each recorded with its outcome.
+
+    Deploys and imports were done before the transaction (their outcome is known); lifecycle
+    changes and enrollments are applied here, on every partition, in the same transaction that
+    records the file, so each partition applies its share exactly once."""
+    counts: dict[str, int] = {}
+    for file in files:
+        for line, record in file.commands:
+            outcome = file.outcomes.get(line)
+            if record["command"] in ("lifecycle", "enroll"):
+                outcome = _apply(workspace, connection, partition, record)
+                file.outcomes.setdefault(line, outcome)
+            outcome = outcome or ("done", "")
+            connection.execute(
+                "INSERT INTO service_commands VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [file.name, line, record["command"], _flow_of(record), outcome[0], outcome[1],
+                 str(record.get("by") or "service"), now_utc()])
+            counts[file.name] = counts.get(file.name, 0) + 1
+    return counts
+
+
+def _flow_of(record: dict[str, Any]) -> str | None:
+    if record["command"] == "deploy" and isinstance(record.get("flow"), dict):
+        return str(record["flow"].get("id"))
+    flow_id = record.get("flow_id")
+    return str(flow_id) if flow_id is not None else None
+
+
+def _apply(workspace: Workspace, connection: duckdb.DuckDBPyConnection, partition: int,
+           record: dict[str, Any]) -> tuple[str, str]:
+    try:
+        if record["command"] == "lifecycle":
+            return _lifecycle(workspace, connection, record)
+        return _enroll(workspace, connection, partition, record)
+    except (lifecycle.LifecycleError, KeyError, ValueError) as error:
+        return "failed", str(error.args[0] if error.args else error)
+
+
+def _lifecycle(workspace: Workspace, connection: duckdb.DuckDBPyConnection,
+               record: dict[str, Any]) -> tuple[str, str]:
+    flow_id = str(record.get("flow_id"))
+    versions = workspace.versions(flow_id)
+    if not versions:
+        return "failed", f"flow {flow_id!r} is not deployed"
+    try:
+        state = lifecycle.State(record.get("state"))
+    except ValueError:
+        return "failed", (f"state {record.get('state')!r}: expected one of "
+                          f"{', '.join(s.value for s in lifecycle.State)}")
+    by = str(record.get("by") or "service")
+    lifecycle.record(connection, flow_id, state, max(versions), by, record.get("note"))
+    return "done", f"{flow_id} is {state.value}"
+
+
+def _enroll(workspace: Workspace, connection: duckdb.DuckDBPyConnection, partition: int,
+            record: dict[str, Any]) -> tuple[str, str]:
+    flow = workspace.load_flow(str(record.get("flow_id")))
+    node_id = str(record.get("node_id"))
+    manual = [n.id for n in flow.nodes if n.type == "manual_trigger"]
+    if node_id not in manual:
+        return "failed", (f"node {node_id!r} is not a manual_trigger of {flow.id} "
+                          f"(manual triggers: {', '.join(manual) or 'none'})")
+    ids = [str(c) for c in record.get("contact_ids") or []]
+    mine = _mine(workspace, partition)
+    ids = [c for c in ids if mine(c)]
+    moment = now_utc()
+    if ids:
+        connection.executemany("INSERT INTO manual_requests VALUES (?, ?, ?, ?, false)",
+                               [(flow.id, node_id, c, moment) for c in ids])
+    return "done", f"queued {len(ids)} contacts at {flow.id}.{node_id}"
+
+
+# -- finishing -------------------------------------------------------------------------------
+def _finish(workspace: Workspace, files: list[_File], parts: list[int]) -> None:
+    """Delete the files every partition has recorded (the others wait for their loader)."""
+    others = [p for p in range(workspace.partitions) if p not in parts]
+    names = [f.name for f in files]
+    everywhere = set(names)
+    for partition in others:
+        everywhere &= _recorded_elsewhere(workspace, partition, names)
+    for file in files:
+        if file.name in everywhere:
+            with contextlib.suppress(FileNotFoundError):
+                file.path.unlink()
+
+
+def _recorded_elsewhere(workspace: Workspace, partition: int, names: list[str]) -> set[str]:
+    path = workspace.store_path(partition)
+    if not path.exists():
+        return set()
+    try:
+        connection = connect(path, read_only=True, retry_seconds=0.5)
+    except StoreBusyError:
+        return set()  # its own task is writing; it will delete the file
+    try:
+        return _recorded(connection, names)
+    except Exception:  # an unmigrated store has no spool_files yet
+        return set()
+    finally:
+        connection.close()
+
+
+def totals(workspace: Workspace) -> dict[str, Any]:
+    """What the loader has done so far, summed over partitions (for status and metrics)."""
+    result = {"files": 0, "events": 0, "contacts": 0, "duplicates": 0, "unknown_contacts": 0,
+              "rejected": 0, "pending": len(pending(workspace.home)),
+              "quarantined": _quarantined(workspace.home)}
+    for partition in range(workspace.partitions):
+        with workspace.connection(partition, read_only=True) as connection:
+            row = connection.execute(
+                "SELECT count(*), sum(events), sum(contacts), sum(duplicates), "
+                "sum(unknown_contacts), sum(rejected) FROM spool_files").fetchone()
+        if row:
+            for key, value in zip(("files", "events", "contacts", "duplicates",
+                                   "unknown_contacts", "rejected"), row, strict=True):
+                result[key] += int(value or 0)
+    return result
+
+
+def _quarantined(home: Path) -> int:
+    folder = spool_dir(home) / REJECTED_DIR
+    return sum(1 for p in folder.glob(f"*{SUFFIX}")) if folder.is_dir() else 0
+
+
+def last_loaded(connection: duckdb.DuckDBPyConnection) -> datetime | None:
+    row = connection.execute("SELECT max(loaded_at) FROM spool_files").fetchone()
+    return row[0] if row else None
