@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-STORE_SCHEMA_VERSION = 6
+STORE_SCHEMA_VERSION = 7
 CHECKPOINT_THRESHOLD = "1GB"
 
 # Engine-maintained engagement attributes every contact has (the response model and event
@@ -113,7 +113,16 @@ _V5 = ""
 # v6: hardening (bad-input bookkeeping).
 _V6 = ""
 
-SCHEMA_STEPS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6}
+# v7: versions in flight. The params each flow version ran with at each tick (defaults plus
+# the overrides given for that version), so a version keeps its own params while its contacts
+# drain after a newer one is published.
+_V7 = """
+CREATE TABLE IF NOT EXISTS run_params (
+    flow_id VARCHAR, version INTEGER, tick_time TIMESTAMP, params JSON,
+    PRIMARY KEY (flow_id, version, tick_time));
+"""
+
+SCHEMA_STEPS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7}
 
 
 class StoreBusyError(RuntimeError):
@@ -153,6 +162,11 @@ def connect(path: Path, read_only: bool = False,
                 raise
             time.sleep(delay * (1 + random.random()))  # noqa: S311 - jitter, not crypto
             delay = min(delay * 2, 0.5)
+class StoreSchemaError(ValueError):
+    """The store's schema is not the one this mawb runs: older (and not migrated here, e.g.
+    by a read-only dashboard: run `mawb migrate`) or newer (written by a later mawb)."""
+
+
 
 
 @contextlib.contextmanager
@@ -165,12 +179,27 @@ def opened(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConne
         connection.close()
 
 
-def migrate(connection: duckdb.DuckDBPyConnection) -> int:
-    """Bring the store schema up to STORE_SCHEMA_VERSION; returns the version found before."""
+def schema_version(connection: duckdb.DuckDBPyConnection) -> int:
+    """The store's schema version (0 for an empty file)."""
+    found = connection.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = 'meta'"
+    ).fetchone()
+    if not (found and found[0]):
+        return 0
+    row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(connection: duckdb.DuckDBPyConnection, target: int = STORE_SCHEMA_VERSION) -> int:
+    """Bring the store schema up to `target` (the latest by default), one committed step per
+    version; returns the version found before. Tests build past versions with `target`."""
     connection.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR, value VARCHAR)")
     row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     found = int(row[0]) if row else 0
-    for version in range(found + 1, STORE_SCHEMA_VERSION + 1):
+    if found > STORE_SCHEMA_VERSION:
+        raise StoreSchemaError(f"store schema version {found} is newer than this mawb's "
+                               f"{STORE_SCHEMA_VERSION}; upgrade mawb")
+    for version in range(found + 1, target + 1):
         connection.execute("BEGIN")
         if SCHEMA_STEPS[version].strip():
             connection.execute(SCHEMA_STEPS[version])
