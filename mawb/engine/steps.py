@@ -17,6 +17,8 @@ from mawb.engine.cohort import SINGLE, literal, quote
 from mawb.engine.render import liquid_to_sql
 from mawb.engine.store import contact_column_names
 from mawb.nodes import actions, integrations, logic
+from mawb.protected import is_protected, protected_message
+from mawb.query import check_query, run_query
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -185,9 +187,23 @@ def call_webhook(cohort: Cohort) -> None:
     cohort.pass_all()
 
 
+class StepError(RuntimeError):
+    """A node step that cannot do its work for this cohort (the node's cohort fails)."""
+
+
+def refuse_protected(cohort: Cohort, names: list[str]) -> None:
+    """Run-time guard: no step writes consent, suppression or engine-owned columns, even when
+    a flow file bypassed validation (`mawb.protected`)."""
+    bad = sorted(name for name in names if is_protected(name))
+    if bad:
+        raise StepError(f"node {cohort.node.id}: {protected_message(bad[0])}"
+                        + (f" (also {', '.join(bad[1:])})" if bad[1:] else ""))
+
+
 def _set_attributes(cohort: Cohort, values: dict[str, object]) -> None:
     if not values:
         return
+    refuse_protected(cohort, list(values))
     assignments = ", ".join(f"{quote(name)} = {literal(value)}" for name, value in values.items())
     cohort.sql(
         f"UPDATE contacts SET {assignments} "
@@ -199,6 +215,7 @@ def _set_attributes(cohort: Cohort, values: dict[str, object]) -> None:
 def update_data(cohort: Cohort) -> None:
     params = cohort.params
     assert isinstance(params, actions.DataUpdateParams)
+    refuse_protected(cohort, [*params.set, *params.increment])
     _set_attributes(cohort, dict(params.set))
     if params.increment:
         # Each token passing counts once (two parallel paths through the node count twice).
@@ -275,16 +292,25 @@ def create_crm(cohort: Cohort) -> None:
 
 @step("database_query")
 def query_database(cohort: Cohort) -> None:
-    """Run the author's read-only query (validated by the params model) and copy columns."""
+    """Run the author's read-only query in the sandbox (`mawb.query`) and copy columns.
+
+    The query is checked again here, not only when the flow was validated: a flow file saved
+    by an older mawb, or edited by hand, gets the same proof before anything runs."""
     params = cohort.params
     assert isinstance(params, integrations.DatabaseQueryParams)
     if cohort.size():
-        cohort.sql(f"CREATE OR REPLACE TEMP TABLE enrichment AS {params.readonly_sql()}")
+        result = run_query(cohort.connection, check_query(params.sql))
+        if "contact_id" not in result.column_names:
+            raise StepError(f"node {cohort.node.id}: the query returned no contact_id column")
+        cohort.connection.register("enrichment_rows", result)
+        cohort.sql("CREATE OR REPLACE TEMP TABLE enrichment AS SELECT * FROM enrichment_rows")
+        cohort.connection.unregister("enrichment_rows")
         rows = cohort.connection.execute(
             "SELECT column_name, data_type FROM information_schema.columns "
             "WHERE table_name = 'enrichment' AND column_name <> 'contact_id'"
         ).fetchall()
         wanted = [(n, t) for n, t in rows if not params.columns or n in params.columns]
+        refuse_protected(cohort, [n for n, _ in wanted])
         for name, dtype in wanted:
             cohort.sql(f"ALTER TABLE contacts ADD COLUMN IF NOT EXISTS {quote(name)} {dtype}")
         if wanted:

@@ -111,7 +111,7 @@ CREATE TABLE IF NOT EXISTS service_commands (
 # v5: flat cost over history (keys instead of scans; finished outbox rows archived).
 _V5 = ""
 # v6: hardening (bad-input bookkeeping).
-_V6 = ""
+_V6 = "ALTER TABLE runs ADD COLUMN IF NOT EXISTS error VARCHAR;"
 
 # v7: versions in flight. The params each flow version ran with at each tick (defaults plus
 # the overrides given for that version), so a version keeps its own params while its contacts

@@ -18,26 +18,28 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 import pandas as pd
+from pydantic import ValidationError
 
 from mawb import graph, nodes
 from mawb.engine import enroll, lifecycle, outbox, spool
 from mawb.engine.cohort import Cohort, apply, ended_paths, literal, prepare, quote
-from mawb.engine.steps import EVERY_TICK, STEPS
+from mawb.engine.steps import EVERY_TICK, STEPS, StepError
 from mawb.engine.store import connect, contact_columns, migrate, utc_naive
-from mawb.expr import to_sql
+from mawb.expr import ConditionError, to_sql
 from mawb.model import Flow, load
 from mawb.nodes.base import Category
+from mawb.query import QueryError
 from mawb.validate import FlowInvalidError, validate_flow
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
-
-    import duckdb
 
 INGEST = "_ingest"
 DISPATCH = "_dispatch"
@@ -389,6 +391,23 @@ def _sql_type(value: object) -> str:
     return "VARCHAR"
 
 
+class StageFailed(UserWarning):
+    """A stage whose flow logic failed at run time (a condition on bad data, a query).
+
+    Its transaction was rolled back and only its own cohort was marked failed: the enrollments
+    at the node end as `failed` (exit_reason names node and error), node_log records why, and
+    `runs` holds the stage as `failed` with the error. The rest of the tick goes on; callers
+    that print (the CLI) turn these warnings into one `warning:` line each."""
+
+
+# Failures of the flow's own logic on this data; engine errors (I/O, conflicts) still raise.
+RUNTIME_FAILURES: tuple[type[BaseException], ...] = (
+    duckdb.DataError, duckdb.ProgrammingError, duckdb.NotSupportedError, StepError,
+    ConditionError, QueryError, RecursionError, ValidationError,
+)
+MAX_ERROR_LENGTH = 500
+
+
 def run_stage(connection: duckdb.DuckDBPyConnection, flow: Flow, stage: str, now: datetime,
               params: dict[str, Any] | None = None) -> None:
     """One transaction: ingest, one node's cohort step, or dispatch — at most once per tick.
@@ -396,11 +415,32 @@ def run_stage(connection: duckdb.DuckDBPyConnection, flow: Flow, stage: str, now
     The `runs` row is written in the stage's own transaction, so a stage that already
     committed for this flow version and tick time is skipped: re-running a tick that was
     killed half-way (or retrying an Airflow task) does only the stages that did not finish,
-    and ends exactly where an uninterrupted tick would.
+    and ends exactly where an uninterrupted tick would. A node whose logic fails on this
+    data fails only its own cohort (`StageFailed`); a failing goal is skipped for the tick.
     """
     flow_params = {**flow.params, **(params or {})}
     if _idle(connection, flow, stage, now):
         return  # nothing waits at the node: no transaction, and a re-run is a no-op too
+    try:
+        _run_once(connection, flow, stage, now, flow_params, goal=True)
+    except RUNTIME_FAILURES as error:
+        message = _error_text(error)
+        if stage == INGEST:
+            raise
+        if stage == DISPATCH:
+            # DuckDB has no savepoints: the failed transaction is gone, so dispatch runs again
+            # without the goal, and the goal's failure is recorded in the same transaction.
+            _run_once(connection, flow, stage, now, flow_params, goal=False, goal_error=message)
+            warnings.warn(StageFailed(f"{flow.id} v{flow.version}: goal failed, skipped this "
+                                      f"tick: {message}"), stacklevel=2)
+            return
+        failed = _fail_cohort(connection, flow, stage, now, message)
+        warnings.warn(StageFailed(f"{flow.id} v{flow.version}: node {stage} failed for "
+                                  f"{failed} contact(s): {message}"), stacklevel=2)
+
+
+def _run_once(connection: duckdb.DuckDBPyConnection, flow: Flow, stage: str, now: datetime,
+              flow_params: dict[str, Any], goal: bool, goal_error: str | None = None) -> None:
     connection.execute("BEGIN")
     try:
         started = datetime.now()
@@ -410,18 +450,76 @@ def run_stage(connection: duckdb.DuckDBPyConnection, flow: Flow, stage: str, now
         if stage == INGEST:
             _ingest(connection, now)
         elif stage == DISPATCH:
-            _dispatch(connection, flow, now, flow_params)
+            _dispatch(connection, flow, now, flow_params, goal=goal)
         else:
             _node_step(connection, flow, stage, now, flow_params)
-        connection.execute(
-            "INSERT INTO runs (flow_id, tick_time, stage, started_at, finished_at, status, "
-            "version) VALUES (?, ?, ?, ?, now()::TIMESTAMP, 'done', ?)",
-            [flow.id, now, stage, started, flow.version],
-        )
+        if goal_error is not None:
+            _record_run(connection, flow, "_goal", now, started, "failed", goal_error)
+        _record_run(connection, flow, stage, now, started, "done")
         connection.execute("COMMIT")
     except BaseException:
         connection.execute("ROLLBACK")
         raise
+
+
+def _record_run(connection: duckdb.DuckDBPyConnection, flow: Flow, stage: str, now: datetime,
+                started: datetime, status: str, error: str | None = None) -> None:
+    connection.execute(
+        "INSERT INTO runs (flow_id, tick_time, stage, started_at, finished_at, status, "
+        "version, error) VALUES (?, ?, ?, ?, now()::TIMESTAMP, ?, ?, ?)",
+        [flow.id, now, stage, started, status, flow.version, error],
+    )
+
+
+def _error_text(error: BaseException) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if isinstance(error, ValidationError):  # a saved version edited by hand after deploy
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "params"
+        text = f"params.{field}: {first['msg']}"
+    if isinstance(error, RecursionError):
+        text = "the expression is nested too deeply to evaluate"
+    return text[:MAX_ERROR_LENGTH]
+
+
+def _fail_cohort(connection: duckdb.DuckDBPyConnection, flow: Flow, node_id: str,
+                 now: datetime, message: str) -> int:
+    """In a new transaction: the node's due tokens leave as failed, with the reason logged.
+
+    Every token of those enrollments is removed (an enrollment that failed on one path does not
+    go on along another) and each gets a node_log row, so no contact vanishes without a reason.
+    Returns the number of enrollments failed."""
+    node = flow.node(node_id)
+    every_token = node.type in EVERY_TICK
+    reason = f"node {node_id} failed: {message}"
+    connection.execute("BEGIN")
+    try:
+        started = datetime.now()
+        connection.execute(
+            "CREATE OR REPLACE TEMP TABLE failing AS SELECT DISTINCT enrollment_id FROM tokens "
+            "WHERE flow_id = ? AND version = ? AND node_id = ? AND (? OR wake_at <= ?)",
+            [flow.id, flow.version, node_id, every_token, now],
+        )
+        connection.execute(
+            "INSERT INTO node_log SELECT ?, flow_id, version, enrollment_id, contact_id, "
+            "node_id, 'failed', NULL, ? FROM tokens "
+            "WHERE enrollment_id IN (SELECT enrollment_id FROM failing)",
+            [now, reason],
+        )
+        connection.execute(
+            "DELETE FROM tokens WHERE enrollment_id IN (SELECT enrollment_id FROM failing)")
+        connection.execute(
+            "UPDATE enrollments SET status = 'failed', exited_at = ?, exit_reason = ? "
+            "WHERE enrollment_id IN (SELECT enrollment_id FROM failing) AND status = 'active'",
+            [now, reason[:MAX_ERROR_LENGTH]],
+        )
+        row = connection.execute("SELECT count(*) FROM failing").fetchone()
+        _record_run(connection, flow, node_id, now, started, "failed", message)
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    return int(row[0]) if row else 0
 
 
 def _already_done(connection: duckdb.DuckDBPyConnection, flow: Flow, stage: str,
@@ -505,8 +603,8 @@ def _complete(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime,
 
 
 def _dispatch(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime,
-              flow_params: dict[str, Any]) -> None:
-    if flow.settings.goal:
+              flow_params: dict[str, Any], goal: bool = True) -> None:
+    if flow.settings.goal and goal:
         column = lambda name: _contact_column(name)  # noqa: E731
         goal = to_sql(flow.settings.goal, flow_params, column=column, now=now)
         connection.execute(

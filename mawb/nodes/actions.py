@@ -13,19 +13,27 @@ from pydantic import Field, field_validator, model_validator
 
 from mawb.nodes.base import SECRET_HELP, SECRET_REF, Category, NodeType, Outputs, Params, shorten
 from mawb.nodes.registry import register
+from mawb.protected import PROTECTED_COLUMNS, is_protected, protected_message
 
 ATTRIBUTE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-# Attributes the engine owns; flows may read them but never write them.
-PROTECTED_ATTRIBUTES = frozenset({"contact_id"})
+# Attributes the engine owns; flows may read them but never write them (mawb.protected).
+PROTECTED_ATTRIBUTES = PROTECTED_COLUMNS
 
 
-def check_attribute_names(names: list[str] | dict[str, Any]) -> None:
-    """Raise ValueError for names that are not plain identifiers or are engine-owned."""
+def check_attribute_names(names: list[str] | dict[str, Any], written: bool = True) -> None:
+    """Raise ValueError for names that are not plain identifiers or, when `written`, are
+    consent, suppression or engine-owned columns."""
     for name in names:
-        if not ATTRIBUTE.match(name):
+        if not isinstance(name, str) or not ATTRIBUTE.match(name):
             raise ValueError(f"{name!r} is not a valid attribute name (letters, digits, _)")
-        if name in PROTECTED_ATTRIBUTES:
-            raise ValueError(f"{name!r} is managed by mawb and cannot be written")
+        if written and is_protected(name):
+            raise ValueError(protected_message(name))
+
+
+CONNECTION_HELP = ("Named connection (connections.yaml) delivering this node; empty = the flow's "
+                   "connection for the channel, or the sandbox")
+ConnectionName = Field(None, pattern=r"^[a-z][a-z0-9_-]{0,62}$", description=CONNECTION_HELP)
+Audience = Literal["contact", "internal"]
 
 
 class EmailParams(Params):
@@ -40,6 +48,26 @@ class EmailParams(Params):
         "empty = the contact's email",
     )
     sender: str = Field("default", description="Sender profile name (from address, reply-to)")
+    html: str | None = Field(None, description="HTML body (Liquid); the text body stays the "
+                             "plain-text part")
+    audience: Audience | None = Field(
+        None, description="contact: marketing to the contact (consent, caps and quiet hours "
+        "apply); internal: a notification to a fixed address about the contact (they do not). "
+        "Empty = internal when `to` is a fixed address, contact otherwise")
+    connection: str | None = ConnectionName
+
+    @model_validator(mode="after")
+    def _internal_needs_address(self) -> EmailParams:
+        if self.audience == "internal" and (not self.to or "{{" in self.to):
+            raise ValueError("audience internal needs a fixed `to` address (e.g. "
+                             "sales@example.com)")
+        return self
+
+    def resolved_audience(self) -> str:
+        """The audience the outbox applies: explicit, else by the kind of recipient."""
+        if self.audience is not None:
+            return self.audience
+        return "internal" if self.to and "{{" not in self.to else "contact"
 
 
 @register
@@ -51,7 +79,7 @@ class EmailSend(NodeType):
     help = "Render a personalised email and send it through the outbox."
     params_model = EmailParams
     channel = "email"
-    template_fields = ("subject", "body", "preheader", "to")
+    template_fields = ("subject", "body", "preheader", "to", "html")
 
     @classmethod
     def summary(cls, params: Params) -> str:
@@ -63,6 +91,7 @@ class SmsParams(Params):
     body: str = Field("Hi {{ first_name }}", min_length=1, max_length=1600,
                       description="Text message (Liquid)")
     sender: str = Field("default", description="Sender id / number profile")
+    connection: str | None = ConnectionName
 
 
 @register
@@ -85,7 +114,8 @@ class SmsSend(NodeType):
 class PushParams(Params):
     title: str = Field("News for you", min_length=1, max_length=120, description="Title (Liquid)")
     body: str = Field("", max_length=500, description="Body text (Liquid)")
-    url: str | None = Field(None, description="Page opened on click")
+    url: str | None = Field(None, description="Page opened on click (Liquid)")
+    connection: str | None = ConnectionName
 
 
 @register
@@ -97,7 +127,7 @@ class WebPush(NodeType):
     help = "Send a browser push notification to subscribed contacts."
     params_model = PushParams
     channel = "web_push"
-    template_fields = ("title", "body")
+    template_fields = ("title", "body", "url")
 
     @classmethod
     def summary(cls, params: Params) -> str:
@@ -115,6 +145,7 @@ class SocialParams(Params):
     text: str = Field("Something new is here.", min_length=1, max_length=3000,
                       description="Post text (Liquid over flow params, not contacts)")
     link: str | None = Field(None, description="Link attached to the post")
+    connection: str | None = ConnectionName
 
 
 @register
@@ -160,7 +191,7 @@ class DelayParams(Params):
         if not (duration or self.until_field or self.at_local_time):
             raise ValueError("set a duration, until_field or at_local_time")
         if self.until_field:
-            check_attribute_names([self.until_field])
+            check_attribute_names([self.until_field], written=False)
         return self
 
     def seconds(self) -> float:
@@ -226,12 +257,16 @@ class DataUpdateParams(Params):
         description="Numeric attributes to add to, e.g. {\"score\": 10}",
     )
 
+    @field_validator("set", "increment")
+    @classmethod
+    def _writable(cls, value: dict[str, Any]) -> dict[str, Any]:
+        check_attribute_names(value)
+        return value
+
     @model_validator(mode="after")
     def _something(self) -> DataUpdateParams:
         if not self.set and not self.increment:
             raise ValueError("set or increment at least one attribute")
-        check_attribute_names(self.set)
-        check_attribute_names(self.increment)
         both = set(self.set) & set(self.increment)
         if both:
             raise ValueError(f"{sorted(both)} both set and incremented")
@@ -270,6 +305,7 @@ class HttpParams(Params):
         default_factory=dict,
         description="Attribute -> dotted path in the JSON response, e.g. {\"plan\": \"data.plan\"}",
     )
+    connection: str | None = ConnectionName
 
     @field_validator("url")
     @classmethod

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Literal
 
 import sqlglot
-import sqlglot.errors
 from pydantic import Field, field_validator
 from sqlglot import exp
 
-from mawb.nodes.actions import HttpParams, check_attribute_names
+from mawb import query
+from mawb.nodes.actions import ConnectionName, HttpParams, check_attribute_names
 from mawb.nodes.base import SECRET_REF, Category, NodeType, Params, shorten
 from mawb.nodes.registry import register
+from mawb.query import check_query
 
 CrmObject = Literal["contact", "lead", "deal", "task"]
 
@@ -27,6 +28,7 @@ class CrmUpdateParams(Params):
     mirror_attributes: bool = Field(
         True, description="Also copy the fields onto the contact's attributes"
     )
+    connection: str | None = ConnectionName
 
     @field_validator("fields")
     @classmethod
@@ -101,46 +103,22 @@ class DatabaseQueryParams(Params):
     @field_validator("sql")
     @classmethod
     def _read_only(cls, value: str) -> str:
-        readonly_select(value)
+        checked = check_query(value)
+        written = [name for name in checked.outputs if name not in ("contact_id", "*")]
+        check_attribute_names(written)
         return value
 
     def readonly_sql(self) -> str:
         """The query regenerated from its checked tree (what the engine executes)."""
-        return readonly_select(self.sql).sql("duckdb")
+        return check_query(self.sql).sql
 
 
-# Tables a database_query may read; everything else (files, other databases) is refused.
-QUERYABLE_TABLES = frozenset({"contacts", "events", "messages", "enrollments", "crm_records"})
+QUERYABLE_TABLES = query.QUERYABLE_TABLES
 
 
 def readonly_select(sql: str) -> exp.Expression:
-    """Parse `sql` and prove it is one SELECT over QUERYABLE_TABLES; raise ValueError if not."""
-    try:
-        statements = sqlglot.parse(sql, read="duckdb")
-    except sqlglot.errors.SqlglotError as error:
-        raise ValueError(f"SQL does not parse: {str(error).splitlines()[0]}") from None
-    statements = [s for s in statements if s is not None]
-    if len(statements) != 1:
-        raise ValueError("exactly one SELECT statement is allowed")
-    tree = statements[0]
-    if not isinstance(tree, exp.Query):
-        raise ValueError(f"only SELECT queries are allowed, not {tree.key.upper()}")
-    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
-    for node in tree.walk():
-        if isinstance(node, exp.Table):
-            if not isinstance(node.this, exp.Identifier) or node.args.get("db"):
-                raise ValueError("table functions and qualified tables are not allowed")
-            if node.name not in QUERYABLE_TABLES | ctes:
-                allowed = ", ".join(sorted(QUERYABLE_TABLES))
-                raise ValueError(f"table {node.name!r} is not queryable; use {allowed}")
-        if isinstance(node, (exp.Insert, exp.Update, exp.Delete, exp.Create, exp.Drop,
-                             exp.Command, exp.Copy, exp.Attach, exp.Pragma)):
-            raise ValueError(f"{node.key.upper()} is not allowed in a read-only query")
-        if isinstance(node, exp.Anonymous) and node.name.lower().startswith(("read_", "glob")):
-            raise ValueError(f"function {node.name} is not allowed")
-    if "contact_id" not in tree.named_selects:
-        raise ValueError("the query must return a contact_id column")
-    return tree
+    """The checked query's tree (`mawb.query.check_query`); raises ValueError if unsafe."""
+    return sqlglot.parse_one(check_query(sql).sql, read="duckdb")
 
 
 @register
@@ -197,6 +175,7 @@ class WebhookCallParams(Params):
         description="Contact attributes included in the payload",
     )
     timeout_seconds: float = Field(10, gt=0, le=120)
+    connection: str | None = ConnectionName
 
     @field_validator("url")
     @classmethod
@@ -208,7 +187,7 @@ class WebhookCallParams(Params):
     @field_validator("include")
     @classmethod
     def _names(cls, value: list[str]) -> list[str]:
-        check_attribute_names(value)
+        check_attribute_names(value, written=False)
         return value
 
 
