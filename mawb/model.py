@@ -64,6 +64,9 @@ class CapMode(StrEnum):
 
 
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+# Outbox channels a connection can deliver (docs/architecture.md section 4).
+DELIVERY_CHANNELS = ("email", "sms", "web_push", "social", "webhook", "api", "crm")
+_CONNECTION_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
 
 class QuietHours(_Strict):
@@ -101,6 +104,23 @@ class Settings(_Strict):
     tick: str = Field(
         "15m", description="How often the flow advances on the real clock (e.g. 5m, 1h, 1d)"
     )
+    connections: dict[str, str] = Field(
+        default_factory=dict,
+        description="Channel -> named connection (connections.yaml) that delivers it, e.g. "
+        "{\"email\": \"mail\"}; a channel without one stays in the sandbox",
+    )
+
+    @field_validator("connections")
+    @classmethod
+    def _known_channels(cls, value: dict[str, str]) -> dict[str, str]:
+        for channel, name in value.items():
+            if channel not in DELIVERY_CHANNELS:
+                raise ValueError(f"connections.{channel}: unknown channel; expected one of "
+                                 f"{', '.join(DELIVERY_CHANNELS)}")
+            if not _CONNECTION_NAME.match(name):
+                raise ValueError(f"connections.{channel}: {name!r} is not a connection name "
+                                 "(lowercase letters, digits, - and _)")
+        return value
 
 
 class Node(_Strict):

@@ -1,23 +1,32 @@
 """The outbox: where every side effect waits until it is safe and allowed to happen.
 
-Node steps only insert outbox rows (keyed by idempotency key). `dispatch` then, set-based:
-suppresses messages to unsubscribed / do-not-contact contacts and to channels without
-consent, defers messages that fall in the contact's quiet hours to the end of them, holds or
-skips messages over the flow's frequency cap, renders what the step could not render in SQL,
-and hands the rest to the channel's provider. The default provider is the sandbox, which
-records messages in the `messages` table in the same transaction that marks them sent, so a
-crash can never send twice. Providers that fail are retried with exponential backoff, then
-dead-lettered (status `dead`) where the monitor shows them.
+Node steps only insert outbox rows (keyed by idempotency key). `dispatch` then, set-based and
+inside the tick's `_dispatch` transaction: suppresses messages to contacts who unsubscribed,
+are marked do-not-contact, gave no consent for the channel, or whose address (or contact) is on
+the suppression list; defers messages that fall in the contact's quiet hours; holds or skips
+messages over the flow's frequency cap; renders in Python what the step could not render in
+SQL; and sandbox-sends the rows that have no connection (recording them in `messages` in the
+same transaction that marks them sent, so a crash can never send twice). Rows with a connection
+stay `pending` for the dispatcher (`mawb.engine.deliver`), which sends them with the store
+closed. Every row that does not go out carries a `reason` code (REASONS).
+
+Internal notifications (audience `internal`: a fixed address about the contact, e.g. the sales
+team) are not marketing to the contact: its consent, caps and quiet hours do not gate them;
+only the suppression list of their own address does.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
+from mawb import nodes
 from mawb.engine.cohort import literal
+from mawb.engine.render import message_spec, render_fields
 from mawb.engine.store import contact_column_names
-from mawb.personalize import TemplateError, render
+from mawb.personalize import TemplateError
 
 if TYPE_CHECKING:
     import duckdb
@@ -26,31 +35,83 @@ if TYPE_CHECKING:
 
 MAX_ATTEMPTS = 5
 CONSENT_COLUMNS = {"email": "email_consent", "sms": "sms_consent", "web_push": "push_consent"}
+CONTACT_CHANNELS = ("email", "sms", "web_push")
+# Channels whose sends are messages (rows in `messages`); webhook, api and crm rows are
+# requests, recorded in the outbox only.
+MESSAGE_CHANNELS = ("email", "sms", "web_push", "social")
+REASONS = {
+    "do_not_contact": "contact is marked do not contact",
+    "unsubscribed": "contact unsubscribed",
+    "suppressed_address": "address is on the suppression list",
+    "suppressed_contact": "contact is on the suppression list for this channel",
+    "no_consent": "no consent for this channel",
+    "no_address": "contact has no address for this channel",
+    "frequency_cap": "over the flow's frequency cap",
+    "quiet_hours": "deferred to the end of the contact's quiet hours",
+    "render_failed": "a template failed to render",
+    "retry": "waiting to retry after a failed attempt",
+    "rejected": "the provider refused it permanently",
+    "max_attempts": "every attempt failed",
+    "unknown_connection": "the connection is not configured",
+}
+_DUE = "outbox.flow_id = ? AND outbox.status = 'pending' AND outbox.not_before <= ?"
 
 
-class Provider(Protocol):
-    """Delivers one outbox row; returns a provider reference or raises on failure."""
+def _reason_text(column: str = "reason") -> str:
+    """SQL mapping a reason code to its sentence (the `error` shown next to it)."""
+    whens = " ".join(f"WHEN {literal(code)} THEN {literal(text)}"
+                     for code, text in REASONS.items())
+    return f"CASE {column} {whens} END"
 
-    name: str
 
-    def send(self, row: dict[str, Any]) -> str: ...
+def suppress(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime) -> None:
+    """Mark the flow's due pending rows suppressed, the first matching reason winning."""
+    suppress_due(connection, [flow.id], now, status="pending")
 
 
-def suppress_without_consent(connection: duckdb.DuckDBPyConnection, flow: Flow,
-                             now: datetime) -> None:
+def suppress_due(connection: duckdb.DuckDBPyConnection, flow_ids: list[str] | None,
+                 now: datetime, status: str = "pending") -> None:
+    """Suppress due rows in `status` of `flow_ids` (None: every flow), in one statement; the
+    dispatcher runs it over `queued` rows too, so an unsubscribe between queueing and sending
+    still stops the message."""
     columns = contact_column_names(connection)
-    for channel, column in CONSENT_COLUMNS.items():
-        consent = f'OR NOT coalesce(c."{column}", true)' if column in columns else ""
-        connection.execute(
-            f"""
-            UPDATE outbox SET status = 'suppressed', error = 'no consent or unsubscribed'
-            FROM contacts c
-            WHERE outbox.contact_id = c.contact_id AND outbox.flow_id = ?
-              AND outbox.status = 'pending' AND outbox.channel = ? AND outbox.not_before <= ?
-              AND (coalesce(c.unsubscribed, false) OR coalesce(c.do_not_contact, false) {consent})
-            """,
-            [flow.id, channel, now],
-        )
+    consent = " ".join(f"WHEN {literal(channel)} THEN c.\"{column}\""
+                       for channel, column in CONSENT_COLUMNS.items() if column in columns)
+    no_consent = f"NOT coalesce(CASE o.channel {consent} END, true)" if consent else "false"
+    listed = connection.execute("SELECT EXISTS (SELECT 1 FROM suppressions)").fetchone()
+    if listed and listed[0]:
+        address = ("EXISTS (SELECT 1 FROM suppressions s WHERE lower(s.address) = "
+                   "lower(o.recipient) AND coalesce(s.channel, o.channel) = o.channel)")
+        contact = ("EXISTS (SELECT 1 FROM suppressions s WHERE s.contact_id = o.contact_id "
+                   "AND s.address IS NULL AND coalesce(s.channel, o.channel) = o.channel)")
+    else:
+        address = contact = "false"
+    marketing = "o.audience = 'contact'"
+    flows = ("true" if flow_ids is None else
+             f"o.flow_id IN ({', '.join(literal(f) for f in flow_ids) or 'NULL'})")
+    connection.execute(
+        f"""
+        UPDATE outbox SET status = 'suppressed', reason = s.code, error = s.text
+        FROM (SELECT idempotency_key, code, {_reason_text('code')} AS text FROM (
+                SELECT o.idempotency_key, CASE
+                    WHEN {marketing} AND coalesce(c.do_not_contact, false) THEN 'do_not_contact'
+                    WHEN {marketing} AND coalesce(c.unsubscribed, false) THEN 'unsubscribed'
+                    WHEN {address} THEN 'suppressed_address'
+                    WHEN {marketing} AND {contact} THEN 'suppressed_contact'
+                    WHEN {marketing} AND {no_consent} THEN 'no_consent'
+                    WHEN o.connection IS NOT NULL AND o.recipient IS NULL THEN 'no_address'
+                  END AS code
+                FROM outbox o JOIN contacts c USING (contact_id)
+                WHERE {flows} AND o.status = ? AND o.not_before <= ?
+                  AND o.channel IN ('email', 'sms', 'web_push')) WHERE code IS NOT NULL) s
+        WHERE outbox.idempotency_key = s.idempotency_key
+        """,
+        [status, now],
+    )
+
+
+# The name kept for callers of the first engine version.
+suppress_without_consent = suppress
 
 
 def defer_quiet_hours(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime) -> None:
@@ -72,11 +133,11 @@ def defer_quiet_hours(connection: duckdb.DuckDBPyConnection, flow: Flow, now: da
                  f"CASE WHEN {minute} >= {end} THEN INTERVAL 1 DAY ELSE INTERVAL 0 DAY END")
     connection.execute(
         f"""
-        UPDATE outbox SET not_before = timezone('UTC', timezone({zone}, {end_local}))
+        UPDATE outbox SET not_before = timezone('UTC', timezone({zone}, {end_local})),
+               reason = 'quiet_hours'
         FROM contacts c
-        WHERE outbox.contact_id = c.contact_id AND outbox.flow_id = ? AND outbox.status = 'pending'
-          AND outbox.channel IN ('email', 'sms', 'web_push') AND outbox.not_before <= ?
-          AND {inside}
+        WHERE outbox.contact_id = c.contact_id AND {_DUE} AND outbox.audience = 'contact'
+          AND outbox.channel IN ('email', 'sms', 'web_push') AND {inside}
         """,
         [flow.id, now],
     )
@@ -88,107 +149,129 @@ def _minutes(clock: str) -> int:
 
 
 def apply_frequency_cap(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime) -> None:
-    """Hold (defer) or skip contact messages beyond max_messages in any per_days window."""
+    """Hold (defer) or skip contact messages beyond max_messages in any per_days window.
+
+    Internal notifications neither count towards a contact's cap nor are held by it."""
     cap = flow.settings.frequency_cap
     if cap is None:
         return
     window = timedelta(days=cap.per_days)
+    due = ("SELECT idempotency_key, contact_id, row_number() OVER (PARTITION BY contact_id "
+           "ORDER BY created_at, idempotency_key) AS rank FROM outbox WHERE flow_id = ? "
+           "AND status = 'pending' AND not_before <= ? AND audience = 'contact' "
+           "AND channel IN ('email', 'sms', 'web_push')")
+    sent = ("SELECT contact_id, sent_at FROM messages WHERE sent_at > ? "
+            "AND channel IN ('email', 'sms', 'web_push') AND idempotency_key NOT IN "
+            "(SELECT idempotency_key FROM outbox WHERE audience = 'internal')")
     connection.execute(
-        """
+        f"""
         CREATE OR REPLACE TEMP TABLE over_cap AS
         SELECT o.idempotency_key, s.oldest
-        FROM (SELECT idempotency_key, contact_id,
-                     row_number() OVER (PARTITION BY contact_id
-                                        ORDER BY created_at, idempotency_key) AS rank
-              FROM outbox WHERE flow_id = ? AND status = 'pending' AND not_before <= ?
-                AND channel IN ('email', 'sms', 'web_push')) o
-        JOIN (SELECT contact_id, count(*) AS sent, min(sent_at) AS oldest FROM messages
-              WHERE sent_at > ? AND channel IN ('email', 'sms', 'web_push')
+        FROM ({due}) o
+        JOIN (SELECT contact_id, count(*) AS sent, min(sent_at) AS oldest FROM ({sent})
               GROUP BY contact_id) s USING (contact_id)
         WHERE s.sent + o.rank > ?
         UNION ALL
-        SELECT idempotency_key, NULL FROM (
-              SELECT idempotency_key, contact_id,
-                     row_number() OVER (PARTITION BY contact_id
-                                        ORDER BY created_at, idempotency_key) AS rank
-              FROM outbox WHERE flow_id = ? AND status = 'pending' AND not_before <= ?
-                AND channel IN ('email', 'sms', 'web_push')) o
-        WHERE rank > ? AND contact_id NOT IN (SELECT contact_id FROM messages WHERE sent_at > ?)
+        SELECT idempotency_key, NULL FROM ({due}) o
+        WHERE rank > ? AND contact_id NOT IN (SELECT contact_id FROM ({sent}))
         """,
         [flow.id, now, now - window, cap.max_messages, flow.id, now, cap.max_messages,
          now - window],
     )
     if cap.mode.value == "skip":
         connection.execute(
-            "UPDATE outbox SET status = 'skipped', error = 'frequency cap' "
+            f"UPDATE outbox SET status = 'skipped', reason = 'frequency_cap', "
+            f"error = {literal(REASONS['frequency_cap'])} "
             "WHERE idempotency_key IN (SELECT idempotency_key FROM over_cap)"
         )
     else:
         connection.execute(
-            "UPDATE outbox SET not_before = coalesce(o.oldest, CAST(? AS TIMESTAMP)) + ? "
+            "UPDATE outbox SET not_before = coalesce(o.oldest, CAST(? AS TIMESTAMP)) + ?, "
+            "reason = 'frequency_cap' "
             "FROM over_cap o WHERE outbox.idempotency_key = o.idempotency_key",
             [now, window],
         )
 
 
-def render_pending(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime) -> None:
-    """Render, in Python, the messages whose templates were too rich for SQL rendering."""
-    rows = connection.execute(
-        """
-        SELECT o.idempotency_key, o.node_id, c.* FROM outbox o JOIN contacts c USING (contact_id)
-        WHERE o.flow_id = ? AND o.status = 'pending' AND o.not_before <= ?
-          AND o.channel IN ('email', 'sms', 'web_push')
-          AND (o.body IS NULL OR (o.channel <> 'sms' AND o.subject IS NULL))
-        """,
-        [flow.id, now],
-    ).fetchdf()
-    if rows.empty:
-        return
-    fields = {"email": ("subject", "body"), "sms": ("body", "body"),
-              "web_push": ("title", "body")}
-    updates = []
-    nodes = {node.id: node for node in flow.nodes}
-    for record in rows.to_dict("records"):
-        node = nodes.get(record["node_id"])
-        if node is None:
-            continue
-        context = {**flow.params, **record}
-        channel = {"email_send": "email", "sms_send": "sms", "web_push": "web_push"}[node.type]
-        first, second = fields[channel]
-        try:
-            subject = render(str(node.params.get(first, "")), context)
-            body = render(str(node.params.get(second, "")), context)
-        except TemplateError as error:
-            updates.append((None, None, f"render failed: {error}", record["idempotency_key"]))
-            continue
-        updates.append((subject, body, None, record["idempotency_key"]))
-    connection.executemany(
-        "UPDATE outbox SET subject = ?, body = ?, error = ?, "
-        "status = CASE WHEN ? IS NULL THEN status ELSE 'failed' END WHERE idempotency_key = ?",
-        [(s, b, e, e, k) for s, b, e, k in updates],
+def render_pending(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime,
+                   params: dict[str, Any] | None = None) -> int:
+    """Render, in python-liquid, the due rows of this flow version the SQL renderer left
+    (`unrendered`), with the run's params; a template error makes the row dead with the reason.
+    Returns how many rows were rendered."""
+    found = connection.execute(
+        "SELECT o.idempotency_key, o.node_id, o.connection, c.* FROM outbox o "
+        "LEFT JOIN contacts c USING (contact_id) "
+        "WHERE o.flow_id = ? AND o.version = ? AND o.status = 'pending' AND o.not_before <= ? "
+        "AND o.unrendered",
+        [flow.id, flow.version, now],
     )
+    names = [column[0] for column in found.description or []][3:]
+    rows = found.fetchall()
+    if not rows:
+        return 0
+    run_params = {**flow.params, **(params or {})}
+    specs: dict[tuple[str, bool], Any] = {}
+    updates = []
+    for key, node_id, connection_name, *values in rows:
+        contact = dict(zip(names, values, strict=True))
+        spec_key = (node_id, connection_name is not None)
+        if spec_key not in specs:
+            node = flow.node(node_id)
+            parsed = nodes.get(node.type).parse(node.params)
+            specs[spec_key] = message_spec(flow, node, parsed, connected=spec_key[1])
+        try:
+            fields = render_fields(specs[spec_key], contact, run_params)
+        except TemplateError as error:
+            updates.append({"idempotency_key": key, "error": f"render failed: {error}"})
+            continue
+        updates.append({"idempotency_key": key, "error": None, **fields})
+    frame = pd.DataFrame(updates, columns=["idempotency_key", "error", "recipient", "subject",
+                                           "body", "html", "payload", "headers"])
+    frame = frame.astype(object).where(frame.notna(), None)
+    connection.register("rendered_rows", frame)
+    connection.execute(
+        f"""
+        UPDATE outbox SET
+            recipient = CASE WHEN r.error IS NULL THEN r.recipient ELSE outbox.recipient END,
+            subject = r.subject, body = r.body, html = r.html,
+            payload = CAST(r.payload AS JSON), headers = CAST(r.headers AS JSON),
+            unrendered = false, error = r.error,
+            status = CASE WHEN r.error IS NULL THEN outbox.status ELSE 'dead' END,
+            reason = CASE WHEN r.error IS NULL THEN outbox.reason ELSE 'render_failed' END
+        FROM rendered_rows r WHERE outbox.idempotency_key = r.idempotency_key
+          AND outbox.flow_id = {literal(flow.id)}
+        """
+    )
+    connection.unregister("rendered_rows")
+    return len(updates)
 
 
 def send_sandbox(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime) -> int:
-    """Record every due message as sent (set-based); returns how many."""
+    """Record every due row without a connection as sent (set-based); returns how many.
+
+    Message channels land in `messages`; webhook, api and crm rows are requests and are only
+    marked sent in the outbox (provider `sandbox`), never counted as messages."""
     connection.execute(
-        """
+        f"""
         CREATE OR REPLACE TEMP TABLE sending AS
-        SELECT * FROM outbox WHERE flow_id = ? AND status = 'pending' AND not_before <= ?
+        SELECT idempotency_key, flow_id, contact_id, node_id, channel, recipient, subject, body
+        FROM outbox WHERE {_DUE} AND outbox.connection IS NULL
         """,
         [flow.id, now],
     )
     connection.execute(
         """
-        INSERT INTO messages
+        INSERT INTO messages (idempotency_key, flow_id, contact_id, node_id, channel, recipient,
+                              subject, body, sent_at, provider)
         SELECT idempotency_key, flow_id, contact_id, node_id, channel, recipient, subject, body,
                ?, 'sandbox'
-        FROM sending WHERE idempotency_key NOT IN (SELECT idempotency_key FROM messages)
+        FROM sending WHERE channel IN ('email', 'sms', 'web_push', 'social')
+          AND idempotency_key NOT IN (SELECT idempotency_key FROM messages)
         """,
         [now],
     )
     connection.execute(
-        "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?, "
+        "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?, reason = NULL, "
         "provider_ref = 'sandbox:' || idempotency_key "
         "WHERE idempotency_key IN (SELECT idempotency_key FROM sending)",
         [now],
@@ -197,56 +280,48 @@ def send_sandbox(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetim
     return int(row[0]) if row else 0
 
 
-def send_with(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime,
-              providers: dict[str, Provider]) -> None:
-    """Deliver due rows of channels with a real provider, one at a time (network-bound)."""
-    channels = list(providers)
-    if not channels:
-        return
-    rows = connection.execute(
-        "SELECT * FROM outbox WHERE flow_id = ? AND status = 'pending' AND not_before <= ? "
-        "AND list_contains(?, channel)",
-        [flow.id, now, channels],
-    ).fetchdf()
-    for record in rows.to_dict("records"):
-        provider = providers[record["channel"]]
-        try:
-            reference = provider.send(record)
-        except Exception as error:
-            attempts = int(record["attempts"]) + 1
-            status = "dead" if attempts >= MAX_ATTEMPTS else "pending"
-            retry_at = now + timedelta(minutes=2 ** attempts)
-            connection.execute(
-                "UPDATE outbox SET attempts = ?, status = ?, error = ?, not_before = ? "
-                "WHERE idempotency_key = ?",
-                [attempts, status, str(error)[:500], retry_at, record["idempotency_key"]],
-            )
-            continue
-        connection.execute(
-            "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [record["idempotency_key"], record["flow_id"], record["contact_id"],
-             record["node_id"], record["channel"], record["recipient"], record["subject"],
-             record["body"], now, provider.name],
-        )
-        connection.execute(
-            "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?, "
-            "provider_ref = ? WHERE idempotency_key = ?",
-            [now, reference, record["idempotency_key"]],
-        )
+def queue_connected(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime) -> None:
+    """Due rows with a connection that passed every rule wait, `queued`, for the dispatcher."""
+    connection.execute(
+        f"UPDATE outbox SET status = 'queued', reason = NULL WHERE {_DUE} "
+        "AND outbox.connection IS NOT NULL",
+        [flow.id, now],
+    )
 
 
 def dispatch(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime,
-             providers: dict[str, Provider] | None = None) -> None:
-    """Run every outbox rule, then send (caller holds the transaction)."""
+             params: dict[str, Any] | None = None) -> None:
+    """Run every outbox rule, then sandbox-send (caller holds the transaction).
+
+    Rows with a connection become `queued`, rendered and allowed, for the dispatcher."""
     due = connection.execute(
         "SELECT EXISTS (SELECT 1 FROM outbox WHERE flow_id = ? AND status = 'pending' "
         "AND not_before <= ?)", [flow.id, now],
     ).fetchone()
     if not (due and due[0]):
         return  # every rule below only touches pending rows that are due
-    suppress_without_consent(connection, flow, now)
+    suppress(connection, flow, now)
     defer_quiet_hours(connection, flow, now)
     apply_frequency_cap(connection, flow, now)
-    render_pending(connection, flow, now)
-    send_with(connection, flow, now, providers or {})
+    render_pending(connection, flow, now, params)
+    queue_connected(connection, flow, now)
     send_sandbox(connection, flow, now)
+
+
+def record_event_suppressions(connection: duckdb.DuckDBPyConnection, now: datetime) -> None:
+    """Hard bounces and complaints among the events due now put the address on the
+    suppression list (the intake service and provider webhooks send them as events named
+    `bounce` and `complaint`; a bounce with properties.type = 'soft' does not count).
+    Runs in the ingest transaction, before the events are marked applied."""
+    connection.execute(
+        """
+        INSERT INTO suppressions (address, contact_id, channel, reason, source, "at")
+        SELECT coalesce(e.properties->>'address', c.email), e.contact_id,
+               coalesce(e.properties->>'channel', 'email'), e.name,
+               coalesce(e.source, 'event'), e.ts
+        FROM events e LEFT JOIN contacts c USING (contact_id)
+        WHERE e.applied_at IS NULL AND e.ts <= ? AND e.name IN ('bounce', 'complaint')
+          AND coalesce(e.properties->>'type', 'hard') <> 'soft'
+        """,
+        [now],
+    )

@@ -9,14 +9,22 @@ Triggers live in `mawb.engine.enroll`.
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mawb import graph
 from mawb.engine.cohort import SINGLE, literal, quote
-from mawb.engine.render import liquid_to_sql
+from mawb.engine.render import (
+    JSON_TARGETS,
+    TEXT_TARGETS,
+    column_types,
+    fields_sql,
+    liquid_to_sql,
+    message_spec,
+    render_fields,
+)
 from mawb.engine.store import contact_column_names
 from mawb.nodes import actions, integrations, logic
+from mawb.personalize import TemplateError
 from mawb.protected import is_protected, protected_message
 from mawb.query import check_query, run_query
 
@@ -49,10 +57,11 @@ def _columns(cohort: Cohort) -> set[str]:
 
 
 def _text_sql(cohort: Cohort, template: str | None, columns: set[str]) -> str:
-    """SQL rendering a Liquid field set-based, or NULL (rendered at dispatch) if not simple."""
+    """SQL rendering a Liquid field set-based (the run's params inlined as literals), or NULL
+    (rendered at dispatch) if not simple. `columns` is kept for callers; types are read here."""
     if not template:
         return "NULL"
-    rendered = liquid_to_sql(template, columns)
+    rendered = liquid_to_sql(template, column_types(cohort.connection), params=cohort.flow_params)
     return rendered if rendered is not None else "NULL"
 
 
@@ -72,18 +81,66 @@ def _new_keys(cohort: Cohort) -> str:
             f"WHERE flow_id = {literal(cohort.flow.id)} AND node_id = {literal(cohort.node.id)})")
 
 
-def _enqueue(cohort: Cohort, channel: str, recipient: str, subject: str, body: str) -> None:
-    """Insert one outbox row per cohort token whose key is new."""
+OUTBOX_COLUMNS = (
+    "idempotency_key, flow_id, version, contact_id, node_id, iteration, channel, recipient, "
+    "subject, body, html, payload, headers, status, attempts, error, reason, created_at, "
+    "not_before, connection, audience, unrendered")
+
+
+def connection_for(flow: Any, params: Any, channel: str) -> str | None:
+    """The connection delivering a node's rows: its own override, a CRM adapter name, else the
+    flow's connection for the channel; None means the sandbox."""
+    override = getattr(params, "connection", None)
+    crm = getattr(params, "crm", "local")
+    if override:
+        return str(override)
+    if channel == "crm" and crm != "local":
+        return str(crm)
+    return flow.settings.connections.get(channel)
+
+
+def _enqueue(cohort: Cohort, channel: str, audience: str = "contact") -> None:
+    """Insert one outbox row per cohort token whose key is new, rendered set-based where the
+    templates allow; rows marked `unrendered` are finished by python-liquid at dispatch."""
+    connection = connection_for(cohort.flow, cohort.params, channel)
+    spec = message_spec(cohort.flow, cohort.node, cohort.params, connected=connection is not None)
+    rendered = fields_sql(spec, column_types(cohort.connection), cohort.flow_params)
+    unrendered = any(sql is None for sql in rendered.values())
+    value = {target: rendered.get(target) or "NULL" for target in (*TEXT_TARGETS, *JSON_TARGETS)}
     cohort.sql(
         f"""
-        INSERT INTO outbox
+        INSERT INTO outbox ({OUTBOX_COLUMNS})
         SELECT {KEY_SQL}, t.flow_id, t.version, t.contact_id, t.node_id, t.iteration, ?,
-               {recipient}, {subject}, {body}, NULL, 'pending', 0, NULL, NULL, ?, ?, NULL
+               {value["recipient"]}, {value["subject"]}, {value["body"]}, {value["html"]},
+               {value["payload"]}, {value["headers"]}, 'pending', 0, NULL, NULL, ?, ?, ?, ?, ?
         FROM {_unique_tokens(cohort)} t JOIN contacts c USING (contact_id)
              LEFT JOIN enrollments e USING (enrollment_id)
         {_new_keys(cohort)}
         """,
-        [channel, cohort.now, cohort.now],
+        [channel, cohort.now, cohort.now, connection, audience, unrendered],
+    )
+
+
+def _enqueue_once(cohort: Cohort, key: str, channel: str, recipient: str | None) -> None:
+    """One row not about a contact (a social post, a batch API call), rendered over the run's
+    params now; a template that fails to render is recorded dead with the reason."""
+    connection = connection_for(cohort.flow, cohort.params, channel)
+    spec = message_spec(cohort.flow, cohort.node, cohort.params, connected=connection is not None)
+    try:
+        fields = render_fields(spec, None, cohort.flow_params)
+        status, error, reason = "pending", None, None
+    except TemplateError as failure:
+        fields, status, error, reason = {}, "dead", f"render failed: {failure}", "render_failed"
+    cohort.sql(
+        f"""
+        INSERT INTO outbox ({OUTBOX_COLUMNS})
+        SELECT ?, ?, ?, NULL, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, 'contact', false
+        WHERE ? NOT IN (SELECT idempotency_key FROM outbox)
+        """,
+        [key, cohort.flow.id, cohort.flow.version, cohort.node.id, channel,
+         recipient if recipient is not None else fields.get("recipient"), fields.get("subject"),
+         fields.get("body"), fields.get("html"), fields.get("payload"), fields.get("headers"),
+         status, error, reason, cohort.now, cohort.now, connection, key],
     )
 
 
@@ -91,30 +148,21 @@ def _enqueue(cohort: Cohort, channel: str, recipient: str, subject: str, body: s
 def send_email(cohort: Cohort) -> None:
     params = cohort.params
     assert isinstance(params, actions.EmailParams)
-    columns = _columns(cohort)
-    recipient = _text_sql(cohort, params.to, columns) if params.to else 'c."email"'
-    _enqueue(cohort, "email", recipient, _text_sql(cohort, params.subject, columns),
-             _text_sql(cohort, params.body, columns))
+    _enqueue(cohort, "email", audience=params.resolved_audience())
     cohort.pass_all()
 
 
 @step("sms_send")
 def send_sms(cohort: Cohort) -> None:
-    params = cohort.params
-    assert isinstance(params, actions.SmsParams)
-    columns = _columns(cohort)
-    recipient = 'c."phone"' if "phone" in columns else "NULL"
-    _enqueue(cohort, "sms", recipient, "NULL", _text_sql(cohort, params.body, columns))
+    assert isinstance(cohort.params, actions.SmsParams)
+    _enqueue(cohort, "sms")
     cohort.pass_all()
 
 
 @step("web_push")
 def send_push(cohort: Cohort) -> None:
-    params = cohort.params
-    assert isinstance(params, actions.PushParams)
-    columns = _columns(cohort)
-    _enqueue(cohort, "web_push", "c.contact_id", _text_sql(cohort, params.title, columns),
-             _text_sql(cohort, params.body, columns))
+    assert isinstance(cohort.params, actions.PushParams)
+    _enqueue(cohort, "web_push")
     cohort.pass_all()
 
 
@@ -127,32 +175,14 @@ def post_social(cohort: Cohort) -> None:
         stamp = cohort.now.isoformat()
         for network in params.networks:
             key = f"{cohort.flow.id}:{cohort.flow.version}:{cohort.node.id}:{network}:{stamp}"
-            cohort.sql(
-                """
-                INSERT INTO outbox
-                SELECT ?, ?, ?, NULL, ?, 0, 'social', ?, NULL, ?, NULL, 'pending', 0, NULL,
-                       NULL, ?, ?, NULL
-                WHERE ? NOT IN (SELECT idempotency_key FROM outbox)
-                """,
-                [key, cohort.flow.id, cohort.flow.version, cohort.node.id, network,
-                 params.text, cohort.now, cohort.now, key],
-            )
+            _enqueue_once(cohort, key, "social", network)
     cohort.pass_all()
 
 
 def _request(cohort: Cohort, channel: str) -> None:
-    """HTTP and CRM work goes through the outbox; the request is built at dispatch."""
-    payload = json.dumps({"node": cohort.node.id})
-    cohort.sql(
-        f"""
-        INSERT INTO outbox
-        SELECT {KEY_SQL}, t.flow_id, t.version, t.contact_id, t.node_id, t.iteration, ?,
-               NULL, NULL, NULL, ?, 'pending', 0, NULL, NULL, ?, ?, NULL
-        FROM {_unique_tokens(cohort)} t LEFT JOIN enrollments e USING (enrollment_id)
-        {_new_keys(cohort)}
-        """,
-        [channel, payload, cohort.now, cohort.now],
-    )
+    """HTTP and CRM work goes through the outbox as its own channel (webhook, api, crm), with
+    the request rendered per contact; it is never recorded as a sent message."""
+    _enqueue(cohort, channel)
 
 
 @step("api_call")
@@ -162,28 +192,21 @@ def call_api(cohort: Cohort) -> None:
     if params.batch:
         if cohort.size():
             key = f"{cohort.flow.id}:{cohort.flow.version}:{cohort.node.id}:batch:{cohort.now}"
-            cohort.sql(
-                "INSERT INTO outbox SELECT ?, ?, ?, NULL, ?, 0, 'http', NULL, NULL, NULL, ?, "
-                "'pending', 0, NULL, NULL, ?, ?, NULL "
-                "WHERE ? NOT IN (SELECT idempotency_key FROM outbox)",
-                [key, cohort.flow.id, cohort.flow.version, cohort.node.id,
-                 json.dumps({"node": cohort.node.id, "batch": True}), cohort.now, cohort.now,
-                 key],
-            )
+            _enqueue_once(cohort, key, "api", None)
     else:
-        _request(cohort, "http")
+        _request(cohort, "api")
     cohort.pass_all()
 
 
 @step("external_api")
 def fetch_external(cohort: Cohort) -> None:
-    _request(cohort, "http")
+    _request(cohort, "api")
     cohort.pass_all()
 
 
 @step("webhook_call")
 def call_webhook(cohort: Cohort) -> None:
-    _request(cohort, "http")
+    _request(cohort, "webhook")
     cohort.pass_all()
 
 

@@ -91,8 +91,27 @@ CREATE TABLE IF NOT EXISTS applied (what VARCHAR, last_seq BIGINT);
 # is recognised and skipped when an interrupted tick or an Airflow task is run again.
 _V2 = "ALTER TABLE runs ADD COLUMN IF NOT EXISTS version INTEGER;"
 
-# v3: delivery (outbox claims, leases, connections; suppressions).
-_V3 = ""
+# v3: delivery. Outbox rows name their `connection` (NULL = sandbox) and `audience` (contact or
+# internal); the dispatcher claims rows (`claim_id`, `lease_until`); `reason` is the code of a
+# suppressed/skipped/deferred/dead row; `unrendered` marks rows the SQL renderer left to
+# python-liquid; `response` keeps an API call's mapped answer. `suppressions` blocks addresses or
+# contacts per channel; `http_cache` serves api rows whose same request was answered recently.
+_V3 = """
+ALTER TABLE outbox ADD COLUMN IF NOT EXISTS connection VARCHAR;
+ALTER TABLE outbox ADD COLUMN IF NOT EXISTS audience VARCHAR DEFAULT 'contact';
+ALTER TABLE outbox ADD COLUMN IF NOT EXISTS html VARCHAR;
+ALTER TABLE outbox ADD COLUMN IF NOT EXISTS headers JSON;
+ALTER TABLE outbox ADD COLUMN IF NOT EXISTS reason VARCHAR;
+ALTER TABLE outbox ADD COLUMN IF NOT EXISTS claim_id VARCHAR;
+ALTER TABLE outbox ADD COLUMN IF NOT EXISTS lease_until TIMESTAMP;
+ALTER TABLE outbox ADD COLUMN IF NOT EXISTS unrendered BOOLEAN DEFAULT false;
+ALTER TABLE outbox ADD COLUMN IF NOT EXISTS response JSON;
+CREATE TABLE IF NOT EXISTS suppressions (
+    address VARCHAR, contact_id VARCHAR, channel VARCHAR, reason VARCHAR, source VARCHAR,
+    "at" TIMESTAMP);
+CREATE TABLE IF NOT EXISTS http_cache (
+    request_key VARCHAR, node_id VARCHAR, response JSON, fetched_at TIMESTAMP);
+"""
 # v4: the live service. `spool_files` names every spool file loaded into this partition, in
 # the transaction that inserted its rows (never loaded twice); `flow_lifecycle` records each
 # draft/live/paused/stopped change (latest row wins); `service_commands` every command applied.

@@ -62,7 +62,7 @@ FROM (
            max(ts) FILTER (name = 'email_click') AS last_click,
            count(*) FILTER (name IN ('purchase', 'conversion')) AS conversions,
            min(ts) FILTER (name IN ('purchase', 'conversion')) AS first_conversion,
-           count(*) FILTER (name = 'unsubscribe') AS unsubscribes
+           count(*) FILTER (name IN ('unsubscribe', 'complaint')) AS unsubscribes
     FROM events WHERE applied_at IS NULL AND ts <= ? GROUP BY contact_id) x
 WHERE contacts.contact_id = x.contact_id
 """
@@ -539,6 +539,7 @@ def _ingest(connection: duckdb.DuckDBPyConnection, now: datetime) -> None:
     if not (due and due[0]):
         return
     connection.execute(EVENT_EFFECTS, [now])
+    outbox.record_event_suppressions(connection, now)  # bounces, complaints
     connection.execute("UPDATE events SET applied_at = ? WHERE applied_at IS NULL AND ts <= ?",
                        [now, now])
 
@@ -629,7 +630,7 @@ def _dispatch(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime,
             "WHERE enrollment_id IN (SELECT enrollment_id FROM reached)",
             [now],
         )
-    outbox.dispatch(connection, flow, now)
+    outbox.dispatch(connection, flow, now, flow_params)
     _complete(connection, flow, now, "all")
 
 
