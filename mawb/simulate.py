@@ -132,6 +132,10 @@ class SimulationResult:
     workspace: Workspace
     ticks: int = 0
     figures: dict[str, go.Figure] = field(default_factory=dict)
+    message_steps: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Per message step: entered and each outbox outcome (`analytics.message_counts`)."""
+    edges: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Per edge: the tokens that took it (`analytics.edge_counts`)."""
 
     @property
     def conversions(self) -> int:
@@ -146,6 +150,15 @@ class SimulationResult:
                                         ("entered", "completed", "waiting", "failed",
                                          "converted")}
                        for row in self.funnel.to_dict("records")},
+            "steps": {row["node_id"]: {k: int(row[k]) for k in analytics.STEP_COLUMNS}
+                      for row in self.funnel.to_dict("records")},
+            "message_steps": {row["node_id"]: {k: int(row[k]) for k in
+                                               ("entered", *analytics.MESSAGE_OUTCOMES)}
+                              for row in self.message_steps.to_dict("records")},
+            "edges": [{"source": row["source"], "target": row["target"],
+                       "branch": row["branch"] if isinstance(row["branch"], str) else None,
+                       "tokens": int(row["tokens"])}
+                      for row in self.edges.to_dict("records")],
             "messages": self.messages_per_channel,
         }
 
@@ -248,23 +261,19 @@ def simulate(
 
 def _collect(workspace: Workspace, flow: Flow, params: dict[str, Any], seed: int,
              ticks: int) -> SimulationResult:
+    """Read the run back in the counts vocabulary of `mawb.analytics` (same words as the
+    Monitor and the CLI)."""
     with workspace.connection(read_only=True) as connection:
-        funnel = analytics.funnel(connection, flow)
+        funnel = analytics.step_counts(connection, flow)
         messages = analytics.messages_by_node(connection, flow.id)
         per_channel = analytics.messages_by_channel(connection, flow.id)
         timeline = analytics.timeline(connection, flow.id)
-        enrolled = analytics.enrollment_summary(connection, flow.id)
-        engagement = analytics.engagement_totals(connection, flow.id)
-        converted_contacts = connection.execute(
-            "SELECT count(DISTINCT contact_id) FROM enrollments WHERE flow_id = ? AND "
-            "(status = 'converted' OR contact_id IN (SELECT contact_id FROM events "
-            " WHERE name = 'conversion' AND source = 'simulation:' || ?))",
-            [flow.id, flow.id],
-        ).fetchone()[0]  # type: ignore[index]
-    summary = {**enrolled, "messages_sent": int(sum(per_channel.values())), **engagement,
-               "converted_contacts": int(converted_contacts)}
+        summary = analytics.summary(connection, flow)
+        message_steps = analytics.message_counts(connection, flow)
+        edges = analytics.edge_counts(connection, flow)
     result = SimulationResult(flow, params, seed, funnel, messages, per_channel, timeline,
-                              summary, workspace, ticks)
+                              summary, workspace, ticks, message_steps=message_steps,
+                              edges=edges)
     result.figures = {"funnel": result.funnel_figure(), "timeline": result.timeline_figure()}
     return result
 
@@ -307,7 +316,5 @@ def sweep(flow: Flow, contacts: Any = None, *, param: str, values: list[Any],
         result = simulate(flow, frame, params={**fixed, param: value},
                           progress=False, **options)
         results.append(result)
-        summary = result.summary
-        rate = summary["converted_contacts"] / max(summary["enrolled"], 1)
-        rows.append({"value": value, **summary, "conversion_rate": rate})
+        rows.append({"value": value, **result.summary})
     return SweepResult(param, pd.DataFrame(rows), results)

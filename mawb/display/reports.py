@@ -80,18 +80,30 @@ def _frame_html(frame: pd.DataFrame) -> str:
 _KPIS = (
     "enrolled",
     "messages_sent",
+    "suppressed",
     "opens",
     "clicks",
-    "conversions",
     "unsubscribes",
-    "converted_contacts",
+    "converted",
+    "conversion_events",
+    "conversion_rate",
 )
+"""Summary keys shown as a simulation's KPIs (the counts vocabulary of `mawb.analytics`)."""
+_RATES = {"open_rate", "click_rate", "conversion_rate"}
+
+
+def _kpi_text(summary: dict[str, Any], key: str) -> str:
+    """Counts with separators, rates as percentages, a dash where there is no data."""
+    value = summary.get(key)
+    if key in _RATES:
+        return "—" if value is None else f"{value * 100:.1f}%"
+    return number(value if value is not None else 0)
 
 
 def simulation_html(result: Any) -> str:
     """A SimulationResult: KPIs, the flow with contacts entered per node, funnel and channels."""
     flow, funnel, summary = result.flow, result.funnel, result.summary
-    kpis = [{k: escaped(number(summary.get(k, 0))) for k in _KPIS}]
+    kpis = [{k: escaped(_kpi_text(summary, k)) for k in _KPIS}]
     params = ", ".join(f"{escaped(k)}={escaped(v)}" for k, v in result.params.items()) or "none"
     counts = dict(zip(funnel["node_id"], (int(v) for v in funnel["entered"]), strict=True))
     by_name = {category.value: color for category, color in CATEGORY_COLORS.items()}

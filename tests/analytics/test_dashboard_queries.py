@@ -38,19 +38,27 @@ def test_kpis_agree_with_the_tables(simulated_home: Path) -> None:
                         "AND channel = 'email'", FLOW_ID)
         opens = scalar(connection, "SELECT count(*) FROM events WHERE name = 'email_open' "
                        "AND source = ?", f"simulation:{FLOW_ID}")
+        reached = scalar(connection, "SELECT count(DISTINCT contact_id) FROM messages "
+                         "WHERE flow_id = ? AND channel = 'email'", FLOW_ID)
+        opened = scalar(connection, "SELECT count(DISTINCT e.contact_id) FROM events e "
+                        "WHERE e.name = 'email_open' AND e.source = ? AND e.contact_id IN "
+                        "(SELECT contact_id FROM messages WHERE flow_id = ?)",
+                        f"simulation:{FLOW_ID}", FLOW_ID)
     assert kpis["enrolled"] == enrolled > 0
-    assert kpis["active"] + kpis["completed"] + kpis["converted"] == enrolled
+    assert kpis["active"] + kpis["completed"] + kpis["exited_goal"] == enrolled
     assert kpis["messages"] == emails > 0  # the welcome flow sends email only
-    assert kpis["opens"] == opens
-    assert kpis["open_rate"] == pytest.approx(opens / emails)
-    assert 0 <= kpis["click_rate"] <= kpis["open_rate"]
+    assert kpis["opens"] == kpis["simulated_opens"] == opens
+    assert kpis["real_opens"] == 0  # nothing but the simulation engaged here
+    # rates are shares of unique contacts reached by an openable message
+    assert kpis["open_rate"] == pytest.approx(opened / reached)
+    assert 0 <= kpis["click_rate"] <= kpis["open_rate"] <= 1
 
 
-def test_kpis_of_an_unknown_flow_are_zero(simulated_home: Path) -> None:
+def test_kpis_of_an_unknown_flow_have_no_rates(simulated_home: Path) -> None:
     with WorkspaceReader(simulated_home).read() as connection:
         kpis = analytics.kpis(connection, "never_ran")
-    assert kpis["enrolled"] == kpis["messages"] == 0
-    assert kpis["open_rate"] == kpis["click_rate"] == 0.0
+    assert kpis["enrolled"] == kpis["messages"] == kpis["converted"] == 0
+    assert kpis["open_rate"] is None and kpis["click_rate"] is None  # a dash, not 0%
 
 
 def test_daily_activity_counts_every_message_and_attributes_engagement(
@@ -61,13 +69,14 @@ def test_daily_activity_counts_every_message_and_attributes_engagement(
         engaged = scalar(connection, "SELECT count(*) FROM events WHERE source = ? AND name IN "
                          "('email_open', 'email_click', 'conversion', 'unsubscribe')",
                          f"simulation:{FLOW_ID}")
-    assert list(activity.columns) == ["day", "channel", "metric", "count"]
+    assert list(activity.columns) == ["day", "channel", "metric", "origin", "count"]
     assert activity.loc[activity["metric"] == "sent", "count"].sum() == sent
     assert activity.loc[activity["metric"] != "sent", "count"].sum() == engaged
-    assert set(activity["metric"]) <= {"sent", "opens", "clicks", "conversions", "unsubscribes"}
+    assert set(activity["metric"]) <= {"sent", *analytics.METRICS}
+    assert set(activity["origin"]) <= {"sent", "simulated"}
     # Simulated engagement is traced back to the email that caused it.
     assert set(activity["channel"]) == {"email"}
-    assert not activity.duplicated(["day", "channel", "metric"]).any()
+    assert not activity.duplicated(["day", "channel", "metric", "origin"]).any()
 
 
 def test_activity_figures_have_one_trace_per_channel_and_metric(simulated_home: Path) -> None:
@@ -77,8 +86,11 @@ def test_activity_figures_have_one_trace_per_channel_and_metric(simulated_home: 
     assert [trace.name for trace in messages.data] == ["email"]
     engagement = analytics.engagement_figure(activity)
     names = {trace.name for trace in engagement.data}
-    assert "opens" in names and names <= {"opens", "clicks", "conversions", "unsubscribes"}
+    assert "opens (simulated)" in names
+    assert names <= {f"{metric} (simulated)" for metric in analytics.METRICS}
     assert analytics.engagement_figure(activity, channel="sms").data == ()
+    # both charts span the same days
+    assert messages.layout.xaxis.range == engagement.layout.xaxis.range
 
 
 def test_find_contacts_by_id_or_email_exact_id_first(simulated_home: Path) -> None:

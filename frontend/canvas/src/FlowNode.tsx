@@ -9,6 +9,7 @@ import type { NodeCounts } from "./types";
 
 const COUNT_LABELS: [keyof NodeCounts, string][] = [
   ["entered", "in"],
+  ["contacts", "contacts"],
   ["waiting", "wait"],
   ["completed", "done"],
   ["failed", "failed"],

@@ -159,3 +159,22 @@ describe("nodeFromPalette", () => {
     expect(trigger.data.is_trigger).toBe(true);
   });
 });
+
+describe("edge labels", () => {
+  it("draws Python's edge label and hands it back unchanged, so a label is never an edit", () => {
+    const graph = normalizeGraph({
+      nodes: sampleGraph().nodes,
+      edges: [{ id: "e", source: "start", target: "check", sourceHandle: null, label: "523 contacts" }],
+      selected: null,
+    });
+    const edges = toCanvasEdges(graph);
+    expect(edges[0].label).toBe("523 contacts");
+    const back = fromCanvas(toCanvasNodes(graph, true), edges);
+    expect(graphSignature(back)).toBe(graphSignature(graph));
+  });
+
+  it("leaves unlabelled edges without a label", () => {
+    const graph = normalizeGraph(sampleGraph());
+    expect(toCanvasEdges(graph).every((edge) => edge.label === undefined)).toBe(true);
+  });
+});

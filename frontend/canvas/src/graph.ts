@@ -26,6 +26,7 @@ export function normalizeGraph(raw: Partial<FlowGraph> | null | undefined): Flow
     source: String(edge.source),
     target: String(edge.target),
     sourceHandle: edge.sourceHandle ?? null,
+    ...(edge.label ? { label: String(edge.label) } : {}),
   }));
   const known = new Set(nodes.map((node) => node.id));
   const selected = raw.selected != null && known.has(raw.selected) ? raw.selected : null;
@@ -61,6 +62,7 @@ export function toCanvasEdges(graph: FlowGraph): Edge[] {
     source: edge.source,
     target: edge.target,
     sourceHandle: edge.sourceHandle,
+    ...(edge.label ? { label: edge.label, className: "mawb-edge-counted", labelBgPadding: [4, 2] as [number, number] } : {}),
   }));
 }
 
@@ -77,6 +79,7 @@ export function fromCanvas(nodes: CanvasNode[], edges: Edge[]): FlowGraph {
     source: edge.source,
     target: edge.target,
     sourceHandle: edge.sourceHandle ?? null,
+    ...(typeof edge.label === "string" && edge.label ? { label: edge.label } : {}),
   }));
   const selectedNode = nodes.find((node) => node.selected);
   return { nodes: graphNodes, edges: graphEdges, selected: selectedNode ? selectedNode.id : null };

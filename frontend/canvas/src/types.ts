@@ -5,6 +5,7 @@ export type OutputsKind = "single" | "branches" | "fanout";
 
 export interface NodeCounts {
   entered?: number | null;
+  contacts?: number | null;
   waiting?: number | null;
   completed?: number | null;
   failed?: number | null;
@@ -43,6 +44,8 @@ export interface GraphEdge {
   source: string;
   target: string;
   sourceHandle: string | null;
+  /** Text drawn on the edge (the monitor's contacts that took it); kept as Python sent it. */
+  label?: string | null;
 }
 
 export interface FlowGraph {
