@@ -396,6 +396,8 @@ def run_command(
 
     if once and every:
         raise fail("use either --once or --every, not both")
+    _refuse_while_serving(_home(home), "it ticks every live flow itself: deploy and set this "
+                          f"one live with `mawb flows deploy {flow_spec} --live`")
     with expected_failures(flow_spec):
         workspace = workspace_at(_home(home), partitions)
         flow = _deployed(flow_spec, workspace)
@@ -437,6 +439,11 @@ def enroll_command(
         frame = read_contacts(contacts)
         workspace = workspace_at(_home(home), partitions)
         _check_known(workspace, frame["contact_id"].tolist())
+    if _route_to_service(workspace.home, [
+            _command("deploy", flow=flow.to_dict()),
+            _command("enroll", flow_id=flow.id, node_id=trigger,
+                     contact_ids=frame["contact_id"].tolist())], flow_spec):
+        return
     with expected_failures(flow_spec):
         deploy_checked(workspace, flow, flow_spec)
         workspace.request_enrollment(flow, trigger, frame["contact_id"].tolist(), utc_now())
@@ -514,6 +521,14 @@ def ingest_command(file: DataFileArg, home: HomeOpt = None,
     """Load events into the workspace; a file with any bad row loads nothing."""
     from mawb.engine.runner import workspace_at
 
+    if _serving(_home(home)):
+        from mawb.intake import read_events
+
+        with expected_failures(str(file)):
+            rows = _json_rows(read_events(file))
+        _route_to_service(_home(home), [_command("import", what="events", rows=rows,
+                                                 source=file.name)], str(file))
+        return
     with expected_failures(str(file)):
         count = workspace_at(_home(home), partitions).import_events(file, source_name=file.name)
     typer.echo(f"{file}: {count} events loaded (duplicates by event_id are skipped)")
@@ -525,6 +540,14 @@ def import_contacts_command(file: DataFileArg, home: HomeOpt = None,
     """Load (upsert by contact_id) contacts; a file with any bad row loads nothing."""
     from mawb.engine.runner import workspace_at
 
+    if _serving(_home(home)):
+        from mawb.intake import read_contacts
+
+        with expected_failures(str(file)):
+            rows = _json_rows(read_contacts(file))
+        _route_to_service(_home(home), [_command("import", what="contacts", rows=rows,
+                                                 source=file.name)], str(file))
+        return
     with expected_failures(str(file)):
         count = workspace_at(_home(home), partitions).import_contacts(file)
     typer.echo(f"{file}: {count} contacts imported")
@@ -558,6 +581,45 @@ def demo(
                f"simulated for {marker['days']:g} days")
 
 
+def _serving(home: Path) -> Any:
+    """The service running for `home` (`service.json` and a live pid), or None."""
+    from mawb.service.client import running
+
+    return running(home)
+
+
+def _refuse_while_serving(home: Path, why: str) -> None:
+    running = _serving(home)
+    if running is not None:
+        raise fail(f"{running.describe()}; {why}")
+
+
+def _command(name: str, **fields: Any) -> dict[str, Any]:
+    from mawb.service.client import command
+
+    return command(name, **fields)
+
+
+def _json_rows(frame: Any) -> list[dict[str, Any]]:
+    """Validated rows as JSON values (ISO times, null for missing) for a spool command."""
+    return json.loads(frame.to_json(orient="records", date_format="iso"))
+
+
+def _route_to_service(home: Path, records: list[dict[str, Any]], source: str) -> bool:
+    """While a service runs, send the write as commands and print their outcome (True);
+    without one, return False and let the caller write the store itself."""
+    from mawb.cli.flows import command_outcome
+    from mawb.service.client import submit
+
+    running = _serving(home)
+    if running is None:
+        return False
+    with expected_failures(source):
+        receipt = submit(home, records)
+        typer.echo(command_outcome(home, running, receipt))
+    return True
+
+
 def _register_command_groups() -> None:
     """Commands that live in their own modules register themselves onto `app`.
 
@@ -572,7 +634,7 @@ def _register_command_groups() -> None:
 
 
 # One entry per module in this package that adds commands (e.g. "serve", "connections").
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("keys", "serve", "flows")
 
 _register_command_groups()
 

@@ -108,7 +108,10 @@ def record(connection: duckdb.DuckDBPyConnection, flow_id: str, state: State, ve
     Every partition keeps its own copy of the lifecycle, so a partition's tick (an Airflow
     task) reads it from the one store it opens; a stop also ends that partition's enrollments.
     """
-    check(flow_id, current(connection, flow_id).state, state)
+    found = current(connection, flow_id)
+    if found.state is state:
+        return found  # already so: nothing to record (a repeated request is harmless)
+    check(flow_id, found.state, state)
     moment = utc_naive(at) if at else now_utc()
     connection.execute("INSERT INTO flow_lifecycle VALUES (?, ?, ?, ?, ?, ?)",
                        [flow_id, state.value, version, moment, by, note])
@@ -145,7 +148,9 @@ def change(workspace: Workspace, flow_id: str, state: State | str, by: str | Non
     if not versions:
         raise LifecycleError(f"flow {flow_id!r} is not deployed (deploy it first)")
     moment = utc_naive(at) if at else now_utc()
-    check(flow_id, state_of(workspace, flow_id), state)
+    found = state_of(workspace, flow_id)
+    if found is not state:
+        check(flow_id, found, state)
     made: Change | None = None
     for partition in range(workspace.partitions):
         with workspace.connection(partition) as connection:

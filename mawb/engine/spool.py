@@ -383,6 +383,9 @@ def _expand_imports(files: list[_File]) -> None:
                 for number, row in enumerate(rows, 1):
                     event = {"source": source, **(row if isinstance(row, dict) else {}),
                              "_line": f"{line}.{number}"}
+                    if isinstance(event.get("properties"), str):  # an events file's JSON text
+                        with contextlib.suppress(json.JSONDecodeError):
+                            event["properties"] = json.loads(event["properties"])
                     problem = _event_problem(event)
                     if problem is None:
                         file.events.append(event)

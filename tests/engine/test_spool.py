@@ -10,14 +10,16 @@ import json
 import os
 import secrets
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pytest
 
 from mawb.engine import Workspace, lifecycle, spool
 from mawb.model import Flow
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
