@@ -92,6 +92,7 @@ class ServiceLoop:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self.thread: threading.Thread | None = None
 
     # -- called from other threads -------------------------------------------------------------
     def wake(self, records: Iterable[dict[str, Any]] | None = None) -> None:
@@ -119,6 +120,13 @@ class ServiceLoop:
     @property
     def stopped(self) -> bool:
         return self._stop.is_set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the loop's thread to end; True once it has (or never started)."""
+        if self.thread is None:
+            return True
+        self.thread.join(timeout)
+        return not self.thread.is_alive()
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> None:
@@ -262,6 +270,7 @@ def _dispatcher() -> Callable[[Workspace], Any] | None:
 
 
 def run_in_thread(loop: ServiceLoop) -> threading.Thread:
-    thread = threading.Thread(target=loop.run, name="mawb-service-loop", daemon=True)
-    thread.start()
-    return thread
+    """Run `loop` in a daemon thread (kept on `loop.thread`, so `join` can wait for it)."""
+    loop.thread = threading.Thread(target=loop.run, name="mawb-service-loop", daemon=True)
+    loop.thread.start()
+    return loop.thread

@@ -1,4 +1,4 @@
-"""One intake service per test module, in its own process on a free loopback port."""
+"""One intake service for the whole session, in its own process on a free loopback port."""
 
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ if TYPE_CHECKING:
 TEST_SETTINGS = {"max_body_bytes": 64 * 1024, "max_batch": 100}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def intake(tmp_path_factory: pytest.TempPathFactory) -> Intake:
     return make_intake(tmp_path_factory.mktemp("intake"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def service(intake: Intake) -> Iterator[str]:
     """The base URL of a running intake service on `intake`'s workspace."""
     with intake_process(intake.home, TEST_SETTINGS, env=intake.env) as (url, _):
