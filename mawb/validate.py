@@ -53,6 +53,9 @@ if TYPE_CHECKING:
     from mawb.nodes.base import NodeType, Params
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# DuckDB refuses expressions nested past about 1000 levels; a 1+1+...+1 of 2,400 terms
+# validates as text but fails every tick, so conditions are bounded well below that.
+MAX_CONDITION_DEPTH = 200
 TICK = re.compile(r"^\d+(m|h|d)$")
 
 
@@ -354,6 +357,12 @@ def _check_condition(
     except ConditionError as error:
         yield _error("bad_condition", node_id, field, error.message)
         return
+    depth = _depth(condition.tree)
+    if depth > MAX_CONDITION_DEPTH:
+        yield _error("bad_condition", node_id, field,
+                     f"condition is nested {depth} levels deep (at most {MAX_CONDITION_DEPTH}); "
+                     "DuckDB cannot evaluate it: split it or use IN (...)")
+        return
     for name in sorted(condition.params - set(flow.params)):
         yield _error("unknown_param", node_id, field,
                      f":{name} is not a flow param; define it under params")
@@ -361,6 +370,16 @@ def _check_condition(
         for name in sorted(c for c in condition.columns if c.lower() not in columns):
             yield _error("unknown_column", node_id, field,
                          f"contacts have no attribute {name!r}")
+
+
+def _depth(tree: Any) -> int:
+    """Nesting depth of a parsed condition (iterative: the tree may be thousands deep)."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in node.iter_expressions())
+    return deepest
 
 
 def _check_settings(flow: Flow, columns: set[str] | None) -> Iterator[Diagnostic]:

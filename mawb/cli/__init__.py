@@ -12,6 +12,7 @@ import importlib
 import json
 import sys
 import tempfile
+import warnings
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -73,7 +74,8 @@ def expected_failures(source: str = "") -> Iterator[None]:
 
     prefix = f"{source}: " if source else ""
     try:
-        yield
+        with _stage_warnings():
+            yield
     except _Invalid as error:
         _print_diagnostics(error.source, error.report)
         errors = len(error.report.errors)
@@ -86,8 +88,32 @@ def expected_failures(source: str = "") -> Iterator[None]:
         raise _intake_failure(prefix, error) from None
     except (FlowFileError, StoreBusyError, OSError) as error:
         raise fail(str(error)) from None
-    except ValueError as error:  # bad options, params, intervals, immutable versions
+    except (ValueError, OverflowError) as error:  # bad options, params, intervals, versions
         raise fail(f"{prefix}{error}") from None
+    except RecursionError:
+        raise fail(f"{prefix}nested too deeply to read") from None
+
+
+@contextlib.contextmanager
+def _stage_warnings() -> Iterator[None]:
+    """Print each run-time stage failure (`StageFailed`) once, as a `warning:` line, as it
+    happens; a node failing on bad data never turns into a traceback or a silent count."""
+    from mawb.engine.workspace import StageFailed
+
+    shown: set[str] = set()
+    original = warnings.showwarning
+
+    def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if not issubclass(category, StageFailed):
+            original(message, category, *args, **kwargs)
+        elif str(message) not in shown:
+            shown.add(str(message))
+            typer.secho(f"warning: {message}", fg=typer.colors.YELLOW, err=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", StageFailed)
+        warnings.showwarning = show
+        yield
 
 
 def _print_diagnostics(source: str, report: Report) -> None:
