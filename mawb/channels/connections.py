@@ -26,7 +26,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 from urllib.parse import unquote, urlsplit
 
 import yaml
@@ -46,6 +46,8 @@ from mawb.links import workspace_secret
 from mawb.nodes.base import SECRET_REF
 
 if TYPE_CHECKING:
+    from pydantic.fields import FieldInfo
+
     from mawb.channels.base import Provider
 
 CONNECTIONS_FILE = "connections.yaml"
@@ -86,6 +88,13 @@ _SECRET = _Secret()
 SecretRef = Annotated[str, AfterValidator(_reference), _SECRET]
 
 
+def _is_secret(info: FieldInfo) -> bool:
+    """Whether a field is a `SecretRef` (also inside `SecretRef | None`)."""
+    options = [info.annotation, *get_args(info.annotation)]
+    return _SECRET in info.metadata or any(
+        _SECRET in getattr(option, "__metadata__", ()) for option in options)
+
+
 class _Connection(BaseModel):
     """Settings every connection has: pacing, limits, tracking and the outbound allow-list."""
 
@@ -117,8 +126,7 @@ class _Connection(BaseModel):
     def secret_refs(self) -> dict[str, str]:
         """Field name -> reference, for every secret field that is set."""
         refs = {name: getattr(self, name) for name, info in type(self).model_fields.items()
-                if _SECRET in info.metadata
-                and getattr(self, name)}
+                if _is_secret(info) and getattr(self, name)}
         for header, value in getattr(self, "headers", {}).items():
             if header.lower() in SENSITIVE_HEADERS:
                 refs[f"headers.{header}"] = value

@@ -20,6 +20,7 @@ ignored (`trust_env=False`): a proxy would connect on the guard's behalf.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 import time
@@ -30,6 +31,7 @@ import httpcore
 import httpx
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import Iterable
 
 # Metadata services answer on link-local / ULA addresses (already refused as such); named here so
@@ -59,8 +61,8 @@ def address_problem(address: str) -> str | None:
         (ip.is_loopback, "loopback"),
         (ip.is_link_local, "link-local"),
         (ip.is_multicast, "multicast"),
-        (ip.is_private, "private"),
         (ip.is_reserved, "reserved"),
+        (ip.is_private, "private"),
         (not ip.is_global, "non-public"),
     )
     return next((reason for failed, reason in checks if failed), None)
@@ -121,17 +123,27 @@ class GuardedBackend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
+@functools.cache
+def default_tls() -> ssl.SSLContext:
+    """The verifying TLS context, built once (loading the CA bundle costs tens of ms)."""
+    return httpx.create_ssl_context(trust_env=False)
+
+
 class GuardedTransport(httpx.HTTPTransport):
-    """httpx's transport over a pool whose sockets come from `GuardedBackend`."""
+    """httpx's transport over a pool whose sockets come from `GuardedBackend`.
+
+    httpx does not take a network backend, so the pool it builds is replaced by an identical
+    one that has the guard's; the SSRF tests fail if a future httpx changes that attribute."""
 
     def __init__(self, allow_hosts: Iterable[str] = (), *, max_connections: int = 10,
-                 verify: Any = True) -> None:
-        super().__init__(verify=verify, trust_env=False)
+                 tls: ssl.SSLContext | None = None) -> None:
+        context = tls or default_tls()
+        super().__init__(verify=context, trust_env=False)
         self._pool.close()
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
-            max_connections=max_connections, max_keepalive_connections=max_connections,
-            keepalive_expiry=5.0, network_backend=GuardedBackend(allow_hosts))
+            ssl_context=context, max_connections=max_connections,
+            max_keepalive_connections=max_connections, keepalive_expiry=5.0,
+            network_backend=GuardedBackend(allow_hosts))
 
 
 def guarded_client(allow_hosts: Iterable[str] = (), *, timeout: float = 10,

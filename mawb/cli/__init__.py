@@ -660,7 +660,7 @@ def _register_command_groups() -> None:
 
 
 # One entry per module in this package that adds commands (e.g. "serve", "connections").
-COMMAND_MODULES: tuple[str, ...] = ("keys", "serve", "flows")
+COMMAND_MODULES: tuple[str, ...] = ("connections", "keys", "serve", "flows")
 
 _register_command_groups()
 
