@@ -35,8 +35,10 @@ class OutboundMessage:
       "deal"|"task", "properties": {...}, "id": optional record id}`; an update without `id`
       addresses the contact by `recipient` (its email, `idProperty=email`).
     - api (http): `payload = {"method", "url", "headers", "body" (str or JSON value),
-      "store": {attribute: "dotted.path"}}`; `SendResult.response` = {attribute: value}.
-    - webhook: `payload = {"url" (optional when the connection has one), "body": JSON value}`.
+      "store": {attribute: "dotted.path"}, "secret": optional reference sent as Bearer}`;
+      `SendResult.response` = {attribute: value} (None where a path is absent).
+    - webhook: `payload = {"url" (optional when the connection has one), "body": JSON value,
+      "secret": reference to the whsec_ key, used when the connection sets none}`.
     """
 
     idempotency_key: str
