@@ -278,30 +278,38 @@ def step(
     node: Annotated[str, typer.Option(help="Node id, or _ingest / _dispatch")],
     tick_time: Annotated[str, typer.Option(help="The tick's time, ISO 8601 (UTC if no offset)")],
     partition: Annotated[int, typer.Option(min=0, help="Contact partition to run")] = 0,
-    partitions: Annotated[int, typer.Option(min=1, help="Number of contact partitions")] = 1,
+    partitions: Annotated[int | None, typer.Option(
+        min=1, help="Number of contact partitions (must match the workspace's)")] = None,
     home: HomeOpt = None,
     param: ParamOpt = None,
 ) -> None:
     """Run one stage of one tick for one partition: the idempotent entry point Airflow calls.
 
-    Deploys (or checks) the flow version first, so an invalid flow changes nothing.
+    Deploys (or checks) the flow version first, so an invalid flow changes nothing. `--param`
+    overrides apply to this flow version only; `--node _drain` advances the flow's other
+    versions that still hold contacts, each with its own params.
     """
     from mawb.engine import DISPATCH, INGEST, Workspace
+    from mawb.engine import manifest
+    from mawb.engine.workspace import DRAIN
 
     with expected_failures(flow_spec):
         flow = load_flow(flow_spec)
-        if node not in {INGEST, DISPATCH, *(n.id for n in flow.nodes)}:
+        if node not in {INGEST, DISPATCH, DRAIN, *(n.id for n in flow.nodes)}:
             raise ValueError(f"--node {node}: no such node in flow {flow.id} "
                              f"(nodes: {', '.join(n.id for n in flow.nodes)}; "
-                             f"stages: {INGEST}, {DISPATCH})")
-        if partition >= partitions:
-            raise ValueError(f"--partition {partition} must be below --partitions {partitions}")
+                             f"stages: {INGEST}, {DISPATCH}, {DRAIN})")
         params = {**flow.params, **parse_params(flow, param or [])}
         now = parse_time(tick_time)
+        count = manifest.resolve(_home(home), partitions)  # checked before anything is written
+        if partition >= count:
+            raise ValueError(f"--partition {partition} must be below --partitions {count}"
+                             + ("" if partitions else " (the workspace's count)"))
         workspace = Workspace(_home(home), partitions)
         deploy_checked(workspace, flow, flow_spec, params, partition)
         workspace.step(flow, node, now, partition, params)
-    typer.echo(f"{flow.id} v{flow.version}: {node} done for partition {partition}/{partitions} "
+    typer.echo(f"{flow.id} v{flow.version}: {node} done for partition {partition}/"
+               f"{workspace.partitions} "
                f"at {now.isoformat()}")
 
 
@@ -660,7 +668,7 @@ def _register_command_groups() -> None:
 
 
 # One entry per module in this package that adds commands (e.g. "serve", "connections").
-COMMAND_MODULES: tuple[str, ...] = ("connections", "keys", "serve", "flows")
+COMMAND_MODULES: tuple[str, ...] = ("connections", "keys", "serve", "flows", "workspace")
 
 _register_command_groups()
 

@@ -18,8 +18,10 @@ import json
 import os
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 MANIFEST_FILE = "workspace.json"
 FORMAT = 1

@@ -13,6 +13,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from mawb.engine.deliver import deliver, uses_connections
 from mawb.engine.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -36,10 +37,11 @@ def parse_interval(text: str) -> timedelta:
 
 
 def workspace_at(home: Path, partitions: int | None = None) -> Workspace:
-    """Open a workspace; without `partitions`, use as many as its folder already holds."""
-    if partitions is None:
-        found = list((home / "partitions").glob("*.duckdb"))
-        partitions = len(found) if found and not (home / "store.duckdb").exists() else 1
+    """Open a workspace with the partition count of its manifest (`workspace.json`).
+
+    A new workspace is created with `partitions` (default 1); for an existing one a
+    `partitions` that disagrees with the manifest is refused (ManifestError names both and
+    `mawb repartition`), never adopted."""
     return Workspace(home, partitions)
 
 
@@ -72,6 +74,8 @@ def run_on_clock(
     while True:
         now = clock()
         workspace.tick(flow, now, params)
+        if uses_connections(flow):  # then the dispatcher sends what the tick queued
+            deliver(workspace, [flow.id])
         done += 1
         if on_tick is not None:
             on_tick(now, done)
@@ -90,6 +94,8 @@ def status(workspace: Workspace, flow: Flow) -> dict[str, Any]:
     waiting: dict[str, dict[str, Any]] = {}
     messages = dict.fromkeys(CHANNELS, 0)
     outbox: dict[str, int] = {}
+    reasons: dict[str, int] = {}
+    dead_letters: list[dict[str, Any]] = []
     last_tick: datetime | None = None
     for partition in range(workspace.partitions):
         with workspace.connection(partition, read_only=True) as connection:
@@ -112,6 +118,7 @@ def status(workspace: Workspace, flow: Flow) -> dict[str, Any]:
                 "SELECT status, count(*) FROM outbox WHERE flow_id = ? GROUP BY 1", [flow.id]
             ).fetchall():
                 outbox[state] = outbox.get(state, 0) + int(count)
+            _add_problems(connection, flow.id, reasons, dead_letters)
             row = connection.execute(
                 "SELECT max(tick_time) FROM runs WHERE flow_id = ?", [flow.id]
             ).fetchone()
@@ -125,7 +132,28 @@ def status(workspace: Workspace, flow: Flow) -> dict[str, Any]:
         "nodes": [_node_status(node.id, node.type, waiting.get(node.id)) for node in flow.nodes],
         "messages": messages,
         "outbox": outbox,
+        "reasons": reasons,
+        "dead_letters": sorted(dead_letters, key=lambda d: d["at"] or "", reverse=True)[:20],
     }
+
+
+def _add_problems(connection: Any, flow_id: str, reasons: dict[str, int],
+                  dead_letters: list[dict[str, Any]]) -> None:
+    """Rows not sent, counted by `status:reason`, and the latest dead rows with their error."""
+    for state, reason, count in connection.execute(
+        "SELECT status, reason, count(*) FROM outbox WHERE flow_id = ? AND reason IS NOT NULL "
+        "GROUP BY ALL", [flow_id],
+    ).fetchall():
+        label = f"{state}:{reason}"
+        reasons[label] = reasons.get(label, 0) + int(count)
+    for key, node_id, channel, attempts, reason, error, at in connection.execute(
+        "SELECT idempotency_key, node_id, channel, attempts, reason, error, "
+        "coalesce(lease_until, not_before) FROM outbox WHERE flow_id = ? AND status = 'dead' "
+        "ORDER BY not_before DESC LIMIT 20", [flow_id],
+    ).fetchall():
+        dead_letters.append({"key": key, "node_id": node_id, "channel": channel,
+                             "attempts": int(attempts or 0), "reason": reason, "error": error,
+                             "at": at.isoformat() if at else None})
 
 
 def _add_waiting(waiting: dict[str, dict[str, Any]], node_id: str, count: int, due: int,

@@ -28,10 +28,17 @@ import pandas as pd
 from pydantic import ValidationError
 
 from mawb import graph, nodes
-from mawb.engine import enroll, lifecycle, outbox, spool
+from mawb.engine import enroll, lifecycle, manifest, outbox, spool
 from mawb.engine.cohort import Cohort, apply, ended_paths, literal, prepare, quote
 from mawb.engine.steps import EVERY_TICK, STEPS, StepError
-from mawb.engine.store import connect, contact_columns, migrate, utc_naive
+from mawb.engine.store import (
+    STORE_SCHEMA_VERSION,
+    connect,
+    contact_columns,
+    migrate,
+    schema_version,
+    utc_naive,
+)
 from mawb.expr import ConditionError, to_sql
 from mawb.model import Flow, load
 from mawb.nodes.base import Category
@@ -43,6 +50,8 @@ if TYPE_CHECKING:
 
 INGEST = "_ingest"
 DISPATCH = "_dispatch"
+# Advances every other version of the flow that still holds contacts (see `Workspace.tick`).
+DRAIN = "_drain"
 
 # How each event name changes engagement attributes when its time comes.
 EVENT_EFFECTS = """
@@ -75,14 +84,20 @@ def default_home() -> Path:
 class Workspace:
     """State of one mawb installation; cheap to create, opens connections per operation."""
 
-    def __init__(self, home: str | Path | None = None, partitions: int = 1) -> None:
+    def __init__(self, home: str | Path | None = None, partitions: int | None = None) -> None:
+        """Open (creating if need be) the workspace at `home`.
+
+        The partition count is the manifest's (`workspace.json`, written when the workspace is
+        created, with `partitions` or 1); a different explicit `partitions` raises
+        ManifestError rather than splitting contacts across two layouts."""
         self.home = Path(home) if home is not None else default_home()
-        self.partitions = partitions
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.manifest = manifest.ensure(self.home, partitions)
+        self.partitions = self.manifest.partitions
         self._held: dict[int, duckdb.DuckDBPyConnection] = {}
         # Stores are migrated on first use, one partition at a time: an Airflow task that steps
         # partition 0 must never wait for the writer of partition 1.
         self._migrated: set[int] = set()
-        self.home.mkdir(parents=True, exist_ok=True)
 
     # -- files -------------------------------------------------------------------------------
     def store_path(self, partition: int = 0) -> Path:
@@ -95,11 +110,26 @@ class Workspace:
     def connection(self, partition: int = 0, read_only: bool = False) -> _Connection:
         """A short-lived connection, or the one a `session` holds for this partition."""
         path = self.store_path(partition)
-        if partition not in self._migrated and not (read_only and path.exists()):
-            with _Connection(path, False, self._held.get(partition)) as connection:
-                migrate(connection)
-        self._migrated.add(partition)
+        if partition not in self._migrated:
+            self._migrate(partition, read_only)
         return _Connection(path, read_only, self._held.get(partition))
+
+    def _migrate(self, partition: int, read_only: bool) -> None:
+        """Bring one store to the current schema before its first use, and only then mark it.
+
+        A read-only caller looks first; an old (or missing) store is migrated through a brief
+        writable connection, so a reader never runs new code on an old schema."""
+        path = self.store_path(partition)
+        held = self._held.get(partition)
+        if read_only and held is None and path.exists():
+            with _Connection(path, True) as connection:
+                current = schema_version(connection) == STORE_SCHEMA_VERSION
+            if current:
+                self._migrated.add(partition)
+                return
+        with _Connection(path, False, held) as connection:
+            migrate(connection)
+        self._migrated.add(partition)
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Workspace]:
@@ -229,29 +259,31 @@ class Workspace:
 
     # -- running -------------------------------------------------------------------------------
     def stages(self, flow: Flow) -> list[str]:
-        return [INGEST, *graph.topological_order(flow), DISPATCH]
+        """A tick's stages in order; running them one by one (`step`) is exactly `tick`."""
+        return [INGEST, *graph.topological_order(flow), DISPATCH, DRAIN]
 
     def tick(self, flow: Flow, now: datetime, params: dict[str, Any] | None = None,
              load_spool: bool = True) -> None:
-        """Advance the flow by one tick on every partition."""
+        """Advance `flow` by one tick on every partition, then every other live version.
+
+        `params` override `flow`'s own params and apply to that version only; they are
+        recorded in `run_params`. Contacts on other versions of the flow (entered before a
+        newer version was published, or still held by a removed node) move on in the DRAIN
+        stage, with the params their version last ran with, and no new contact enters them.
+        """
         now = utc_naive(now)
         if load_spool:
             self.load_spool()
         for partition in range(self.partitions):
             with self.connection(partition) as connection:
-                if lifecycle.held(connection, flow.id):
-                    run_stage(connection, flow, INGEST, now, params)
-                    continue
-                for stage in self.stages(flow):
-                    run_stage(connection, flow, stage, now, params)
-                for older in self._older_versions(connection, flow):
-                    for stage in graph.topological_order(older):
-                        run_stage(connection, older, stage, now, params)
-                    run_stage(connection, older, DISPATCH, now, params)
+                record_params(connection, flow, now, params)
+                held = lifecycle.held(connection, flow.id)
+                for stage in self.stages(flow) if not held else [INGEST]:
+                    self._run(connection, flow, stage, now, params)
 
     def step(self, flow: Flow, stage: str, now: datetime, partition: int = 0,
              params: dict[str, Any] | None = None) -> None:
-        """Run one stage (INGEST, a node id, DISPATCH) for one partition.
+        """Run one stage (INGEST, a node id, DISPATCH or DRAIN) for one partition.
 
         INGEST first loads the partition's share of the spool; a paused or stopped flow
         runs nothing else (its contacts stay where they are)."""
@@ -260,11 +292,23 @@ class Workspace:
         with self.connection(partition) as connection:
             if stage != INGEST and lifecycle.held(connection, flow.id):
                 return
-            run_stage(connection, flow, stage, utc_naive(now), params)
+            record_params(connection, flow, utc_naive(now), params)
+            self._run(connection, flow, stage, utc_naive(now), params)
 
     def load_spool(self, partitions: Iterable[int] | None = None) -> spool.LoadReport:
         """Load accepted intake (spool files) into the stores, exactly once (engine.spool)."""
         return spool.load(self, partitions)
+
+    def _run(self, connection: duckdb.DuckDBPyConnection, flow: Flow, stage: str,
+             now: datetime, params: dict[str, Any] | None) -> None:
+        if stage != DRAIN:
+            run_stage(connection, flow, stage, now, params)
+            return
+        for older in self._older_versions(connection, flow):
+            own = recorded_params(connection, older, now)
+            record_params(connection, older, now, own)
+            for older_stage in drain_stages(older):
+                run_stage(connection, older, older_stage, now, own)
 
     def _older_versions(self, connection: duckdb.DuckDBPyConnection, flow: Flow) -> list[Flow]:
         rows = connection.execute(
@@ -328,6 +372,45 @@ def upsert_contacts(connection: duckdb.DuckDBPyConnection, frame: pd.DataFrame) 
     )
     connection.execute(f"INSERT INTO contacts ({columns}) SELECT {columns} FROM incoming")
     connection.unregister("incoming")
+
+
+def drain_stages(flow: Flow) -> list[str]:
+    """The stages of a version that only finishes its contacts: its nodes in order, except
+    its triggers (nobody new enters an older version; a token never rests at a trigger),
+    then DISPATCH."""
+    return [node_id for node_id in graph.topological_order(flow)
+            if nodes.get(flow.node(node_id).type).category is not Category.TRIGGER] + [DISPATCH]
+
+
+def record_params(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime,
+                  params: dict[str, Any] | None) -> None:
+    """Record the params `flow` runs with from this tick on (its defaults plus the
+    overrides), when they differ from the ones last recorded: the params of any tick are the
+    latest row at or before it, and an unchanged run writes nothing."""
+    effective = {**flow.params, **(params or {})}
+    last = connection.execute(
+        "SELECT params FROM run_params WHERE flow_id = ? AND version = ? AND tick_time <= ? "
+        "ORDER BY tick_time DESC LIMIT 1", [flow.id, flow.version, now],
+    ).fetchone()
+    if last is not None and json.loads(last[0]) == json.loads(json.dumps(effective, default=str)):
+        return
+    connection.execute("INSERT OR REPLACE INTO run_params VALUES (?, ?, ?, ?)",
+                       [flow.id, flow.version, now,
+                        json.dumps(effective, sort_keys=True, default=str)])
+
+
+def recorded_params(connection: duckdb.DuckDBPyConnection, flow: Flow,
+                    now: datetime) -> dict[str, Any]:
+    """The params `flow` (a version) last ran with up to `now`; its defaults if never run.
+
+    Only names the version declares are kept: a param a newer version added or renamed
+    never leaks into an older one."""
+    row = connection.execute(
+        "SELECT params FROM run_params WHERE flow_id = ? AND version = ? AND tick_time <= ? "
+        "ORDER BY tick_time DESC LIMIT 1", [flow.id, flow.version, now],
+    ).fetchone()
+    recorded = json.loads(row[0]) if row else {}
+    return {name: recorded.get(name, value) for name, value in flow.params.items()}
 
 
 class _Connection:
@@ -644,4 +727,4 @@ def as_json(value: Any) -> str:
     return json.dumps(value, default=str)
 
 
-__all__ = ["DISPATCH", "INGEST", "Workspace", "literal", "run_stage"]
+__all__ = ["DISPATCH", "DRAIN", "INGEST", "Workspace", "literal", "run_stage"]

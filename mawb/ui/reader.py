@@ -8,6 +8,13 @@ connection, retries with jittered backoff for a bounded time, and turns a store 
 busy into `StoreBusyError` with a message fit for a user. It never creates or migrates
 anything, unlike `Workspace(home)`, which opens the store for writing. Saved flow versions
 are plain files: read them with `mawb.versions.VersionStore`.
+
+A partitioned workspace (the Airflow/Kubernetes layout, `partitions/<p>.duckdb`, count from
+`workspace.json`) is read as one store: every partition file is attached read-only to an
+in-memory connection whose `main` tables are views over the union of the partitions, so the
+dashboard queries run unchanged and count every contact once. A store on an older schema is
+refused ("run `mawb migrate`"): a reader never writes, and never runs on a schema it was not
+written for.
 """
 
 from __future__ import annotations
@@ -20,7 +27,8 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from mawb.engine.store import StoreBusyError
+from mawb.engine import manifest
+from mawb.engine.store import STORE_SCHEMA_VERSION, StoreBusyError, StoreSchemaError
 from mawb.engine.workspace import default_home
 
 if TYPE_CHECKING:
@@ -39,11 +47,23 @@ class WorkspaceReader:
         self.retry_seconds = retry_seconds
 
     @property
+    def partitions(self) -> int:
+        """The workspace's partition count (manifest, else what its files show)."""
+        return manifest.resolve(self.home, None)
+
+    @property
     def store_path(self) -> Path:
+        """The single store of an unpartitioned workspace."""
         return self.home / "store.duckdb"
 
+    def store_paths(self) -> list[Path]:
+        count = self.partitions
+        if count == 1:
+            return [self.store_path]
+        return [self.home / "partitions" / f"{p}.duckdb" for p in range(count)]
+
     def has_store(self) -> bool:
-        return self.store_path.is_file()
+        return any(path.is_file() for path in self.store_paths())
 
     # -- store -------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -60,15 +80,14 @@ class WorkspaceReader:
             connection.close()
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
-        if not self.has_store():
+        paths = [path for path in self.store_paths() if path.is_file()]
+        if not paths:
             raise FileNotFoundError(f"no store in workspace {self.home}")
         deadline = time.monotonic() + self.retry_seconds
         delay = 0.02
         while True:
             try:
-                connection = duckdb.connect(str(self.store_path), read_only=True)
-                connection.execute("SET TimeZone = 'UTC'")
-                return connection
+                return _open(paths, len(self.store_paths()) > 1)
             except (duckdb.IOException, duckdb.ConnectionException) as error:
                 if not _is_busy(error):
                     raise
@@ -80,9 +99,76 @@ class WorkspaceReader:
             delay = min(delay * 2, 0.5)
 
 
+def _open(paths: list[Path], partitioned: bool) -> duckdb.DuckDBPyConnection:
+    """One store read-only, or every partition attached read-only behind union views."""
+    if not partitioned:
+        connection = duckdb.connect(str(paths[0]), read_only=True)
+        connection.execute("SET TimeZone = 'UTC'")
+        try:
+            _check_schema(connection, "main", paths[0])
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+    connection = duckdb.connect()
+    try:
+        connection.execute("SET TimeZone = 'UTC'")
+        tables: dict[str, list[str]] = {}
+        for index, path in enumerate(paths):
+            alias = f"p{index}"
+            connection.execute(f"ATTACH ? AS {alias} (READ_ONLY)", [str(path)])
+            _check_schema(connection, alias, path)
+            for (table,) in connection.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = ? "
+                "AND schema_name = 'main' ORDER BY table_name", [alias]
+            ).fetchall():
+                tables.setdefault(table, []).append(alias)
+        for table, aliases in tables.items():
+            name = _identifier(table)
+            union = " UNION ALL BY NAME ".join(
+                f"SELECT * FROM {alias}.main.{name}" for alias in aliases)
+            connection.execute(f"CREATE TEMP VIEW {name} AS {union}")
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _check_schema(connection: duckdb.DuckDBPyConnection, database: str, path: Path) -> None:
+    found = connection.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND schema_name = 'main' "
+        "AND table_name = 'meta'", [_database_name(connection, database)]
+    ).fetchone()
+    version = 0
+    if found and found[0]:
+        row = connection.execute(
+            f"SELECT value FROM {_identifier(_database_name(connection, database))}.main.meta "
+            "WHERE key = 'schema_version'"
+        ).fetchone()
+        version = int(row[0]) if row else 0
+    if version != STORE_SCHEMA_VERSION:
+        raise StoreSchemaError(
+            f"store {path} has schema version {version}, this mawb reads "
+            f"{STORE_SCHEMA_VERSION}; run `mawb migrate` (it takes the store briefly)"
+            if version < STORE_SCHEMA_VERSION else
+            f"store {path} has schema version {version}, newer than this mawb's "
+            f"{STORE_SCHEMA_VERSION}; upgrade mawb")
+
+
+def _database_name(connection: duckdb.DuckDBPyConnection, alias: str) -> str:
+    if alias != "main":
+        return alias
+    row = connection.execute("SELECT current_database()").fetchone()
+    return str(row[0]) if row else alias
+
+
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _is_busy(error: Exception) -> bool:
     text = str(error).lower()
     return any(word in text for word in _BUSY_WORDS)
 
 
-__all__ = ["StoreBusyError", "WorkspaceReader"]
+__all__ = ["StoreBusyError", "StoreSchemaError", "WorkspaceReader"]
