@@ -10,8 +10,9 @@ and deletes the file.
 
 Records (one JSON object a line, `kind` first):
 - `event`: event_id, contact_id, name, ts (ISO 8601), properties, source (`api`, `link`,
-  `webhook:<flow>:<node>`, `provider:<name>`). Events are deduplicated by event_id (a repeat
-  counts as `duplicate`); an event for a contact the store does not hold is kept — it may
+  `webhook:<flow>:<node>`, `provider:<name>`). Events are deduplicated by event_id in their
+  contact's partition (a client's retry names the same contact; a repeat counts as
+  `duplicate`); an event for a contact the store does not hold is kept — it may
   arrive before the contact — and counted as `unknown_contact`.
 - `contact`: `{"contact": {...}}`, validated like `mawb import-contacts` and upserted through
   the same path (the record replaces the stored contact, as a re-import does).
