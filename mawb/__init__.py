@@ -39,6 +39,7 @@ _LAZY = {
     "synthetic_contacts": "mawb.data",
     "synthetic_events": "mawb.data",
     "Workspace": "mawb.engine",
+    "preview": "mawb.engine.preview",
 }
 
 __all__ = [
@@ -61,6 +62,7 @@ __all__ = [
     "load",
     "load_template",
     "loads",
+    "preview",
     "simulate",
     "sweep",
     "synthetic_contacts",

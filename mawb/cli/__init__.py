@@ -544,6 +544,11 @@ def status_command(
     typer.echo("messages: " + ", ".join(f"{k} {v}" for k, v in data["messages"].items()))
     if data["outbox"]:
         typer.echo("outbox: " + ", ".join(f"{k} {v}" for k, v in data["outbox"].items()))
+    if data.get("reasons"):
+        typer.echo("not sent: " + ", ".join(f"{k} {v}" for k, v in data["reasons"].items()))
+    for dead in data.get("dead_letters", [])[:5]:
+        typer.echo(f"dead {dead['key']} after {dead['attempts']} attempts ({dead['reason']}): "
+                   f"{dead['error']}")
 
 
 DataFileArg = Annotated[Path, typer.Argument(metavar="FILE", help="CSV, JSONL or Parquet file")]
@@ -668,7 +673,8 @@ def _register_command_groups() -> None:
 
 
 # One entry per module in this package that adds commands (e.g. "serve", "connections").
-COMMAND_MODULES: tuple[str, ...] = ("connections", "keys", "serve", "flows", "workspace")
+COMMAND_MODULES: tuple[str, ...] = ("connections", "keys", "serve", "flows", "workspace",
+                                    "preview", "suppressions")
 
 _register_command_groups()
 

@@ -128,6 +128,13 @@ def deliver(workspace: Workspace, flow_ids: Iterable[str] | None = None,
     return report
 
 
+def uses_connections(flow: Any) -> bool:
+    """Whether any row of `flow` can go to a connection (else the sandbox does everything)."""
+    return bool(flow.settings.connections) or any(
+        node.params.get("connection") or node.params.get("crm", "local") != "local"
+        for node in flow.nodes)
+
+
 # -- claim -----------------------------------------------------------------------------------
 def _flow_filter(flows: list[str] | None, alias: str = "") -> str:
     if flows is None:

@@ -58,6 +58,7 @@ def liquid_to_sql(template: str, columns: Mapping[str, str] | set[str], alias: s
     if "{%" in template or check_template(template) is not None:
         return None
     types = columns if not isinstance(columns, set) else dict.fromkeys(columns, "VARCHAR")
+    template = template.replace("\r\n", "\n").replace("\r", "\n")  # as Liquid reads it
     parts: list[exp.Expression] = []
     position = 0
     for match in _OUTPUT.finditer(template):
