@@ -21,6 +21,7 @@ from mawb.model import FlowFileError, Settings
 from mawb.ui import builder_state as bs
 from mawb.ui.canvas import flow_canvas, latest_graph
 from mawb.ui.config_panel import render_config_panel, render_model_inputs
+from mawb.ui.drafts import Draft, DraftStore
 from mawb.ui.flow_graph import flow_to_graph, palette_items
 from mawb.ui.versions_panel import render_versions
 from mawb.validate import Report, validate_flow
@@ -40,19 +41,25 @@ _TEMPLATE = "Template · "
 def render_builder(home: Path | None = None) -> None:
     """Draw the whole page for the workspace at ``home`` (``MAWB_HOME`` or ``.mawb``)."""
     store = VersionStore(home)
-    state = _state(store)
+    drafts = DraftStore(store.home)
+    state = _state(store, drafts)
+    before = state.flow
     bs.adopt_shared_flow(state, st.session_state.get(bs.SHARED_FLOW_KEY))
     bs.apply_canvas_edit(state, latest_graph(state.canvas_key))
-    _header(state, store)
-    canvas_slot = st.container()
-    left, right = st.columns([5, 6], gap="large")
-    with left:
+    status_slot, history_slot = _header(state, store, drafts)
+    board, drawer = st.columns([7, 4], gap="medium")
+    with drawer:
         _config_panel(state)
     report = validate_flow(state.flow)
-    with right:
-        _diagnostics(report)
-    with canvas_slot:
+    with board:
         _canvas(state, report)
+        _diagnostics(report)
+    # Every edit of this rerun is known now: history, autosave and the status line are exact.
+    bs.record_edit(state, before)
+    _autosave(state, drafts)
+    with history_slot:
+        _history_buttons(state, drafts)
+    status_slot.markdown(_status_line(state))
     _forget_old_canvases(state)
     versions, files, dag = st.tabs(["Versions", "Import / export", "Airflow DAG"])
     with versions:
@@ -63,65 +70,158 @@ def render_builder(home: Path | None = None) -> None:
         _compile(state, report)
 
 
-def _state(store: VersionStore) -> bs.BuilderState:
+def _state(store: VersionStore, drafts: DraftStore) -> bs.BuilderState:
+    """The session's state; a new session (a reload, a restarted server) reopens the draft
+    edited last, else the first saved flow."""
     state = st.session_state.get(bs.STATE_KEY)
     if isinstance(state, bs.BuilderState):
         return state
     state = bs.BuilderState(flow=bs.new_flow())
-    ids = store.flow_ids()
-    if ids:
-        _open_saved(state, store, ids[0])
+    latest = drafts.latest()
+    if latest is not None:
+        _open_draft(state, store, latest)
+    else:
+        ids = store.flow_ids()
+        if ids:
+            _open_saved(state, store, drafts, ids[0])
     st.session_state[bs.STATE_KEY] = state
     return state
 
 
-def _open_saved(state: bs.BuilderState, store: VersionStore, flow_id: str) -> bool:
+def _open_draft(state: bs.BuilderState, store: VersionStore, draft: Draft) -> None:
+    saved = None
+    if draft.based_on is not None:
+        try:
+            saved = store.load(draft.key, draft.based_on)
+        except (FlowFileError, FileNotFoundError, KeyError, ValueError):
+            saved = None
+    bs.replace_flow(state, draft.flow, based_on=draft.based_on if saved else None, saved=saved,
+                    notice=f"Restored your draft of {draft.flow.name or draft.flow.id} "
+                    f"(autosaved {draft.saved_at:%Y-%m-%d %H:%M} UTC).")
+    state.draft_key = draft.key
+    state.autosaved = draft.flow.to_json()
+
+
+def _open_saved(state: bs.BuilderState, store: VersionStore, drafts: DraftStore,
+                flow_id: str) -> bool:
+    draft = drafts.load(flow_id)
+    if draft is not None:
+        _open_draft(state, store, draft)
+        return True
     try:
         flow = store.load(flow_id)
     except FlowFileError as error:
         st.error(f"Could not open {flow_id}: {error}", icon=":material/error:")
         return False
     bs.replace_flow(state, flow, based_on=flow.version, saved=flow)
+    state.notice = f"Opened {flow_id} v{flow.version}."
     return True
 
 
-def _header(state: bs.BuilderState, store: VersionStore) -> None:
+def _autosave(state: bs.BuilderState, drafts: DraftStore) -> None:
+    """Keep the draft file equal to the draft: written when it changed, removed once the
+    draft is again exactly its saved version."""
+    if not state.dirty:
+        if state.autosaved is not None:
+            drafts.discard(state.draft_key)
+            state.autosaved = None
+        return
+    text = state.flow.to_json()
+    if text != state.autosaved:
+        drafts.save(state.draft_key, state.flow, state.based_on)
+        state.autosaved = text
+
+
+def _status_line(state: bs.BuilderState) -> str:
+    based = f"v{state.based_on}" if state.based_on else "never saved"
+    changed = " · :orange[**unsaved changes**] (draft autosaved)" if state.dirty else ""
+    return f"`{state.flow.id}` · {based}{changed}"
+
+
+def _header(state: bs.BuilderState, store: VersionStore, drafts: DraftStore
+            ) -> tuple[Any, Any]:
+    """Title, status and actions; returns the status and undo/redo slots, filled once the
+    rerun's edits are applied (so the marker is never one edit late)."""
     title, status = st.columns([3, 2], vertical_alignment="bottom")
     title.header(f"Builder · {state.flow.name or state.flow.id}")
-    based = f"v{state.based_on}" if state.based_on else "never saved"
-    changed = " · unsaved changes" if state.dirty else ""
-    status.markdown(f"`{state.flow.id}` · {based}{changed}")
+    status_slot = status.empty()
     if state.notice:
         st.success(state.notice, icon=":material/check_circle:")
         state.notice = None
-    pick, layout, simulate = st.columns([4, 1, 1], vertical_alignment="bottom")
+    pick, history, layout, simulate = st.columns([4, 2, 1, 1], vertical_alignment="bottom")
     with pick:
-        _open_menu(state, store)
+        _open_menu(state, store, drafts)
     if layout.button("Auto layout", icon=":material/account_tree:", width="stretch"):
         bs.auto_layout(state)
         st.rerun()
     if simulate.button("Simulate", icon=":material/science:", width="stretch",
                        help="Open this flow on the Experiments page"):
         _simulate(state)
+    return status_slot, history.container()
 
 
-def _open_menu(state: bs.BuilderState, store: VersionStore) -> None:
+def _history_buttons(state: bs.BuilderState, drafts: DraftStore) -> None:
+    back, forward = st.columns(2)
+    if back.button("Undo", icon=":material/undo:", width="stretch", key="builder_undo",
+                   disabled=not state.undo, shortcut="Ctrl+Z",
+                   help="Undo the last change (Ctrl+Z)"):
+        bs.undo(state)
+        _autosave(state, drafts)
+        st.rerun()
+    if forward.button("Redo", icon=":material/redo:", width="stretch", key="builder_redo",
+                      disabled=not state.redo, shortcut="Ctrl+Shift+Z",
+                      help="Redo (Ctrl+Shift+Z)"):
+        bs.redo(state)
+        _autosave(state, drafts)
+        st.rerun()
+
+
+def _open_menu(state: bs.BuilderState, store: VersionStore, drafts: DraftStore) -> None:
     options = [_OPEN_NEW, *store.flow_ids(),
                *(f"{_TEMPLATE}{template_id}" for template_id in templates.template_ids())]
     choice = st.selectbox("Open a flow", options, index=None, key=f"open_{state.generation}",
                           placeholder="Open a saved flow, a template, or start a new one")
-    if choice is None:
+    if choice is not None and state.pending_choice is None and state.dirty:
+        state.pending_choice = choice  # ask first: the draft has unsaved changes
+    if state.pending_choice is not None:
+        _confirm_discard(state, store, drafts)
         return
+    if choice is not None:
+        _open_choice(state, store, drafts, choice)
+        st.rerun()
+
+
+def _confirm_discard(state: bs.BuilderState, store: VersionStore, drafts: DraftStore) -> None:
+    choice = state.pending_choice or ""
+    with st.container(border=True, key="builder_discard_prompt"):
+        st.warning(f"**{state.flow.name or state.flow.id}** has unsaved changes. Open "
+                   f"**{choice}** anyway?", icon=":material/warning:")
+        keep, discard, cancel = st.columns(3)
+        if keep.button("Keep the draft, open it", key="builder_keep_draft",
+                       help="The draft stays autosaved and reopens with its flow"):
+            _open_choice(state, store, drafts, choice)
+            st.rerun()
+        if discard.button("Discard changes", key="builder_discard", type="primary"):
+            drafts.discard(state.draft_key)
+            state.autosaved = None
+            _open_choice(state, store, drafts, choice)
+            st.rerun()
+        if cancel.button("Cancel", key="builder_cancel_open"):
+            state.pending_choice = None
+            state.generation += 1  # a fresh selectbox, back at its placeholder
+            st.rerun()
+
+
+def _open_choice(state: bs.BuilderState, store: VersionStore, drafts: DraftStore,
+                 choice: str) -> None:
+    state.pending_choice = None
     if choice == _OPEN_NEW:
         bs.replace_flow(state, bs.new_flow(), notice="New empty flow: drag a trigger in.")
     elif choice.startswith(_TEMPLATE):
         template = templates.load_template(choice.removeprefix(_TEMPLATE))
         bs.replace_flow(state, template, notice=f"Template {template.id} opened as a new draft.")
-    elif _open_saved(state, store, choice):
-        state.notice = f"Opened {choice} v{state.based_on}."
     else:
-        return
-    st.rerun()
+        _open_saved(state, store, drafts, choice)
 
 
 def _simulate(state: bs.BuilderState) -> None:
@@ -151,18 +251,19 @@ def _forget_old_canvases(state: bs.BuilderState) -> None:
 
 
 def _config_panel(state: bs.BuilderState) -> None:
-    st.subheader("Step settings")
+    """The right-hand drawer: the selected step's settings, and the flow's one click away."""
+    _flow_settings(state, expanded=state.selected is None)
     node = next((n for n in state.flow.nodes if n.id == state.selected), None)
     if node is None:
-        st.caption("Select a step on the canvas to edit its settings.")
-        _flow_settings(state)
+        st.caption("Select a step on the canvas to edit its settings here.")
         return
-    label, params = render_config_panel(node, f"{state.inputs_key}::{node.id}")
+    with st.container(border=True, key="builder_step_drawer"):
+        label, params = render_config_panel(node, f"{state.inputs_key}::{node.id}")
     bs.apply_node_config(state, node.id, label, params)
 
 
-def _flow_settings(state: bs.BuilderState) -> None:
-    with st.expander("Flow settings", icon=":material/tune:"):
+def _flow_settings(state: bs.BuilderState, expanded: bool = False) -> None:
+    with st.expander("Flow settings", icon=":material/tune:", expanded=expanded):
         prefix = state.inputs_key
         name = st.text_input("Name", value=state.flow.name, key=f"{prefix}::flow_name")
         description = st.text_area("Description", value=state.flow.description,

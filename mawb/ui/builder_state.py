@@ -5,6 +5,10 @@ transitions in plain Python makes them testable without a browser, and keeps one
 place: the canvas's latest graph stays in Streamlit's session after it was applied, so an edit is
 applied exactly once (`applied_graph`), and when Python replaces the flow (import, rollback,
 template) the `generation` moves on, which gives the canvas and the config inputs fresh keys.
+
+Every change to the draft during a rerun is one step of history (`record_edit`): undo and redo
+swap whole flows, and move `form_generation` on so the config inputs show the restored values
+while the canvas (which takes a changed graph from Python as it is) keeps its key.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ SHARED_FLOW_KEY = "mawb_flow"
 experiments)."""
 NEW_FLOW_ID = "new_flow"
 CANVAS_KEY_PREFIX = "builder_canvas_"
+HISTORY_LIMIT = 100
+"""Undo steps kept per draft (each is one Flow; a flow of 200 steps is ~100 kB)."""
 
 
 @dataclass
@@ -45,6 +51,12 @@ class BuilderState:
     notice: str | None = None
     compiled: tuple[str, str] | None = None  # (flow json it was compiled from, DAG source)
     imported: set[str] = field(default_factory=set)  # uploader file ids already imported
+    draft_key: str = NEW_FLOW_ID  # the draft file this flow autosaves to (`mawb.ui.drafts`)
+    undo: list[Flow] = field(default_factory=list)
+    redo: list[Flow] = field(default_factory=list)
+    form_generation: int = 0
+    pending_choice: str | None = None  # an "open" waiting for the user to confirm a discard
+    autosaved: str | None = None  # the flow JSON last written to the draft file
 
     @property
     def canvas_key(self) -> str:
@@ -52,7 +64,7 @@ class BuilderState:
 
     @property
     def inputs_key(self) -> str:
-        return f"builder_inputs_{self.generation}"
+        return f"builder_inputs_{self.generation}_{self.form_generation}"
 
     @property
     def dirty(self) -> bool:
@@ -87,6 +99,10 @@ def replace_flow(state: BuilderState, flow: Flow, *, based_on: int | None = None
     state.applied_graph = None
     state.compiled = None
     state.notice = notice
+    state.draft_key = flow.id
+    state.undo, state.redo = [], []
+    state.pending_choice = None
+    state.autosaved = None
 
 
 def apply_canvas_edit(state: BuilderState, graph: Mapping[str, Any] | None) -> bool:
@@ -162,3 +178,44 @@ def import_file(state: BuilderState, name: str, content: bytes) -> str | None:
         return f"{name}{where}: {error.detail}"
     replace_flow(state, flow, notice=f"Imported {name} as a draft of {flow.id}.")
     return None
+
+
+def _content(flow: Flow) -> dict[str, Any]:
+    return flow.model_dump(mode="json")
+
+
+def record_edit(state: BuilderState, before: Flow) -> bool:
+    """After a rerun's edits: when the draft differs from `before`, make `before` one undo
+    step (the redo list is dropped, as in any editor). True when something changed."""
+    if before is state.flow or _content(before) == _content(state.flow):
+        return False
+    state.undo.append(before)
+    del state.undo[:-HISTORY_LIMIT]
+    state.redo.clear()
+    return True
+
+
+def undo(state: BuilderState) -> bool:
+    """Go back one step; False when there is nothing to undo."""
+    if not state.undo:
+        return False
+    state.redo.append(state.flow)
+    _restore(state, state.undo.pop())
+    return True
+
+
+def redo(state: BuilderState) -> bool:
+    """Re-apply the step last undone; False when there is nothing to redo."""
+    if not state.redo:
+        return False
+    state.undo.append(state.flow)
+    _restore(state, state.redo.pop())
+    return True
+
+
+def _restore(state: BuilderState, flow: Flow) -> None:
+    state.flow = flow
+    if state.selected not in {node.id for node in flow.nodes}:
+        state.selected = None
+    state.form_generation += 1  # the config inputs must show the restored values
+    state.compiled = None

@@ -175,9 +175,12 @@ def _widget(spec: FieldSpec, value: Any, key: str) -> Any:
         return st.number_input(label, value=start, step=number(1),
                                format="%d" if spec.kind == "int" else "%g", **common)
     if spec.kind == "choice":
-        options = list(spec.choices)
+        # An optional choice left unset stays unset: looking at it must not pick the first.
+        options = [None, *spec.choices] if spec.optional else list(spec.choices)
         index = options.index(value) if value in options else 0
-        return st.selectbox(label, options, index=index, **common)
+        return st.selectbox(label, options, index=index,
+                            format_func=lambda o: "(automatic)" if o is None else str(o),
+                            **common)
     if spec.kind == "multichoice":
         chosen = [item for item in (value or []) if item in spec.choices]
         return st.multiselect(label, list(spec.choices), default=chosen, **common)
