@@ -1,5 +1,5 @@
 # mawb — two commands on a fresh machine (Python 3.11 + the package registries):
-#   make run    installs, seeds the demo workspace and starts the workbench on localhost
+#   make run    installs, seeds the demo workspace, starts the workbench and the service on localhost
 #   make test   installs everything (system packages too) and runs every test
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -8,6 +8,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
+SERVICE_PORT ?= 8600
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test setup setup-test system-deps demo notebooks notebooks-execute bench lint clean
@@ -34,7 +35,11 @@ system-deps:
 demo: setup
 	$(BIN)/mawb demo --home .mawb
 
+# The workbench in the foreground and the service (intake API + tick loop of every live flow) in
+# the background, on the same demo workspace; Ctrl-C stops both.
 run: demo
+	@$(BIN)/mawb serve --home .mawb --port $(SERVICE_PORT) & service=$$!; \
+	trap 'kill $$service 2>/dev/null; wait $$service 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) --server.headless true
 
 test: setup-test
