@@ -103,7 +103,8 @@ class EventBatch(BaseModel):
 
 
 class ContactIn(BaseModel):
-    """A contact's attributes, upserted by contact_id; attributes not sent are left as they are.
+    """A contact's attributes, upserted by contact_id as `mawb import-contacts` does (the
+    record replaces the stored contact).
 
     Known attributes (email, timezone, email_consent, ...) are checked as `mawb import-contacts`
     checks them; other attribute names become contact columns and must be lower_snake_case.
