@@ -57,6 +57,7 @@ bench: setup-test demo
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/dashboard.py --home .mawb
 	$(BIN)/python bench/ui.py
+	$(BIN)/python bench/ingest.py
 
 lint:
 	$(BIN)/ruff check mawb tests bench
