@@ -15,20 +15,23 @@ retryable; 5xx replies to MAIL/RCPT/DATA (recipient or message refused) are perm
 
 from __future__ import annotations
 
+import email
 import hashlib
+import re
 import smtplib
 import ssl
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import SMTP as SMTP_POLICY
+from email.policy import compat32
 from email.utils import formataddr, formatdate
 from typing import TYPE_CHECKING, Any
 
+from mawb.channels import mime
 from mawb.channels.base import CheckFailed, SendResult
 from mawb.channels.pool import RateLimiter, chunks, run_bounded
 from mawb.channels.tracking import html_to_text, track_html, unsubscribe_url
 
 if TYPE_CHECKING:
+    from email.message import Message
+
     from mawb.channels.base import OutboundMessage
     from mawb.channels.connections import LinkContext
 
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
 RESERVED_HEADERS = frozenset({"from", "to", "cc", "bcc", "subject", "date", "message-id",
                               "mime-version", "content-type", "content-transfer-encoding",
                               "list-unsubscribe", "list-unsubscribe-post"})
+_ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 
 
 def message_id(idempotency_key: str, sender: str) -> str:
@@ -52,6 +56,7 @@ class SmtpProvider:
         self.links = links
         self.password = connection.secret("password")
         self.limiter = RateLimiter(connection.rate_per_second)
+        self._from = formataddr((connection.from_name or "", connection.from_address))
 
     # -- sessions
     def _tls(self) -> ssl.SSLContext:
@@ -108,7 +113,7 @@ class SmtpProvider:
         try:
             for index, message in enumerate(share):
                 try:
-                    composed = self.compose(message)
+                    composed = self.compose_bytes(message)
                 except ValueError as error:
                     results.append(SendResult(message.idempotency_key, ok=False,
                                               error=f"smtp: bad message: {error}"))
@@ -131,12 +136,12 @@ class SmtpProvider:
         return results
 
     def _send(self, session: smtplib.SMTP, message: OutboundMessage,
-              composed: EmailMessage) -> tuple[SendResult, bool]:
+              composed: tuple[bytes, str]) -> tuple[SendResult, bool]:
         """The result of one message and whether the session is still usable."""
-        key = message.idempotency_key
+        key, recipient = message.idempotency_key, (message.recipient or "").strip()
+        raw, identifier = composed
         try:
-            session.send_message(composed, from_addr=self.connection.from_address,
-                                 to_addrs=[message.recipient or ""])
+            session.sendmail(self.connection.from_address, [recipient], raw)
         except smtplib.SMTPRecipientsRefused as error:
             code, reply = next(iter(error.recipients.values()))
             return _refused(key, code, reply, "recipient refused"), True
@@ -145,55 +150,52 @@ class SmtpProvider:
         except (OSError, smtplib.SMTPException) as error:  # dropped session, timeout
             failure = SendResult(key, ok=False, retryable=True, error=f"smtp: {_describe(error)}")
             return failure, False
-        return SendResult(key, ok=True, provider_ref=composed["Message-ID"]), True
+        return SendResult(key, ok=True, provider_ref=identifier), True
 
-    def compose(self, message: OutboundMessage) -> EmailMessage:
-        """The MIME message for one outbox row (raises ValueError for unusable content)."""
+    def compose(self, message: OutboundMessage) -> Message:
+        """The message as the `email` package reads it (previews, tests)."""
+        return email.message_from_bytes(self.compose_bytes(message)[0], policy=compat32)
+
+    def compose_bytes(self, message: OutboundMessage) -> tuple[bytes, str]:
+        """(wire bytes, Message-ID) of one outbox row; ValueError for unusable content."""
         conn = self.connection
         recipient = (message.recipient or "").strip()
-        _check_address(recipient)
-        mail = EmailMessage(policy=SMTP_POLICY)
-        mail["From"] = formataddr((conn.from_name or "", conn.from_address))
-        mail["To"] = recipient
-        mail["Subject"] = message.subject or ""
-        mail["Date"] = formatdate(usegmt=True)
-        mail["Message-ID"] = message_id(message.idempotency_key, conn.from_address)
-        if conn.reply_to:
-            mail["Reply-To"] = conn.reply_to
+        if not _ADDRESS.match(recipient):
+            raise ValueError(f"recipient {recipient!r} is not an email address")
         marketing = not message.internal
-        if marketing:
-            mail["List-Unsubscribe"] = self._list_unsubscribe(message)
-            mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        unsubscribe = unsubscribe_url(self.links, message) if marketing else None
+        text, html = self._parts(message, unsubscribe)
+        identifier = message_id(message.idempotency_key, conn.from_address)
+        headers = [("From", self._from), ("To", recipient), ("Subject", message.subject or ""),
+                   ("Date", formatdate(usegmt=True)), ("Message-ID", identifier)]
+        if conn.reply_to:
+            headers.append(("Reply-To", conn.reply_to))
+        if unsubscribe:
+            entries = [f"<{unsubscribe}>"]
+            if conn.unsubscribe_mailto:
+                entries.append(f"<mailto:{conn.unsubscribe_mailto}?subject=unsubscribe>")
+            headers += [("List-Unsubscribe", ", ".join(entries)),
+                        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")]
         for name, value in message.headers.items():
             if name.lower() in RESERVED_HEADERS:
                 raise ValueError(f"header {name} is set by the provider")
-            mail[name] = value
-        text, html = self._parts(message, marketing)
-        mail.set_content(text)
-        if html is not None:
-            mail.add_alternative(html, subtype="html")
-        return mail
+            headers.append((name, str(value)))
+        return mime.build(headers, text, html, message.idempotency_key), identifier
 
-    def _list_unsubscribe(self, message: OutboundMessage) -> str:
-        entries = [f"<{unsubscribe_url(self.links, message)}>"]
-        if self.connection.unsubscribe_mailto:
-            entries.append(f"<mailto:{self.connection.unsubscribe_mailto}?subject=unsubscribe>")
-        return ", ".join(entries)
-
-    def _parts(self, message: OutboundMessage, marketing: bool) -> tuple[str, str | None]:
+    def _parts(self, message: OutboundMessage, unsubscribe: str | None) -> tuple[str, str | None]:
+        """Text and HTML bodies: preheader, visible unsubscribe line, tracking (marketing only)."""
         html = message.html
         preheader = str(message.payload.get("preheader") or "")
         if html and preheader:
             html = (f'<div style="display:none;max-height:0;overflow:hidden">{preheader}</div>'
                     + html)
         text = message.body or (html_to_text(message.html) if message.html else "")
-        if marketing and self.connection.unsubscribe_footer:
-            link = unsubscribe_url(self.links, message)
-            text = f"{text.rstrip()}\n\n--\nUnsubscribe: {link}\n"
+        if unsubscribe and self.connection.unsubscribe_footer:
+            text = f"{text.rstrip()}\n\n--\nUnsubscribe: {unsubscribe}\n"
             if html:
                 html = _before_body_end(html, f'<p style="font-size:12px;color:#666">'
-                                              f'<a href="{link}">Unsubscribe</a></p>')
-        if html and marketing and self.connection.tracking:
+                                              f'<a href="{unsubscribe}">Unsubscribe</a></p>')
+        if html and unsubscribe and self.connection.tracking:
             html = track_html(html, self.links, message)
         return text, html
 
@@ -201,15 +203,6 @@ class SmtpProvider:
 def _before_body_end(html: str, snippet: str) -> str:
     closing = html.lower().rfind("</body>")
     return html + snippet if closing < 0 else html[:closing] + snippet + html[closing:]
-
-
-def _check_address(recipient: str) -> None:
-    try:
-        address = Address(addr_spec=recipient)
-    except (ValueError, IndexError, TypeError):
-        raise ValueError(f"recipient {recipient!r} is not an email address") from None
-    if not address.username or not address.domain:
-        raise ValueError(f"recipient {recipient!r} is not an email address")
 
 
 def _refused(key: str, code: int, reply: bytes | str, what: str) -> SendResult:
