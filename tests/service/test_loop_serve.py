@@ -120,12 +120,29 @@ def test_serve_takes_events_and_routes_writes_until_sigterm(
         time.sleep(1.0)
         assert read(home, "SELECT count(*) FROM messages") == [(1,)]  # held while paused
 
+        contacts = home.parent / "more.csv"
+        contacts.write_text("contact_id,email,email_consent\nc3,c3@example.com,true\n")
+        routed = runner.invoke(app, ["import-contacts", str(contacts), "--home", str(home)])
+        assert routed.exit_code == 0, routed.output
+        assert "applied: 1 contacts" in routed.stdout
+        assert read(home, "SELECT email FROM contacts WHERE contact_id = 'c3'") == [
+            ("c3@example.com",)]
+
         refused = runner.invoke(app, ["run", "welcome", "--once", "--home", str(home)])
         assert refused.exit_code != 0
         assert "a service is running for this workspace" in refused.output
 
         service = http.get("/v1/service").json()
         assert "welcome" not in service["flows"] and service["iterations"] >= 2
+
+        bad = http.post("/v1/commands", json={"command": "enroll", "flow_id": "welcome"})
+        assert bad.status_code == 422 and bad.json()["field"] == "body.node_id"
+        # Resumed over HTTP: the event that arrived while paused enrolls now, nothing is lost.
+        resumed = http.post("/v1/flows/welcome/live")
+        assert resumed.status_code == 202, resumed.text
+        assert wait_for(lambda: read(home, "SELECT count(*) FROM messages")[0][0] == 2)
+        assert read(home, "SELECT state, changed_by FROM flow_lifecycle ORDER BY changed_at")[
+            -1] == ("live", "key:site")
 
     process.send_signal(signal.SIGTERM)
     assert process.wait(30) == 0
