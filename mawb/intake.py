@@ -14,7 +14,9 @@ header (line 2 of the file), the first line of a JSON-lines file, or the first r
 
 from __future__ import annotations
 
+import csv
 import json
+import re
 import warnings
 import zoneinfo
 from dataclasses import dataclass
@@ -57,6 +59,26 @@ CONTACT_COLUMNS: dict[str, ColumnKind] = {
     "created_at": "timestamp",
 }
 """Known contact columns in canonical order, with the kind each is normalised to."""
+
+ENGINE_COLUMNS: dict[str, ColumnKind] = {
+    "email_opens": "int",
+    "email_clicks": "int",
+    "last_open_at": "timestamp",
+    "last_click_at": "timestamp",
+    "converted": "bool",
+    "converted_at": "timestamp",
+    "attributes": "json",
+}
+"""Engine-maintained columns: checked by kind when a file carries them, never added empty."""
+
+MAX_COLUMNS = 1000
+MAX_FIELD_LENGTH = 100_000
+MAX_HEADER_CHARACTERS = 1_000_000
+TYPE_NAMES: dict[str, ColumnKind] = {
+    "text": "text", "int": "int", "float": "float", "bool": "bool", "date": "date",
+    "timestamp": "timestamp", "json": "json",
+}
+"""Kinds a user may declare for an unknown column (`--types col=int`)."""
 
 EVENT_COLUMNS: dict[str, ColumnKind] = {
     "event_id": "id",
@@ -128,7 +150,7 @@ class IntakeError(ValueError):
 Source: TypeAlias = "str | Path | pd.DataFrame"
 
 
-def read_contacts(source: Source) -> pd.DataFrame:
+def read_contacts(source: Source, types: dict[str, str] | None = None) -> pd.DataFrame:
     """Read, validate and normalise contacts; raise `IntakeError` listing every problem.
 
     Known columns missing from the file are added (text/dates/numbers null, flags False: no consent
@@ -139,8 +161,12 @@ def read_contacts(source: Source) -> pd.DataFrame:
     """
     raw, from_text = _load(source)
     problems = _missing_columns(raw, REQUIRED_CONTACT_COLUMNS)
-    columns, column_problems = _normalise_columns(raw, CONTACT_COLUMNS, from_text)
+    schema, type_problems = _declared(types, {**CONTACT_COLUMNS, **ENGINE_COLUMNS})
+    problems += type_problems + _long_fields(raw)
+    columns, column_problems = _normalise_columns(raw, schema, from_text)
     problems += column_problems
+    if "email" in raw.columns:
+        problems += _email_problems(columns["email"])
     if "contact_id" in raw.columns:
         problems += _blank_problems(columns["contact_id"], "contact_id", "missing contact_id")
         problems += _duplicate_problems(columns["contact_id"], "contact_id")
@@ -149,7 +175,11 @@ def read_contacts(source: Source) -> pd.DataFrame:
     if "engagement_score" in raw.columns:
         problems += _range_problems(columns["engagement_score"], "engagement_score", 0.0, 1.0)
     _raise_if_any(problems)
-    return _assemble(raw, columns, CONTACT_COLUMNS)
+    frame = _assemble(raw, columns, CONTACT_COLUMNS)
+    # Which columns the input really had: an upsert writes only these onto existing contacts,
+    # so re-importing a list without `unsubscribed` never re-subscribes anyone.
+    frame.attrs["given"] = list(raw.columns)
+    return frame
 
 
 def read_events(source: Source) -> pd.DataFrame:
@@ -160,9 +190,13 @@ def read_events(source: Source) -> pd.DataFrame:
     Missing `properties` become `{}`.
     """
     raw, from_text = _load(source)
-    problems = _missing_columns(raw, REQUIRED_EVENT_COLUMNS)
+    problems = _missing_columns(raw, REQUIRED_EVENT_COLUMNS) + _long_fields(raw)
     columns, column_problems = _normalise_columns(raw, EVENT_COLUMNS, from_text)
     problems += column_problems
+    if "event_id" in raw.columns:
+        # Two rows with one event_id are two different records claiming one identity: which
+        # one is right is the sender's call, so the file is refused rather than one dropped.
+        problems += _duplicate_problems(columns["event_id"], "event_id")
     for column, message in (
         ("contact_id", "missing contact_id"),
         ("name", "missing event name"),
@@ -213,11 +247,26 @@ def _load(source: Source) -> tuple[pd.DataFrame, bool]:
         frame, from_text = source.copy(), False
     else:
         frame, from_text = _read_file(Path(source))
+    _check_header([str(column) for column in frame.columns])
     frame.columns = [str(column).strip() for column in frame.columns]
-    duplicated = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
-    if duplicated:
-        raise IntakeError([Problem(None, c, "column appears more than once") for c in duplicated])
     return frame.reset_index(drop=True), from_text
+
+
+def _check_header(names: list[str]) -> None:
+    """Column names: at most MAX_COLUMNS, none empty, none twice (compared case-exactly)."""
+    if len(names) > MAX_COLUMNS:
+        raise IntakeError([Problem(None, None, f"{len(names)} columns; at most {MAX_COLUMNS} "
+                                               "are accepted")])
+    stripped = [name.strip() for name in names]
+    problems = [Problem(None, None, f"column {i} has an empty name")
+                for i, name in enumerate(stripped, start=1) if not name]
+    counts: dict[str, int] = {}
+    for name in stripped:
+        counts[name] = counts.get(name, 0) + 1
+    problems += [Problem(None, name, "column appears more than once")
+                 for name in sorted(n for n, c in counts.items() if c > 1 and n)]
+    if problems:
+        raise IntakeError(problems)
 
 
 def _read_file(path: Path) -> tuple[pd.DataFrame, bool]:
@@ -241,22 +290,52 @@ def _read_file(path: Path) -> tuple[pd.DataFrame, bool]:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
+    header = _csv_header(path)
+    _check_header(header)  # before pandas allocates anything for a 10,000-column file
     try:
         # Everything is read as text so each value is parsed (and reported) by its column's rule;
-        # only empty cells are missing ("NA" or "None" may be someone's name or plan).
+        # only empty cells are missing ("NA" or "None" may be someone's name or plan). Header
+        # names are taken as read (no `email.1` renaming), and a row with more fields than the
+        # header is an error instead of silently shifting its first fields into an index.
         return pd.read_csv(
-            path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig"
+            path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig",
+            header=0, names=header, index_col=False,
         )
     except pd.errors.EmptyDataError as error:
         raise IntakeError([Problem(None, None, f"{path.name} is empty")]) from error
     except pd.errors.ParserError as error:
-        raise IntakeError([Problem(None, None, f"malformed CSV: {error}")]) from error
+        raise IntakeError([_parser_problem(error, len(header))]) from error
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The header row, read alone with a bounded line length."""
+    opener = pd.io.common.get_handle(path, "r", compression="infer", encoding="utf-8-sig")
+    with opener as handle:
+        line = handle.handle.readline(MAX_HEADER_CHARACTERS + 1)
+    if len(line) > MAX_HEADER_CHARACTERS:
+        raise IntakeError([Problem(None, None, f"the header line is longer than "
+                                               f"{MAX_HEADER_CHARACTERS} characters")])
+    if not line.strip():
+        raise IntakeError([Problem(None, None, f"{path.name} is empty")])
+    return next(csv.reader([line]))
+
+
+_FIELD_COUNT = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+def _parser_problem(error: Exception, width: int) -> Problem:
+    found = _FIELD_COUNT.search(str(error))
+    if found:
+        row = int(found.group(2)) - 1  # the file's line minus the header
+        return Problem(row, None, f"{found.group(3)} fields, but the header has {width} "
+                                  "columns (a comma inside a value needs quotes)")
+    return Problem(None, None, f"malformed CSV: {str(error).strip()}")
 
 
 def _read_json_lines(path: Path) -> pd.DataFrame:
     try:
         return pd.read_json(path, lines=True, dtype=False)
-    except ValueError:
+    except (ValueError, RecursionError):
         # The fast reader does not say where; scan line by line only on this error path.
         raise IntakeError(_json_line_problems(path)) from None
 
@@ -271,6 +350,9 @@ def _json_line_problems(path: Path) -> list[Problem]:
             record = json.loads(line)
         except json.JSONDecodeError as error:
             problems.append(Problem(number, None, f"invalid JSON: {error.msg}"))
+            continue
+        except RecursionError:
+            problems.append(Problem(number, None, "JSON nested too deeply"))
             continue
         if not isinstance(record, dict):
             problems.append(Problem(number, None, "line is not a JSON object"))
@@ -479,15 +561,25 @@ _PARSERS = {
 }
 
 
+_WHOLE = re.compile(r"^-?(0|[1-9]\d{0,17})$")
+_DECIMAL = re.compile(r"^-?(0|[1-9]\d*)\.\d+$")
+
+
 def _infer_text_column(values: pd.Series) -> pd.Series:
-    """Unknown CSV columns: numbers become numbers, true/false become booleans, else text."""
+    """Unknown CSV columns: numbers become numbers only when every value reads back exactly
+    (no leading zeros or `+`, at most 15 significant digits, whole numbers within BIGINT), so
+    `+15551234567`, `01234` and 23-digit ids stay text; true/false become booleans; else text.
+    Declare a type (`types`) to decide otherwise."""
     text = _clean_text(values)
     present = text.notna()
     if not present.any():
         return text
-    numbers = pd.to_numeric(text, errors="coerce")
-    if numbers.notna().sum() == present.sum():
-        return numbers
+    given = text[present]
+    if given.str.fullmatch(_WHOLE).all():
+        return pd.to_numeric(text, errors="coerce").astype("Int64")
+    decimals = given.str.fullmatch(_DECIMAL) | given.str.fullmatch(_WHOLE)
+    if decimals.all() and (given.str.count(r"\d") <= 15).all():
+        return pd.to_numeric(text, errors="coerce")
     words = text.str.lower()
     if words[present].isin({"true", "false"}).all():
         return words.map({"true": True, "false": False}).astype("boolean")
@@ -495,6 +587,53 @@ def _infer_text_column(values: pd.Series) -> pd.Series:
 
 
 # --- row checks ----------------------------------------------------------------------------------
+
+_NOT_IN_ADDRESS = r"@\s,;<>()\[\]\\\"\x00-\x1f\x7f"
+_EMAIL = re.compile(rf"^[^{_NOT_IN_ADDRESS}]+@[^{_NOT_IN_ADDRESS}.][^{_NOT_IN_ADDRESS}]*"
+                    rf"\.[^{_NOT_IN_ADDRESS}.]+$")
+
+
+def _email_problems(emails: pd.Series) -> list[Problem]:
+    """One address per cell: no commas, spaces, newlines or NUL (a header injection or a
+    second recipient), a local part, `@` and a dotted domain."""
+    present = emails.notna()
+    bad = (present & ~emails.fillna("").str.fullmatch(_EMAIL)).to_numpy()
+    return _row_problems(bad, "email", emails.map(repr), "not one email address: {value}")
+
+
+def _long_fields(raw: pd.DataFrame) -> list[Problem]:
+    """Cells longer than MAX_FIELD_LENGTH characters (one per column, naming the first row)."""
+    problems = []
+    for column in raw.columns:
+        values = raw[column]
+        if values.dtype != object:
+            continue
+        lengths = values.map(lambda value: len(value) if isinstance(value, str) else 0)
+        too_long = np.flatnonzero(lengths.to_numpy() > MAX_FIELD_LENGTH)
+        if len(too_long):
+            problems.append(Problem(int(too_long[0]) + 1, str(column),
+                                    f"value longer than {MAX_FIELD_LENGTH} characters "
+                                    f"({len(too_long)} row(s))"))
+    return problems
+
+
+def _declared(
+    types: dict[str, str] | None, schema: dict[str, ColumnKind]
+) -> tuple[dict[str, ColumnKind], list[Problem]]:
+    """The known schema plus the kinds a user declared for other columns."""
+    merged = dict(schema)
+    problems = []
+    for column, name in (types or {}).items():
+        kind = TYPE_NAMES.get(name.strip().lower())
+        if kind is None:
+            problems.append(Problem(None, column, f"unknown type {name!r}; use one of "
+                                                  f"{', '.join(TYPE_NAMES)}"))
+        elif column in schema and schema[column] != kind:
+            problems.append(Problem(None, column, f"{column} is always {schema[column]}; "
+                                                  "its type cannot be declared"))
+        else:
+            merged[column] = kind
+    return merged, problems
 
 
 def _row_problems(bad: np.ndarray, column: str, values: pd.Series, message: str) -> list[Problem]:

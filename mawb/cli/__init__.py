@@ -569,27 +569,74 @@ def ingest_command(file: DataFileArg, home: HomeOpt = None,
                                                  source=file.name)], str(file))
         return
     with expected_failures(str(file)):
-        count = workspace_at(_home(home), partitions).import_events(file, source_name=file.name)
-    typer.echo(f"{file}: {count} events loaded (duplicates by event_id are skipped)")
+        counts = workspace_at(_home(home), partitions).load_events(file, source_name=file.name)
+    typer.echo(f"{file}: {counts.new} new events ({counts.already} already loaded)")
 
 
 @app.command("import-contacts")
-def import_contacts_command(file: DataFileArg, home: HomeOpt = None,
-                            partitions: PartitionsOpt = None) -> None:
-    """Load (upsert by contact_id) contacts; a file with any bad row loads nothing."""
+def import_contacts_command(
+    file: DataFileArg, home: HomeOpt = None, partitions: PartitionsOpt = None,
+    consent: Annotated[str | None, typer.Option(
+        help="The list was collected with consent for these channels: email,sms,push")] = None,
+    types: Annotated[str | None, typer.Option(
+        help="Types of your own columns, e.g. zip=text,visits=int (text, int, float, bool, "
+        "date, timestamp, json); undeclared columns stay text unless every value is a number "
+        "that reads back exactly")] = None,
+) -> None:
+    """Load (upsert by contact_id) contacts; a file with any bad row loads nothing.
+
+    Existing contacts keep every column the file does not have (consent included)."""
     from mawb.engine.runner import workspace_at
+    from mawb.engine.workspace import CONSENT_COLUMNS
+
+    with expected_failures(str(file)):
+        channels = _option_list("--consent", consent)
+        declared = _option_pairs("--types", types)
+        unknown = [channel for channel in channels if channel not in CONSENT_COLUMNS]
+        if unknown:
+            raise ValueError(f"--consent {unknown[0]}: use {', '.join(CONSENT_COLUMNS)}")
 
     if _serving(_home(home)):
         from mawb.intake import read_contacts
 
         with expected_failures(str(file)):
-            rows = _json_rows(read_contacts(file))
+            frame = read_contacts(file, declared)
+            for channel in channels:
+                frame[f"{channel}_consent"] = True
+            rows = _json_rows(frame)
         _route_to_service(_home(home), [_command("import", what="contacts", rows=rows,
                                                  source=file.name)], str(file))
         return
     with expected_failures(str(file)):
-        count = workspace_at(_home(home), partitions).import_contacts(file)
-    typer.echo(f"{file}: {count} contacts imported")
+        workspace = workspace_at(_home(home), partitions)
+        result = workspace.load_contacts(file, consent=channels, types=declared)
+    typer.echo(f"{file}: {result.count} contacts imported")
+    for channel, without in result.without_consent.items():
+        typer.secho(f"warning: no {channel}_consent column: {without} contacts have no {channel} "
+                    f"consent; nothing will be sent to them by {channel} (if the list was "
+                    f"collected with consent: --consent {channel})", fg=typer.colors.YELLOW,
+                    err=True)
+
+
+def _option_list(option: str, text: str | None) -> list[str]:
+    """`a,b,c` as a list (empty items refused)."""
+    if text is None:
+        return []
+    items = [item.strip() for item in text.split(",")]
+    if not all(items):
+        raise ValueError(f"{option} {text!r}: expected a comma-separated list such as a,b")
+    return items
+
+
+def _option_pairs(option: str, text: str | None) -> dict[str, str]:
+    """`name=value,...` as a dict (each item must have a name and a value)."""
+    pairs: dict[str, str] = {}
+    for item in _option_list(option, text):
+        name, separator, value = (part.strip() for part in item.partition("="))
+        if not separator or not name or not value:
+            raise ValueError(f"{option} {item!r}: expected name=type, e.g. zip=text")
+        pairs[name] = value
+    return pairs
 
 
 @app.command("demo")

@@ -54,18 +54,26 @@ def string(text: str) -> str:
 
 
 def _chunks(text: str, width: int) -> list[str]:
-    """Split `text` so each part's literal fits `width`; prefer breaking after spaces."""
+    """Split `text` so each part's literal fits `width`; prefer breaking after spaces.
+
+    Linear in the text: each character's escaped length is computed once, counting either
+    quote as escaped (the quote a part ends up using is chosen later), so a part always fits.
+    """
+    costs = [len(_escape(char, char if char in "'\"" else '"')) for char in text]
+    budget = max(width - 2, 4)  # the quotes
     parts: list[str] = []
-    rest = text
-    while rest:
-        cut = len(rest)
-        while len(string(rest[:cut])) > width and cut > 1:
-            cut -= 1
-        space = rest.rfind(" ", 0, cut)
-        if cut < len(rest) and space > cut // 2:
+    start = 0
+    while start < len(text):
+        cut, used = start, 0
+        while cut < len(text) and used + costs[cut] <= budget:
+            used += costs[cut]
+            cut += 1
+        cut = max(cut, start + 1)
+        space = text.rfind(" ", start, cut)
+        if cut < len(text) and space - start > (cut - start) // 2:
             cut = space + 1
-        parts.append(rest[:cut])
-        rest = rest[cut:]
+        parts.append(text[start:cut])
+        start = cut
     return parts
 
 

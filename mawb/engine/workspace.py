@@ -16,6 +16,7 @@ Layout (default `./.mawb`, or `MAWB_HOME`): `store.duckdb` (one partition) or
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import warnings
@@ -46,7 +47,27 @@ from mawb.query import QueryError
 from mawb.validate import FlowInvalidError, validate_flow
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
+
+CONSENT_COLUMNS = {"email": "email_consent", "sms": "sms_consent", "push": "push_consent"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ContactImport:
+    """What an import of contacts did: contacts read, and per channel whose consent column the
+    input lacked, how many imported contacts have no consent for it (nothing is sent there)."""
+
+    count: int
+    without_consent: dict[str, int]
+
+
+@dataclasses.dataclass(frozen=True)
+class EventImport:
+    """What an ingest did: events new to the store, and events already loaded before."""
+
+    new: int
+    already: int
+
 
 INGEST = "_ingest"
 DISPATCH = "_dispatch"
@@ -159,37 +180,106 @@ class Workspace:
         return self.home / "flows" / flow_id / f"v{version}.json"
 
     # -- data --------------------------------------------------------------------------------
-    def import_contacts(self, source: Any) -> int:
-        """Validate then load contacts (upsert by contact_id); all or nothing per partition."""
+    def import_contacts(self, source: Any, consent: Iterable[str] = ()) -> int:
+        """Validate then load contacts (upsert by contact_id), all or nothing; see
+        `load_contacts`. Returns the number of contacts in the input."""
+        return self.load_contacts(source, consent).count
+
+    def load_contacts(self, source: Any, consent: Iterable[str] = (),
+                      types: dict[str, str] | None = None) -> ContactImport:
+        """Validate then upsert contacts by contact_id in every partition, all or nothing.
+
+        Existing contacts get only the columns the input has (a list without `unsubscribed`
+        never re-subscribes anyone). `consent` (e.g. ``["email"]``) records that the list was
+        collected with consent for those channels: their `<channel>_consent` becomes true;
+        `types` declares the kinds of the input's own columns (`mawb.intake.read_contacts`)."""
         from mawb.intake import read_contacts
 
-        frame = read_contacts(source)
-        for partition, part in self._split(frame):
-            with self.connection(partition) as connection:
-                connection.execute("BEGIN")
-                upsert_contacts(connection, part)
-                connection.execute("COMMIT")
-        return len(frame)
+        frame = read_contacts(source, types)
+        given = list(frame.attrs.get("given") or frame.columns)
+        for channel in consent:
+            column = CONSENT_COLUMNS.get(channel)
+            if column is None:
+                raise ValueError(f"--consent {channel}: use {', '.join(CONSENT_COLUMNS)}")
+            frame[column] = True
+            given.append(column)
+        self._write_all(frame, lambda connection, part: upsert_contacts(connection, part, given))
+        missing = {channel: column for channel, column in CONSENT_COLUMNS.items()
+                   if column not in given
+                   and (channel == "email" or (channel == "sms" and "phone" in given))}
+        return ContactImport(len(frame), self._without_consent(frame, missing))
 
     def import_events(self, source: Any, source_name: str = "import") -> int:
-        """Validate then append events (duplicates by event_id are ignored)."""
+        """Validate then append events; returns how many were new (see `load_events`)."""
+        return self.load_events(source, source_name).new
+
+    def load_events(self, source: Any, source_name: str = "import") -> EventImport:
+        """Validate then append events in every partition, all or nothing. Events whose
+        event_id is already loaded are skipped and counted, so a re-ingest says so."""
         from mawb.intake import read_events
 
         frame = read_events(source)
         frame = frame.assign(ts=pd.to_datetime(frame["ts"], utc=True).dt.tz_localize(None))
-        for partition, part in self._split(frame):
-            with self.connection(partition) as connection:
-                connection.execute("BEGIN")
-                connection.register("incoming", part)
-                connection.execute(
-                    "INSERT INTO events SELECT nextval('event_seq'), event_id, contact_id, name, "
-                    "ts, properties, ?, NULL FROM incoming "
-                    "WHERE event_id NOT IN (SELECT event_id FROM events)",
-                    [source_name],
-                )
-                connection.unregister("incoming")
+        new = [0]
+
+        def insert(connection: duckdb.DuckDBPyConnection, part: pd.DataFrame) -> None:
+            connection.register("incoming", part)
+            row = connection.execute(
+                "SELECT count(*) FROM incoming WHERE event_id NOT IN (SELECT event_id FROM events)"
+            ).fetchone()
+            new[0] += int(row[0]) if row else 0
+            connection.execute(
+                "INSERT INTO events SELECT nextval('event_seq'), event_id, contact_id, name, "
+                "ts, properties, ?, NULL FROM incoming "
+                "WHERE event_id NOT IN (SELECT event_id FROM events)",
+                [source_name],
+            )
+            connection.unregister("incoming")
+
+        self._write_all(frame, insert)
+        return EventImport(new[0], len(frame) - new[0])
+
+    def _write_all(self, frame: pd.DataFrame,
+                   write: Callable[[duckdb.DuckDBPyConnection, pd.DataFrame], None]) -> None:
+        """Write every partition's share in its own open transaction, then commit them all.
+
+        DuckDB has no transaction across files, so nothing commits until every partition's
+        writes succeeded: a bad value anywhere rolls back everything. Only a crash between the
+        commits themselves (milliseconds) can leave some partitions written; an import is an
+        idempotent upsert (contacts by id, events by event_id), so running it again completes
+        it."""
+        with contextlib.ExitStack() as stack:
+            opened = []
+            try:
+                for partition, part in self._split(frame):
+                    connection = stack.enter_context(self.connection(partition))
+                    connection.execute("BEGIN")
+                    opened.append(connection)
+                    write(connection, part)
+            except BaseException as error:
+                for connection in opened:
+                    connection.execute("ROLLBACK")
+                if isinstance(error, duckdb.DataError | duckdb.ConversionException):
+                    raise _storage_problem(error) from None
+                raise
+            for connection in opened:
                 connection.execute("COMMIT")
-        return len(frame)
+
+    def _without_consent(self, frame: pd.DataFrame, missing: dict[str, str]) -> dict[str, int]:
+        """Per channel whose consent column the input lacked: imported contacts without it."""
+        found: dict[str, int] = {}
+        for channel, column in missing.items():
+            total = 0
+            for partition, part in self._split(frame):
+                with self.connection(partition, read_only=True) as connection:
+                    row = connection.execute(
+                        f"SELECT count(*) FROM contacts WHERE contact_id IN (SELECT unnest(?)) "
+                        f"AND NOT coalesce({quote(column)}, false)",
+                        [part["contact_id"].tolist()]).fetchone()
+                    total += int(row[0]) if row else 0
+            if total:
+                found[channel] = total
+        return found
 
     def _split(self, frame: pd.DataFrame) -> list[tuple[int, pd.DataFrame]]:
         if self.partitions == 1:
@@ -361,17 +451,36 @@ class Workspace:
         return min(candidates) if candidates else None
 
 
-def upsert_contacts(connection: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> None:
-    """Replace-or-insert validated contacts (`read_contacts` output) in the caller's
-    transaction: the one path of `import_contacts` and the spool loader."""
+def upsert_contacts(connection: duckdb.DuckDBPyConnection, frame: pd.DataFrame,
+                    given: list[str] | None = None) -> None:
+    """Insert new contacts and update existing ones (`read_contacts` output) in the caller's
+    transaction: the one path of `import_contacts` and the spool loader.
+
+    Existing contacts get only the `given` columns (default: those the input had), so an
+    import never resets what it does not mention: consent, unsubscribes, engagement, scores."""
     Workspace._add_columns(connection, frame)
+    given = list(given or frame.attrs.get("given") or frame.columns)
     connection.register("incoming", frame)
+    updated = [c for c in dict.fromkeys(given) if c in frame.columns and c != "contact_id"]
+    if updated:
+        assignments = ", ".join(f"{quote(c)} = i.{quote(c)}" for c in updated)
+        connection.execute(f"UPDATE contacts SET {assignments} FROM incoming i "
+                           "WHERE contacts.contact_id = i.contact_id")
     columns = ", ".join(quote(c) for c in frame.columns)
-    connection.execute(
-        "DELETE FROM contacts WHERE contact_id IN (SELECT contact_id FROM incoming)"
-    )
-    connection.execute(f"INSERT INTO contacts ({columns}) SELECT {columns} FROM incoming")
+    connection.execute(f"INSERT INTO contacts ({columns}) SELECT {columns} FROM incoming "
+                       "WHERE contact_id NOT IN (SELECT contact_id FROM contacts)")
     connection.unregister("incoming")
+
+
+def _storage_problem(error: Exception) -> Exception:
+    """A value the store's column cannot hold (e.g. text into a column earlier imports made
+    numeric), as an intake problem: nothing was written."""
+    from mawb.intake import IntakeError, Problem
+
+    detail = str(error).strip().splitlines()[0]
+    return IntakeError([Problem(None, None, f"a value does not fit the store's column type "
+                                            f"({detail}); declare the column's type or fix "
+                                            "the value")])
 
 
 def drain_stages(flow: Flow) -> list[str]:

@@ -168,10 +168,10 @@ def test_ingest_loads_events_once(home: Path, tmp_path: Path) -> None:
         '"ts": "2026-11-01T10:00:00Z", "properties": {"url": "/pricing"}}\n'
         '{"event_id": "e2", "contact_id": "c02", "name": "email_open", '
         '"ts": "2026-11-01T11:00:00Z"}\n', encoding="utf-8")
-    for _ in range(2):
+    for new, already in ((2, 0), (0, 2)):  # a re-ingest says nothing new was loaded
         result = cli("ingest", events, "--home", home)
         assert result.exit_code == 0, result.output
-        assert result.stdout.startswith(f"{events}: 2 events loaded")
+        assert result.stdout.strip() == f"{events}: {new} new events ({already} already loaded)"
     assert count(home / "store.duckdb", "SELECT count(*) FROM events") == 2
 
 
