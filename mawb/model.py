@@ -232,7 +232,11 @@ class Flow(_Strict):
 
 
 def migrate(document: dict[str, Any], source: str = "<flow>") -> dict[str, Any]:
-    """Upgrade a raw flow document to SCHEMA_VERSION, one registered step at a time."""
+    """Upgrade a raw flow document to SCHEMA_VERSION, one registered step at a time.
+
+    A top-level `$schema` (an editor's pointer to `mawb schema`) is not part of the flow and
+    is dropped here."""
+    document = {key: value for key, value in document.items() if key != "$schema"}
     version = document.get("schema_version", SCHEMA_VERSION)
     if not isinstance(version, int) or isinstance(version, bool):
         raise FlowFileError(source, f"schema_version must be an integer, got {version!r}")
@@ -326,4 +330,6 @@ def json_schema() -> dict[str, Any]:
     schema = Flow.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "mawb flow"
+    schema["properties"]["$schema"] = {
+        "type": "string", "description": "Where editors find this schema (ignored by mawb)"}
     return schema

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mawb.model import FlowFileError, from_document, json_schema, read_document
+from mawb.model import FlowFileError, from_document, read_document
 from mawb.validate import FlowInvalidError, Report, validate_document
 
 if TYPE_CHECKING:
@@ -224,8 +224,13 @@ def validate(flow: FlowArg, as_json: JsonOpt = False) -> None:
 
 @app.command()
 def schema() -> None:
-    """Print the JSON Schema of the flow file format."""
-    emit_json(json_schema())
+    """Print the JSON Schema of the flow file format, every node type with its params.
+
+    Point an editor at it ("$schema" in a flow file, or VS Code's json.schemas) to have
+    unknown types, misspelt params and wrongly typed values flagged as you type."""
+    from mawb.nodes.schema import flow_schema
+
+    emit_json(flow_schema())
 
 
 @templates_app.command("list")
@@ -289,8 +294,7 @@ def step(
     overrides apply to this flow version only; `--node _drain` advances the flow's other
     versions that still hold contacts, each with its own params.
     """
-    from mawb.engine import DISPATCH, INGEST, Workspace
-    from mawb.engine import manifest
+    from mawb.engine import DISPATCH, INGEST, Workspace, manifest
     from mawb.engine.workspace import DRAIN
 
     with expected_failures(flow_spec):

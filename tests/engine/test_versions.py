@@ -118,9 +118,10 @@ def test_step_by_step_with_drain_equals_tick(tmp_path: Path) -> None:
     v2 = ticked.load_flow("gate")
     assert stepped.stages(v2)[-1] == DRAIN
     ticked.tick(v2, LATER)
-    for partition in range(2):
-        for stage in stepped.stages(v2):
-            stepped.step(v2, stage, LATER, partition)
+    with stepped.session():  # one connection per partition for the many single steps
+        for partition in range(2):
+            for stage in stepped.stages(v2):
+                stepped.step(v2, stage, LATER, partition)
     assert went(ticked) == went(stepped) == {"c1": "false", "c2": "true"}
 
 
