@@ -159,11 +159,13 @@ class ServiceLoop:
     def iterate(self) -> Iteration:
         """One pass: load the spool, tick what is due, close the store, dispatch."""
         started = time.perf_counter()
-        now = utc_naive(self.clock())
         with self._lock:
             urgent, self._urgent = self._urgent, set()
         with self.workspace.session():
             loaded = self.workspace.load_spool()
+            # The tick time follows the load, so everything just loaded (an enrollment request
+            # stamped at load time, an event accepted a moment ago) is due in this tick.
+            now = utc_naive(self.clock())
             if self._dirty or loaded.commands:
                 self._refresh()
             urgent |= loaded.wake_flows

@@ -63,8 +63,13 @@ def served(tmp_path: Path) -> Iterator[tuple[Path, str, subprocess.Popen[str]]]:
     flow = (Flow.new("welcome").add("start", "event_trigger", event="signup")
             .add("mail", "email_send", subject="Hi {{ first_name }}", body="Hello")
             .connect("start", "mail"))
-    workspace.deploy(flow)
-    lifecycle.change(workspace, flow.id, "live", by="tests")
+    picked = (Flow.new("picked").add("start", "manual_trigger")
+              .add("mail", "email_send", subject="Picked {{ first_name }}", body="Hello")
+              .connect("start", "mail"))
+    for each in (flow, picked):
+        workspace.deploy(each)
+        lifecycle.change(workspace, each.id, "live", by="tests")
+    picked.save(tmp_path / "picked.json")
     process = subprocess.Popen(
         [sys.executable, "-c", "from mawb.cli import main; main()", "serve", "--home", str(home),
          "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -118,7 +123,8 @@ def test_serve_takes_events_and_routes_writes_until_sigterm(
                          ).status_code == 202
         assert wait_for(lambda: read(home, "SELECT count(*) FROM events")[0][0] == 2)
         time.sleep(1.0)
-        assert read(home, "SELECT count(*) FROM messages") == [(1,)]  # held while paused
+        assert read(home, "SELECT count(*) FROM messages WHERE flow_id = 'welcome'") == [
+            (1,)]  # held while paused
 
         contacts = home.parent / "more.csv"
         contacts.write_text("contact_id,email,email_consent\nc3,c3@example.com,true\n")
@@ -128,19 +134,29 @@ def test_serve_takes_events_and_routes_writes_until_sigterm(
         assert read(home, "SELECT email FROM contacts WHERE contact_id = 'c3'") == [
             ("c3@example.com",)]
 
+        ids = home.parent / "ids.csv"
+        ids.write_text("contact_id\nc2\n")
+        enrolled = runner.invoke(app, ["enroll", str(home.parent / "picked.json"), "--contacts",
+                                       str(ids), "--home", str(home)])
+        assert enrolled.exit_code == 0, enrolled.output
+        assert "queued 1 contacts at picked.start" in enrolled.stdout
+        assert wait_for(lambda: read(home, "SELECT subject FROM messages WHERE flow_id = "
+                                           "'picked'")) == [("Picked Bob",)]
+
         refused = runner.invoke(app, ["run", "welcome", "--once", "--home", str(home)])
         assert refused.exit_code != 0
         assert "a service is running for this workspace" in refused.output
 
         service = http.get("/v1/service").json()
-        assert "welcome" not in service["flows"] and service["iterations"] >= 2
+        assert sorted(service["flows"]) == ["picked"] and service["iterations"] >= 2
 
         bad = http.post("/v1/commands", json={"command": "enroll", "flow_id": "welcome"})
         assert bad.status_code == 422 and bad.json()["field"] == "body.node_id"
         # Resumed over HTTP: the event that arrived while paused enrolls now, nothing is lost.
         resumed = http.post("/v1/flows/welcome/live")
         assert resumed.status_code == 202, resumed.text
-        assert wait_for(lambda: read(home, "SELECT count(*) FROM messages")[0][0] == 2)
+        assert wait_for(lambda: read(home, "SELECT count(*) FROM messages WHERE flow_id = "
+                                           "'welcome'")[0][0] == 2)
         assert read(home, "SELECT state, changed_by FROM flow_lifecycle ORDER BY changed_at")[
             -1] == ("live", "key:site")
 
