@@ -83,7 +83,8 @@ class Provider(Protocol):
     def send_batch(self, messages: list[OutboundMessage]) -> list[SendResult]: ...
 
     def check(self) -> str:
-        """A real handshake without sending (SMTP EHLO/AUTH, HTTP HEAD/GET); returns a summary."""
+        """A real handshake without sending (SMTP EHLO/AUTH, HTTP HEAD/GET); returns a summary,
+        raises CheckFailed naming the step that failed."""
         ...
 
 

@@ -97,7 +97,8 @@ def test_hubspot_create_and_update_shapes(home, links, http_server, tokens) -> N
 def test_generic_adapter_maps_response_fields(home, links, http_server, tokens) -> None:
     http_server.answer = lambda r: Answer(200, b'{"data": {"plan": "pro", "seats": [3, 5]}}')
     connection = make_connection(home, "api", kind="http", base_url=http_server.url,
-                                 token="env:API_TOKEN", headers={"X-Team": "growth"},
+                                 token="env:API_TOKEN",
+                                 headers={"X-Team": "growth", "X-Api-Key": "env:TWILIO_TOKEN"},
                                  allow_hosts=LOOPBACK)
     (result,) = provider_for(connection, links).send_batch([message(
         "k:api", "api", payload={"method": "PUT", "url": "/v1/accounts/c1",
@@ -110,6 +111,7 @@ def test_generic_adapter_maps_response_fields(home, links, http_server, tokens) 
     assert json.loads(request.body) == {"email": "a@b.example"}
     assert request.headers["authorization"] == "Bearer api-token"
     assert request.headers["x-team"] == "growth" and request.headers["x-trace"] == "t1"
+    assert request.headers["x-api-key"] == "tw-token"  # a credential header, by reference
     assert request.headers["content-type"] == "application/json"
     assert request.headers["idempotency-key"] == "k:api"
 
