@@ -636,6 +636,108 @@ def events_by_name(connection: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     ).fetchdf()
 
 
+# -- the live service and contacts -------------------------------------------------------------
+INTAKE_WINDOW = timedelta(minutes=5)
+"""Events loaded over this window give the Monitor's intake rate."""
+
+
+def _tables(connection: duckdb.DuckDBPyConnection) -> set[str]:
+    return {row[0] for row in connection.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'").fetchall()}
+
+
+def service_health(connection: duckdb.DuckDBPyConnection, flow_id: str,
+                   now: datetime | None = None) -> dict[str, Any]:
+    """What the Monitor says about the live side: the flow's lifecycle `state` (draft when
+    never changed), `last_tick` / `last_finished`, `queue` (outbox rows not finished),
+    `dead_letters`, and `intake_per_minute` (events loaded from the spool over INTAKE_WINDOW;
+    None when this store never loaded a spool file)."""
+    now = now or datetime.now(UTC).replace(tzinfo=None)
+    tables = _tables(connection)
+    state, changed_at, changed_by = "draft", None, None
+    if "flow_lifecycle" in tables:
+        row = connection.execute(
+            "SELECT state, changed_at, changed_by FROM flow_lifecycle WHERE flow_id = ? "
+            "ORDER BY changed_at DESC, rowid DESC LIMIT 1", [flow_id]).fetchone()
+        if row:
+            state, changed_at, changed_by = row
+    ticks = connection.execute(
+        "SELECT max(tick_time), max(finished_at) FROM runs WHERE flow_id = ?", [flow_id]
+    ).fetchone() or (None, None)
+    queue = connection.execute(
+        "SELECT count(*) FILTER (status IN ('pending', 'sending')), "
+        "count(*) FILTER (status = 'dead') FROM outbox WHERE flow_id = ?", [flow_id]
+    ).fetchone() or (0, 0)
+    intake = None
+    if "spool_files" in tables:
+        row = connection.execute(
+            "SELECT count(*), coalesce(sum(events) FILTER (loaded_at >= ?), 0) FROM spool_files",
+            [now - INTAKE_WINDOW]).fetchone()
+        if row and row[0]:
+            intake = float(row[1]) / (INTAKE_WINDOW.total_seconds() / 60)
+    return {"state": str(state), "changed_at": changed_at, "changed_by": changed_by,
+            "last_tick": ticks[0], "last_finished": ticks[1], "queue": int(queue[0] or 0),
+            "dead_letters": int(queue[1] or 0), "intake_per_minute": intake}
+
+
+def waiting_at(connection: duckdb.DuckDBPyConnection, flow_id: str, node_id: str,
+               limit: int = 200) -> pd.DataFrame:
+    """The contacts waiting at one step now, the longest waiting first: contact_id, email,
+    arrived_at, wake_at (their number in total is the step's `waiting`)."""
+    email = "c.email" if "email" in contact_columns(connection) else "CAST(NULL AS VARCHAR)"
+    return connection.execute(
+        f"""
+        SELECT t.contact_id, {email} AS email, t.arrived_at, t.wake_at
+        FROM tokens t LEFT JOIN contacts c USING (contact_id)
+        WHERE t.flow_id = ? AND t.node_id = ? ORDER BY t.arrived_at, t.contact_id LIMIT ?
+        """,
+        [flow_id, node_id, limit],
+    ).fetchdf()
+
+
+def contact_profile(connection: duckdb.DuckDBPyConnection, contact_id: str
+                    ) -> dict[str, Any]:
+    """One contact across the workspace: `attributes` (name -> value, empty ones left out),
+    `consent` (channel -> yes/no, plus unsubscribed / do-not-contact), `flows` (enrollments),
+    `messages` (every outbox row with its status, reason and the opens/clicks it drew)."""
+    frame = connection.execute("SELECT * FROM contacts WHERE contact_id = ?",
+                               [contact_id]).fetchdf()
+    if frame.empty:
+        return {"attributes": {}, "consent": {}, "flows": pd.DataFrame(),
+                "messages": pd.DataFrame()}
+    record = frame.iloc[0].to_dict()
+    consent_keys = ("email_consent", "sms_consent", "push_consent", "unsubscribed",
+                    "do_not_contact")
+    consent = {key: bool(record[key]) for key in consent_keys
+               if key in record and not pd.isna(record[key])}
+    attributes = {key: value for key, value in record.items()
+                  if key not in consent_keys and key != "contact_id" and value is not None
+                  and not (isinstance(value, float) and pd.isna(value)) and value != ""}
+    flows = connection.execute(
+        "SELECT flow_id, version, status, entered_at, exited_at, exit_reason FROM enrollments "
+        "WHERE contact_id = ? ORDER BY entered_at", [contact_id]).fetchdf()
+    messages = connection.execute(
+        f"""
+        SELECT o.created_at, o.flow_id, o.node_id, o.channel, o.subject, o.status,
+               {_outbox_reason_sql(connection)} AS reason, o.sent_at,
+               (SELECT count(*) FROM events e WHERE e.contact_id = o.contact_id
+                  AND e.name = 'email_open' AND starts_with(e.event_id, o.idempotency_key))
+                   AS opens,
+               (SELECT count(*) FROM events e WHERE e.contact_id = o.contact_id
+                  AND e.name = 'email_click' AND starts_with(e.event_id, o.idempotency_key))
+                   AS clicks
+        FROM outbox o WHERE o.contact_id = ? ORDER BY o.created_at, o.node_id
+        """,
+        [contact_id],
+    ).fetchdf()
+    if not messages.empty:
+        messages["reason"] = [None if status in ("sent", "pending") else reason_code(reason)
+                              for status, reason in zip(messages["status"], messages["reason"],
+                                                        strict=True)]
+    return {"attributes": attributes, "consent": consent, "flows": flows,
+            "messages": messages}
+
+
 # -- figures --------------------------------------------------------------------------------
 def funnel_figure(table: pd.DataFrame, title: str = "Contacts per node") -> go.Figure:
     colors = [CATEGORY_COLORS[nodes.Category(c)] for c in table["category"]]

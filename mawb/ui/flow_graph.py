@@ -62,10 +62,12 @@ def flow_to_graph(
     counts: Counts | None = None,
     selected: str | None = None,
     positions: Mapping[str, tuple[float, float]] | None = None,
+    edge_labels: Mapping[tuple[str, str | None, str], str] | None = None,
 ) -> dict[str, Any]:
     """The canvas graph of ``flow``: errors from ``diagnostics`` drawn on their nodes (warnings
     are left to the diagnostics table), ``counts`` per node id as badges (monitor), node
-    positions from ``positions``, else the flow's layout, else a simple left-to-right grid.
+    positions from ``positions``, else the flow's layout, else a simple left-to-right grid;
+    ``edge_labels`` by (source, branch, target) drawn on the edges (the monitor's contacts).
     """
     errors = _errors_by_node(diagnostics)
     where = dict(positions) if positions is not None else dict(flow.ui.positions)
@@ -80,11 +82,14 @@ def flow_to_graph(
              "data": data}
         )
     taken: set[str] = set()
-    graph_edges = [
-        {"id": edge_id(edge, taken), "source": edge.source, "target": edge.target,
-         "sourceHandle": edge.branch}
-        for edge in flow.edges
-    ]
+    graph_edges = []
+    for edge in flow.edges:
+        shown: dict[str, Any] = {"id": edge_id(edge, taken), "source": edge.source,
+                                 "target": edge.target, "sourceHandle": edge.branch}
+        label = (edge_labels or {}).get((edge.source, edge.branch, edge.target))
+        if label:
+            shown["label"] = label
+        graph_edges.append(shown)
     known = {node.id for node in flow.nodes}
     return {
         "nodes": graph_nodes,

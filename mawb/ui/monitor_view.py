@@ -44,19 +44,37 @@ BUSY = "The workspace store is busy with a long run; the numbers will show in a 
 
 @dataclass
 class Snapshot:
-    """Everything the live part of the monitor draws, read in one short connection."""
+    """Everything the live part of the monitor draws, read in one short connection, in the
+    counts vocabulary of `mawb.analytics` (so tiles, badges, edge labels and tables agree)."""
 
-    kpis: dict[str, float]
+    kpis: dict[str, Any]
     funnel: pd.DataFrame
     status: dict[str, Any]
     activity: pd.DataFrame
     errors: pd.DataFrame
     error_summary: pd.DataFrame
+    messages: pd.DataFrame
+    reasons: pd.DataFrame
+    edges: pd.DataFrame
+    engagement: pd.DataFrame
+    service: dict[str, Any]
 
     def node_counts(self) -> dict[str, dict[str, int]]:
-        """Per node id, the counts the canvas draws as badges."""
-        return {row["node_id"]: {column: int(row[column]) for column in COUNT_COLUMNS}
-                for row in self.funnel.to_dict("records")}
+        """Per node id, the counts the canvas draws as badges; a merge shows the contacts it
+        let through next to the tokens that arrived (one per incoming branch)."""
+        counts = {}
+        for row in self.funnel.to_dict("records"):
+            badge = {column: int(row[column]) for column in COUNT_COLUMNS}
+            if row["type"] == "merge_branches":
+                badge["contacts"] = int(row["contacts"])
+            counts[row["node_id"]] = badge
+        return counts
+
+    def edge_labels(self) -> dict[tuple[str, str | None, str], str]:
+        """(source, branch, target) -> the label drawn on that edge."""
+        return {(row["source"], row["branch"] if isinstance(row["branch"], str) else None,
+                 row["target"]): f"{int(row['tokens']):,}"
+                for row in self.edges.to_dict("records")}
 
 
 def read_snapshot(reader: WorkspaceReader, flow: Flow) -> Snapshot:
@@ -64,11 +82,16 @@ def read_snapshot(reader: WorkspaceReader, flow: Flow) -> Snapshot:
     with reader.read() as connection:
         return Snapshot(
             kpis=analytics.kpis(connection, flow.id),
-            funnel=analytics.funnel(connection, flow),
+            funnel=analytics.step_counts(connection, flow),
             status=analytics.run_status(connection, flow.id),
             activity=analytics.daily_activity(connection, flow.id),
             errors=analytics.errors(connection, flow.id),
             error_summary=analytics.error_summary(connection, flow.id),
+            messages=analytics.message_counts(connection, flow),
+            reasons=analytics.suppression_reasons(connection, flow.id),
+            edges=analytics.edge_counts(connection, flow),
+            engagement=analytics.engagement_counts(connection, flow.id),
+            service=analytics.service_health(connection, flow.id),
         )
 
 
@@ -161,56 +184,135 @@ def _render_live(reader: WorkspaceReader, flow: Flow) -> None:
     except StoreBusyError:
         st.warning(BUSY, icon=":material/hourglass_top:")
         return
-    _render_status(snapshot.status)
+    _render_service(snapshot.service, reader, flow)
     if snapshot.kpis["enrolled"] == 0 and snapshot.status["ticks"] == 0:
-        st.info("This flow has not run yet. Run it (`mawb run`), or simulate it on the "
-                "**Experiments** page to see what it would do.", icon=":material/info:")
+        st.info("This flow has not run yet. Set it live above (the service ticks it), or "
+                "simulate it on the **Experiments** page to see what it would do.",
+                icon=":material/info:")
     _render_kpis(snapshot.kpis)
     from mawb.ui.canvas import flow_canvas
 
     st.subheader("Contacts per step", anchor=False)
-    graph = flow_to_graph(with_layout(flow), counts=snapshot.node_counts())
+    st.caption("Badges: tokens in, waiting, done, failed, converted at each step (a merge also "
+               "shows the contacts it let through); edges: the tokens that took them.")
+    graph = flow_to_graph(with_layout(flow), counts=snapshot.node_counts(),
+                          edge_labels=snapshot.edge_labels())
     flow_canvas(graph, key=f"monitor_canvas_{flow.id}", read_only=True, height=CANVAS_HEIGHT)
+    _render_messages(snapshot)
     with st.expander("Counts per step as a chart and table"):
         st.plotly_chart(analytics.funnel_figure(snapshot.funnel), width="stretch",
                         key=f"monitor_funnel_{flow.id}")
-        st.dataframe(snapshot.funnel, hide_index=True, width="stretch")
-    _render_activity(snapshot.activity, flow.id)
+        st.dataframe(snapshot.funnel, hide_index=True, width="stretch",
+                     key=f"monitor_steps_{flow.id}")
+    _render_activity(snapshot, flow.id)
     _render_errors(snapshot)
 
 
-def _render_status(status: dict[str, Any]) -> None:
+def service_line(service: dict[str, Any], sandbox: bool) -> str:
+    """The Monitor's one line about the live side (plain words, dashes for no data)."""
+    badge = {"live": ":green-badge[live]", "paused": ":orange-badge[paused]",
+             "stopped": ":red-badge[stopped]"}.get(service["state"], ":gray-badge[draft]")
+    last = service["last_tick"]
+    intake = service["intake_per_minute"]
+    ticking = (":green-badge[ticking]" if analytics.is_live(service["last_finished"])
+               else ":gray-badge[idle]")
+    parts = [f"{badge} {ticking}",
+             f"last tick at flow time **{last:%Y-%m-%d %H:%M}**" if last else "no tick yet",
+             "intake " + (analytics.DASH if intake is None else f"**{intake:,.1f}** events/min"),
+             f"queue **{service['queue']:,}**", f"dead letters **{service['dead_letters']:,}**",
+             ":blue-badge[sandbox] no delivery connection configured: messages are recorded, "
+             "not sent" if sandbox else "delivery through the workspace's connections"]
+    return " · ".join(parts)
+
+
+def _render_service(service: dict[str, Any], reader: WorkspaceReader, flow: Flow) -> None:
     import streamlit as st
 
-    if status["ticks"] == 0:
+    from mawb.ui import golive
+
+    line, buttons = st.columns([5, 2], vertical_alignment="center")
+    line.markdown(service_line(service, not (reader.home / "connections.yaml").exists()))
+    if not golive.lifecycle_available():
         return
-    state = ":green-badge[live]" if status["live"] else ":gray-badge[idle]"
-    st.markdown(f"{state} last tick at flow time **{status['last_tick']:%Y-%m-%d %H:%M}** · "
-                f"{status['ticks']} ticks · {status['waiting']:,} contacts waiting in steps")
+    actions = golive.ACTIONS.get(service["state"], ())
+    with buttons:
+        for column, action in zip(st.columns(max(len(actions), 1)), actions, strict=False):
+            if column.button(golive.LABELS[action], key=f"monitor_{action}_{flow.id}",
+                             width="stretch"):
+                outcome = golive.change_state(reader.home, flow, action)
+                (st.toast if outcome.ok else st.error)(outcome.message)
+                st.rerun()
 
 
-def _render_kpis(kpis: dict[str, float]) -> None:
+def _render_kpis(kpis: dict[str, Any]) -> None:
     import streamlit as st
 
-    first = st.columns(4)
-    for column, (label, key) in zip(first, (("Enrolled", "enrolled"), ("Active", "active"),
-                                            ("Completed", "completed"),
-                                            ("Converted", "converted")), strict=True):
-        column.metric(label, f"{int(kpis[key]):,}")
-    second = st.columns(4)
-    second[0].metric("Messages sent", f"{int(kpis['messages']):,}")
-    second[1].metric("Open rate", f"{kpis['open_rate']:.1%}")
-    second[2].metric("Click rate", f"{kpis['click_rate']:.1%}")
-    second[3].metric("Unsubscribes", f"{int(kpis['unsubscribes']):,}")
+    number, percent = analytics.number, analytics.percent
+    first = st.columns(5)
+    first[0].metric("Enrolled", number(kpis["enrolled"]),
+                    help=f"{number(kpis['enrolled_contacts'])} distinct contacts")
+    first[1].metric("Active", number(kpis["active"]))
+    first[2].metric("Completed", number(kpis["completed"]))
+    first[3].metric("Converted", number(kpis["converted"]),
+                    help="Contacts, each once: reached the goal or converted after entering. "
+                    f"{number(kpis['conversion_events'])} conversion events.")
+    first[4].metric("Conversion rate", percent(kpis["conversion_rate"]),
+                    help="Converted contacts / enrolled contacts")
+    second = st.columns(5)
+    second[0].metric("Messages sent", number(kpis["messages"]))
+    second[1].metric("Open rate", percent(kpis["open_rate"]),
+                     help="Contacts who opened / contacts sent an email or push; a dash when "
+                     "none was sent")
+    second[2].metric("Click rate", percent(kpis["click_rate"]),
+                     help="Contacts who clicked / contacts sent an email or push")
+    second[3].metric("Unsubscribes", number(kpis["unsubscribes"]),
+                     help=f"{number(kpis['real_unsubscribes'])} real, "
+                     f"{number(kpis['simulated_unsubscribes'])} simulated")
+    second[4].metric("Bounces", number(kpis["bounces"]))
 
 
-def _render_activity(activity: pd.DataFrame, flow_id: str) -> None:
+def message_table(snapshot: Snapshot) -> pd.DataFrame:
+    """Per message step: entered and every outcome (they add up to entered), with the
+    reasons of suppressions and skips in words."""
+    import pandas as pd
+
+    if snapshot.messages.empty:
+        return pd.DataFrame()
+    reasons = snapshot.reasons.groupby("node_id").apply(
+        lambda part: ", ".join(f"{r.reason.replace('_', ' ')} {int(r.count):,}"
+                               for r in part.itertuples()), include_groups=False
+    ) if not snapshot.reasons.empty else pd.Series(dtype=str)
+    table = snapshot.messages[["label", "channel", "entered", *analytics.MESSAGE_OUTCOMES,
+                               "node_id"]].copy()
+    table["why not sent"] = table["node_id"].map(reasons).fillna("")
+    return table.drop(columns=["node_id"]).rename(columns={"label": "step"})
+
+
+def _render_messages(snapshot: Snapshot) -> None:
     import streamlit as st
 
+    table = message_table(snapshot)
+    if table.empty:
+        return
+    st.subheader("Message steps", anchor=False)
+    st.caption("Every entry of a message step ends as one of: sent, suppressed (consent, "
+               "unsubscribed, suppressed address), skipped (frequency cap), deferred (quiet "
+               "hours, cap hold, retry), queued, failed or dead; the row adds up to entered.")
+    st.dataframe(table, hide_index=True, width="stretch", key="monitor_message_steps")
+
+
+def _render_activity(snapshot: Snapshot, flow_id: str) -> None:
+    import streamlit as st
+
+    activity = snapshot.activity
     st.subheader("Messages and engagement over time", anchor=False)
     if activity.empty:
         st.caption("No messages sent yet.")
         return
+    first, last = activity["day"].min(), activity["day"].max()
+    st.caption(f"{first:%Y-%m-%d} to {last:%Y-%m-%d} (both charts); days without activity "
+               "show as 0. Real engagement (tracking links, the events API, provider "
+               "webhooks, imports) is drawn solid, the simulation's dotted.")
     channels = sorted(set(activity["channel"]))
     choice = st.segmented_control("Channel", ["all", *channels], default="all",
                                   key=f"monitor_channel_{flow_id}")
@@ -219,6 +321,9 @@ def _render_activity(activity: pd.DataFrame, flow_id: str) -> None:
     left, right = st.columns(2)
     left.plotly_chart(analytics.messages_figure(shown), width="stretch")
     right.plotly_chart(analytics.engagement_figure(activity, selected), width="stretch")
+    engagement = snapshot.engagement.rename_axis("metric").reset_index()
+    st.dataframe(engagement, hide_index=True, key=f"monitor_engagement_{flow_id}",
+                 column_config={"metric": "engagement (events)"})
 
 
 def _render_errors(snapshot: Snapshot) -> None:
@@ -241,10 +346,12 @@ def _render_who_is_where(reader: WorkspaceReader, flow: Flow) -> None:
     import streamlit as st
 
     st.subheader("Who is where", anchor=False)
+    _render_waiting(reader, flow)
     text = st.text_input("Find a contact", placeholder="contact id or part of an email",
                          key=f"monitor_search_{flow.id}")
     if not text.strip():
-        st.caption("Search a contact to see its path through the flow and the messages it got.")
+        st.caption("Search a contact to see its profile, its path through the flow and the "
+                   "messages it got.")
         return
     try:
         found = find_contact(reader, flow.id, text)
@@ -259,7 +366,48 @@ def _render_who_is_where(reader: WorkspaceReader, flow: Flow) -> None:
         format_func=lambda cid: _contact_label(found, cid),
     )
     journey = contact_journey(reader, flow, contact_id)
-    _render_journey(journey)
+    with reader.read() as connection:
+        profile = analytics.contact_profile(connection, contact_id)
+    _render_profile(profile)
+    _render_journey(journey, flow)
+
+
+def _render_waiting(reader: WorkspaceReader, flow: Flow) -> None:
+    import streamlit as st
+
+    labels = {node.id: analytics.step_label(node) for node in flow.nodes}
+    step = st.selectbox("Contacts waiting at a step", list(labels), index=None,
+                        format_func=lambda node_id: f"{labels[node_id]} ({node_id})",
+                        key=f"monitor_waiting_{flow.id}", placeholder="Choose a step")
+    if step is None:
+        return
+    with reader.read() as connection:
+        waiting = analytics.waiting_at(connection, flow.id, step)
+    if waiting.empty:
+        st.caption(f"Nobody is waiting at {labels[step]}.")
+        return
+    st.dataframe(waiting, hide_index=True, width="stretch", key=f"monitor_waiting_list_{step}",
+                 column_config={"wake_at": "wakes at", "arrived_at": "arrived at"})
+
+
+def _render_profile(profile: dict[str, Any]) -> None:
+    import streamlit as st
+
+    attributes, consent = st.columns([3, 2])
+    with attributes:
+        st.caption("Attributes")
+        rows = [{"attribute": k, "value": str(v)} for k, v in profile["attributes"].items()]
+        st.dataframe(rows, hide_index=True, width="stretch", key="monitor_profile_attributes")
+    with consent:
+        st.caption("Consent")
+        words = {True: "yes", False: "no"}
+        st.dataframe([{"": k.replace("_", " "), "value": words[v]}
+                      for k, v in profile["consent"].items()], hide_index=True,
+                     width="stretch", key="monitor_profile_consent")
+    if not profile["flows"].empty:
+        st.caption("Flows")
+        st.dataframe(profile["flows"], hide_index=True, width="stretch",
+                     key="monitor_profile_flows")
 
 
 def _contact_label(found: pd.DataFrame, contact_id: str) -> str:
@@ -269,30 +417,43 @@ def _contact_label(found: pd.DataFrame, contact_id: str) -> str:
     return f"{contact_id}{email} · {status}"
 
 
-def _waiting_place(node_id: str, wake_at: Any) -> str:
+def _waiting_place(label: str, wake_at: Any) -> str:
     import pandas as pd
 
-    return f"**{node_id}**" + ("" if pd.isna(wake_at) else f" (until {wake_at:%Y-%m-%d %H:%M})")
+    return f"**{label}**" + ("" if pd.isna(wake_at) else f" (until {wake_at:%Y-%m-%d %H:%M})")
 
 
-def _render_journey(journey: dict[str, pd.DataFrame]) -> None:
+def journey_tables(journey: dict[str, pd.DataFrame], flow: Flow) -> dict[str, pd.DataFrame]:
+    """The journey as shown: step labels instead of ids, empty cells instead of None."""
+    labels = {node.id: analytics.step_label(node) for node in flow.nodes}
+    path = journey["path"].copy()
+    path.insert(1, "step", path["node_id"].map(labels).fillna(path["node_id"]))
+    path = path.drop(columns=["node_id"])
+    path = path.astype(object).where(path.notna(), "")
+    messages = journey["messages"].copy()
+    messages.insert(1, "step", messages["node_id"].map(labels).fillna(messages["node_id"]))
+    return {"path": path, "messages": messages[["sent_at", "step", "channel", "subject"]]}
+
+
+def _render_journey(journey: dict[str, pd.DataFrame], flow: Flow) -> None:
     import streamlit as st
 
     if journey["enrollments"].empty:
         st.info("This contact has not entered the flow.")
         return
+    labels = {node.id: analytics.step_label(node) for node in flow.nodes}
     waiting = journey["waiting"]
     if not waiting.empty:
-        places = ", ".join(_waiting_place(row.node_id, row.wake_at)
+        places = ", ".join(_waiting_place(labels.get(row.node_id, row.node_id), row.wake_at)
                            for row in waiting.itertuples())
         st.markdown(f"Now waiting at {places}")
+    tables = journey_tables(journey, flow)
     path, messages = st.columns([3, 2])
     with path:
         st.caption("Path through the flow")
-        st.dataframe(journey["path"], hide_index=True, width="stretch")
+        st.dataframe(tables["path"], hide_index=True, width="stretch")
     with messages:
-        st.caption(f"Messages ({len(journey['messages'])})")
-        st.dataframe(journey["messages"][["sent_at", "node_id", "channel", "subject"]],
-                     hide_index=True, width="stretch")
+        st.caption(f"Messages ({len(tables['messages'])})")
+        st.dataframe(tables["messages"], hide_index=True, width="stretch")
     st.caption("Enrollments")
     st.dataframe(journey["enrollments"], hide_index=True, width="stretch")

@@ -37,33 +37,75 @@ def monitor_app() -> AppTest:
     return AppTest.from_file(str(page), default_timeout=TIMEOUT).run()
 
 
-def test_kpis_canvas_counts_and_charts_match_the_store(seeded: Path) -> None:
+def frames(app: AppTest, *columns: str) -> list:
+    """The dataframes on the page that have all of `columns`."""
+    return [f.value for f in app.dataframe if set(columns) <= set(f.value.columns)]
+
+
+def sql(home: Path, query: str, *args: object) -> int:
+    with WorkspaceReader(home).read() as connection:
+        row = connection.execute(query, list(args)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_tiles_badges_edges_and_tables_add_up_to_the_store(seeded: Path) -> None:
     app = monitor_app()
     assert not app.exception
-    with WorkspaceReader(seeded).read() as connection:
-        kpis = analytics.kpis(connection, FLOW_ID)
     metrics = {metric.label: metric.value for metric in app.metric}
-    assert metrics["Enrolled"] == f"{kpis['enrolled']:,}" != "0"
-    assert metrics["Messages sent"] == f"{kpis['messages']:,}"
-    assert metrics["Open rate"] == f"{kpis['open_rate']:.1%}"
+    enrolled = sql(seeded, "SELECT count(*) FROM enrollments WHERE flow_id = ?", FLOW_ID)
+    sent = sql(seeded, "SELECT count(*) FROM messages WHERE flow_id = ?", FLOW_ID)
+    active = sql(seeded, "SELECT count(*) FROM enrollments WHERE flow_id = ? AND "
+                 "status = 'active'", FLOW_ID)
+    converted = sql(seeded, "SELECT count(DISTINCT contact_id) FROM events WHERE name IN "
+                    "('conversion', 'purchase') AND source = ?", f"simulation:{FLOW_ID}")
+    assert metrics["Enrolled"] == f"{enrolled:,}" != "0"
+    assert metrics["Messages sent"] == f"{sent:,}"
+    assert metrics["Active"] == f"{active:,}"
+    assert metrics["Converted"] == f"{converted:,}"
+    assert metrics["Open rate"].endswith("%") and metrics["Conversion rate"].endswith("%")
     canvas = canvases(app)[f"monitor_canvas_{FLOW_ID}"]
     assert canvas["read_only"] is True and canvas["minimap"] is False
     counts = {node["id"]: node["data"]["counts"] for node in canvas["graph"]["nodes"]}
-    assert counts["start"]["entered"] == kpis["enrolled"]
-    assert sum(c["waiting"] for c in counts.values()) == kpis["active"]
+    assert counts["start"]["entered"] == enrolled
+    assert sum(c["waiting"] for c in counts.values()) == active
+    # every edge carries the tokens that took it; the edges into a step add up to its entries
+    into: dict[str, int] = {}
+    for edge in canvas["graph"]["edges"]:
+        into[edge["target"]] = into.get(edge["target"], 0) + int(edge.get("label", "0")
+                                                                 .replace(",", ""))
+    for node_id, tokens in into.items():
+        assert tokens == counts[node_id]["entered"], node_id
+    # the message-steps table adds up to the step's entries, and its sent to the tile
+    table = frames(app, "step", "entered", "sent", "suppressed")[0]
+    outcomes = table[["sent", "suppressed", "skipped", "deferred", "queued", "failed", "dead"]]
+    assert (outcomes.sum(axis=1) == table["entered"]).all()
+    assert table["sent"].sum() == sent
+    welcome = table.set_index("step").loc["Welcome email"]
+    assert welcome["entered"] == counts["welcome"]["entered"]
     assert len(app.get("plotly_chart")) == 3  # messages, engagement, funnel (in an expander)
     assert any("No failed" in caption.value for caption in app.caption)
+    assert any("sandbox" in m.value for m in app.markdown)  # no connection configured
 
 
-def test_who_is_where_shows_path_and_messages(seeded: Path) -> None:
+def test_who_is_where_shows_profile_path_and_messages(seeded: Path) -> None:
     app = monitor_app()
     app.text_input(key=f"monitor_search_{FLOW_ID}").input("c000").run()
     assert not app.exception
     contact = app.selectbox(key=f"monitor_contact_{FLOW_ID}")
     assert contact.value is not None and "active" in contact.format_func(contact.value)
-    path, messages = app.dataframe[-3].value, app.dataframe[-2].value
-    assert list(dict.fromkeys(path["node_id"]))[:3] == ["start", "welcome", "wait_2d"]
-    assert len(messages) >= 1
+    path = frames(app, "step", "event")[0]
+    assert list(dict.fromkeys(path["step"]))[:3] == ["New leads", "Welcome email",
+                                                     "Wait 2 days"]
+    assert "None" not in path.astype(str).to_numpy()  # empty cells, never a literal None
+    assert len(frames(app, "sent_at", "step", "channel")[0]) >= 1
+    attributes = frames(app, "attribute", "value")[0]
+    assert "email" in set(attributes["attribute"])
+    app.selectbox(key=f"monitor_waiting_{FLOW_ID}").set_value("wait_2d").run()
+    waiting = sql(seeded, "SELECT count(*) FROM tokens WHERE flow_id = ? AND node_id = ?",
+                  FLOW_ID, "wait_2d")
+    listed = frames(app, "contact_id", "arrived_at", "wake_at")
+    assert (len(listed[0]) if listed else 0) == min(waiting, 200)
     app.text_input(key=f"monitor_search_{FLOW_ID}").input("nobody-here").run()
     assert any("No contact" in info.value for info in app.info)
 
@@ -146,4 +188,38 @@ def test_auto_refresh_defaults_on_while_a_run_is_live(
     app = monitor_app()
     assert app.toggle(key=f"monitor_auto_{FLOW_ID}").value is live
     badge = next(m.value for m in app.markdown if "last tick" in m.value)
-    assert ("live" in badge) is live and ("idle" in badge) is not live
+    assert ("[ticking]" in badge) is live and ("[idle]" in badge) is not live
+    assert "[draft]" in badge  # the lifecycle state: never set live in this workspace
+
+
+def test_live_pause_and_stop_from_the_monitor(tmp_path: Path,
+                                              tmp_path_factory: pytest.TempPathFactory,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("mawb.engine.lifecycle")
+    home = copy_of_demo(tmp_path_factory.getbasetemp(), tmp_path / "home")
+    monkeypatch.setenv("MAWB_HOME", str(home))
+    app = monitor_app()
+
+    def state() -> str:
+        with WorkspaceReader(home).read() as connection:
+            return str(analytics.service_health(connection, FLOW_ID)["state"])
+
+    def click(label: str) -> None:
+        next(b for b in app.button if b.label == label).click().run()
+        assert not app.exception, app.exception
+
+    assert state() == "draft"
+    click("Go live")
+    assert state() == "live"
+    assert any("[live]" in m.value for m in app.markdown)
+    assert {b.label for b in app.button} >= {"Pause", "Stop"}
+    click("Pause")
+    assert state() == "paused"
+    click("Resume")
+    assert state() == "live"
+    click("Stop")
+    assert state() == "stopped"
+    with WorkspaceReader(home).read() as connection:
+        active = connection.execute("SELECT count(*) FROM enrollments WHERE flow_id = ? AND "
+                                    "status = 'active'", [FLOW_ID]).fetchone()
+    assert active == (0,)  # stopping ends every active enrollment
