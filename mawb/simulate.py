@@ -9,7 +9,12 @@ comes from one of:
   and unsubscribes with probabilities that grow with the contact's `engagement_score`;
   draws are hashes of (seed, message key), so the same seed gives the same run;
 - `none`: no behaviour at all — pure flow logic, counts reproducible by hand;
-- `history`: a backtest over recorded events (timestamps as recorded).
+- `history`: a backtest over recorded events (timestamps as recorded); the clock picks
+  them up on a grid of `tick` (default the flow's own tick), as the scheduler would.
+
+Without `home`, a run lives in memory: one DuckDB held open for the whole run, in a temp
+folder removed at the end. A sweep imports its population once and gives each value a copy
+of that store (`COPY FROM DATABASE`), so values differ only in their params.
 
 >>> result = simulate(load_template("lead_welcome_v1"), demo_contacts(), days=14)  # doctest: +SKIP
 >>> result.funnel[["node_id", "entered"]]  # doctest: +SKIP
@@ -17,9 +22,11 @@ comes from one of:
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
@@ -28,12 +35,11 @@ from tqdm.auto import tqdm
 
 from mawb import analytics
 from mawb.engine import Workspace
-from mawb.engine.store import utc_naive
+from mawb.engine.store import connect_memory, contact_column_names, utc_naive
 from mawb.validate import FlowInvalidError, validate_flow
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from pathlib import Path
+    from collections.abc import Callable, Iterator
 
     import duckdb
 
@@ -64,30 +70,45 @@ class ResponseModel:
     default_engagement: float = 0.3
 
     def apply(self, connection: duckdb.DuckDBPyConnection, flow_id: str, now: datetime,
-              seed: int) -> None:
-        """Create the behaviour events for messages sent at `now` (set-based, seeded)."""
-        has_score = bool(connection.execute(
-            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'contacts' "
-            "AND column_name = 'engagement_score'").fetchone()[0])  # type: ignore[index]
+              seed: int, *, engagement: bool | None = None) -> None:
+        """Create the behaviour events for messages sent at `now` (one set-based statement).
+
+        `engagement`: whether contacts have an engagement_score column; the simulator asks
+        once per run, other callers may leave it to this method."""
+        if engagement is None:
+            engagement = "engagement_score" in contact_column_names(connection)
         # Rates are bound as parameters, never spliced into the SQL text.
-        engagement = ("coalesce(c.engagement_score, $default_engagement)" if has_score
-                      else "$default_engagement")
+        score = ("coalesce(c.engagement_score, $default_engagement)" if engagement
+                 else "$default_engagement")
         connection.execute(
             f"""
-            CREATE OR REPLACE TEMP TABLE reactions AS
-            SELECT m.idempotency_key AS key, m.contact_id, m.sent_at, m.channel,
-                   least(greatest($open_base + $open_per_engagement * {engagement}, 0), 0.95)
-                       AS p_open,
-                   $click_base + $click_per_engagement * {engagement} AS p_click,
-                   $unsubscribe_base * (1 - {engagement}) AS p_unsub,
-                   hash(m.idempotency_key || ':open:' || $seed) % 1000000 / 1e6 AS u_open,
-                   hash(m.idempotency_key || ':click:' || $seed) % 1000000 / 1e6 AS u_click,
-                   hash(m.idempotency_key || ':conv:' || $seed) % 1000000 / 1e6 AS u_conv,
-                   hash(m.idempotency_key || ':unsub:' || $seed) % 1000000 / 1e6 AS u_unsub,
-                   hash(m.idempotency_key || ':delay:' || $seed) % 1000000 / 1e6 AS u_delay
-            FROM messages m JOIN contacts c USING (contact_id)
-            WHERE m.flow_id = $flow AND m.sent_at = $now AND m.contact_id IS NOT NULL
-              AND m.channel IN ('email', 'sms', 'web_push')
+            INSERT INTO events
+            SELECT nextval('event_seq'), r.key || ':' || k.name, r.contact_id, k.name,
+                   r.sent_at + to_microseconds(CAST(r.u_delay * $delay_us AS BIGINT))
+                       + to_microseconds(k.extra_us),
+                   '{{}}', 'simulation:' || $flow, NULL
+            FROM (
+                SELECT m.idempotency_key AS key, m.contact_id, m.sent_at, m.channel,
+                       least(greatest($open_base + $open_per_engagement * {score}, 0), 0.95)
+                           AS p_open,
+                       $click_base + $click_per_engagement * {score} AS p_click,
+                       $unsubscribe_base * (1 - {score}) AS p_unsub,
+                       hash(m.idempotency_key || ':open:' || $seed) % 1000000 / 1e6 AS u_open,
+                       hash(m.idempotency_key || ':click:' || $seed) % 1000000 / 1e6 AS u_click,
+                       hash(m.idempotency_key || ':conv:' || $seed) % 1000000 / 1e6 AS u_conv,
+                       hash(m.idempotency_key || ':unsub:' || $seed) % 1000000 / 1e6 AS u_unsub,
+                       hash(m.idempotency_key || ':delay:' || $seed) % 1000000 / 1e6 AS u_delay
+                FROM messages m JOIN contacts c USING (contact_id)
+                WHERE m.flow_id = $flow AND m.sent_at = $now AND m.contact_id IS NOT NULL
+                  AND m.channel IN ('email', 'sms', 'web_push')) r,
+                 (VALUES ('email_open', 0), ('email_click', 300000000),
+                         ('conversion', 1800000000), ('unsubscribe', 600000000)) k(name, extra_us)
+            WHERE CASE k.name
+                    WHEN 'email_open' THEN r.u_open < r.p_open AND r.channel <> 'sms'
+                    WHEN 'email_click' THEN r.u_open < r.p_open AND r.u_click < r.p_click
+                    WHEN 'conversion' THEN r.u_open < r.p_open AND r.u_click < r.p_click
+                                           AND r.u_conv < $conv
+                    ELSE r.u_unsub < r.p_unsub END
             """,
             {"seed": str(seed), "flow": flow_id, "now": now,
              "default_engagement": float(self.default_engagement),
@@ -95,26 +116,10 @@ class ResponseModel:
              "open_per_engagement": float(self.open_per_engagement),
              "click_base": float(self.click_base),
              "click_per_engagement": float(self.click_per_engagement),
-             "unsubscribe_base": float(self.unsubscribe_base)},
+             "unsubscribe_base": float(self.unsubscribe_base),
+             "conv": float(self.conversion_rate),
+             "delay_us": float(self.open_delay_hours) * 3.6e9},
         )
-        for name, condition, extra in (
-            ("email_open", "u_open < p_open AND channel <> 'sms'", "INTERVAL 0 MINUTE"),
-            ("email_click", "u_open < p_open AND u_click < p_click", "INTERVAL 5 MINUTE"),
-            ("conversion", "u_open < p_open AND u_click < p_click AND u_conv < $conv",
-             "INTERVAL 30 MINUTE"),
-            ("unsubscribe", "u_unsub < p_unsub", "INTERVAL 10 MINUTE"),
-        ):
-            connection.execute(
-                f"""
-                INSERT INTO events
-                SELECT nextval('event_seq'), key || ':' || $name, contact_id, $name,
-                       sent_at + to_microseconds(CAST(u_delay * $delay_us AS BIGINT)) + {extra},
-                       '{{}}', 'simulation:' || $flow, NULL
-                FROM reactions WHERE {condition}
-                """,
-                {"flow": flow_id, "name": name, "delay_us": float(self.open_delay_hours) * 3.6e9,
-                 **({"conv": float(self.conversion_rate)} if "$conv" in condition else {})},
-            )
 
 
 @dataclass
@@ -129,7 +134,7 @@ class SimulationResult:
     messages_per_channel: dict[str, int]
     timeline: pd.DataFrame
     summary: dict[str, Any]
-    workspace: Workspace
+    workspace: Workspace | None  # the store in `home`; None after an in-memory run (gone)
     ticks: int = 0
     figures: dict[str, go.Figure] = field(default_factory=dict)
     message_steps: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -186,6 +191,10 @@ def _contacts_frame(contacts: Any) -> Any:
     return contacts
 
 
+class SimulationCancelled(RuntimeError):
+    """`cancel` answered True: the run stopped between two ticks (an in-memory store is gone)."""
+
+
 def simulate(
     flow: Flow,
     contacts: Any = None,
@@ -201,17 +210,30 @@ def simulate(
     progress: bool = True,
     home: str | Path | None = None,
     on_progress: Callable[[float], None] | None = None,
+    tick: timedelta | str | None = None,
+    cancel: Callable[[], bool] | None = None,
 ) -> SimulationResult:
     """Run `flow` over `contacts` (DataFrame, file path, an int for N synthetic, None = demo)
     for `days` of virtual time and return funnel, messages, timeline and figures.
 
     `params` override the flow's params (e.g. a threshold). `events` are recorded events
     (required for responses="history", optional otherwise: past behaviour for triggers).
+    `tick` is the grid on which a backtest picks recorded events up (default the flow's tick).
     `on_progress` is called after every tick with the share of virtual time done (0..1), for
-    progress bars other than tqdm's (the workbench).
+    progress bars other than tqdm's (the workbench); `cancel` is asked after every tick and
+    stops the run with `SimulationCancelled` once it returns True. Without `home` the run
+    lives in memory and leaves nothing behind; with `home` its store is a file there (kept).
     """
-    from mawb.data import DEMO_EPOCH
+    merged = _checked_params(flow, params)
+    run = _run_options(flow, {"days": days, "seed": seed, "responses": responses,
+                              "start": start, "max_step": max_step,
+                              "response_model": response_model, "progress": progress,
+                              "tick": tick}, on_progress=on_progress, cancel=cancel)
+    with _population(flow, contacts, events, responses, home) as population:
+        return population.run(flow, merged, run)
 
+
+def _checked_params(flow: Flow, params: dict[str, Any] | None) -> dict[str, Any]:
     unknown = set(params or {}) - set(flow.params)
     if unknown:
         raise ValueError(f"unknown params {sorted(unknown)}; flow params: {sorted(flow.params)}")
@@ -219,7 +241,119 @@ def simulate(
     report = validate_flow(flow.model_copy(update={"params": merged}))
     if not report.valid:
         raise FlowInvalidError(flow.id, report)
-    workspace = Workspace(home or tempfile.mkdtemp(prefix="mawb-sim-"))
+    return merged
+
+
+def tick_interval(flow: Flow, tick: timedelta | str | None = None) -> timedelta:
+    """`tick` (a timedelta, or `15m`/`1h`/`1d` as in the flow settings), else the flow's."""
+    text = tick if tick is not None else flow.settings.tick
+    if isinstance(text, timedelta):
+        interval = text
+    else:
+        units = {"m": "minutes", "h": "hours", "d": "days"}
+        number, unit = str(text)[:-1], str(text)[-1:]
+        if unit not in units or not number.isdigit():
+            raise ValueError(f"tick {text!r} must look like 5m, 1h or 1d")
+        interval = timedelta(**{units[unit]: int(number)})
+    if interval <= timedelta(0):
+        raise ValueError(f"tick {text!r} must be positive")
+    return interval
+
+
+@dataclass(frozen=True)
+class _RunOptions:
+    days: float
+    seed: int
+    responses: Responses
+    start: datetime | None
+    max_step: timedelta | None
+    model: ResponseModel
+    progress: bool
+    grid: timedelta
+    on_progress: Callable[[float], None] | None
+    cancel: Callable[[], bool] | None
+
+
+def _run_options(flow: Flow, options: dict[str, Any], *,
+                 on_progress: Callable[[float], None] | None,
+                 cancel: Callable[[], bool] | None) -> _RunOptions:
+    allowed = {"days", "seed", "responses", "start", "max_step", "response_model", "progress",
+               "tick"}
+    unknown = set(options) - allowed
+    if unknown:
+        raise TypeError(f"unknown simulation options {sorted(unknown)}")
+    return _RunOptions(
+        days=options.get("days", 14), seed=options.get("seed", 0),
+        responses=options.get("responses", "model"), start=options.get("start"),
+        max_step=options.get("max_step"),
+        model=options.get("response_model") or ResponseModel(),
+        progress=options.get("progress", False), grid=tick_interval(flow, options.get("tick")),
+        on_progress=on_progress, cancel=cancel)
+
+
+@dataclass
+class _Population:
+    """A store holding the imported population and the deployed flow, ready to simulate on.
+
+    With `copies` (a sweep in memory), each run works on its own copy (attached database
+    `run_<n>`) and the population stays as imported; otherwise the one run works in place.
+    `kept` is the workspace a result may hand out (a file store in `home`), else None."""
+
+    workspace: Workspace
+    copies: bool
+    kept: Workspace | None
+    runs: int = 0
+
+    def run(self, flow: Flow, params: dict[str, Any], options: _RunOptions) -> SimulationResult:
+        with self._copy() as workspace:
+            ticks = _tick_loop(workspace, flow, params, options)
+            return _collect(workspace, flow, params, options.seed, ticks, self.kept)
+
+    @contextlib.contextmanager
+    def _copy(self) -> Iterator[Workspace]:
+        self.runs += 1
+        if not self.copies:
+            if self.runs > 1:
+                raise RuntimeError("this population runs once; a sweep shares copies of it")
+            yield self.workspace
+            return
+        name = f"run_{self.runs}"
+        with self.workspace.connection() as connection:
+            connection.execute(f"ATTACH ':memory:' AS {name}")
+            try:
+                connection.execute(f"COPY FROM DATABASE population TO {name}")
+                connection.execute(f"USE {name}")
+                yield self.workspace
+            finally:
+                connection.execute("USE population")
+                connection.execute(f"DETACH {name}")
+
+
+@contextlib.contextmanager
+def _population(flow: Flow, contacts: Any, events: Any, responses: Responses,
+                home: str | Path | None, copies: bool = False) -> Iterator[_Population]:
+    """Import contacts and events and deploy `flow`, once (see `_Population`)."""
+    if home is not None:
+        workspace = Workspace(home)
+        with workspace.session():
+            _load(workspace, flow, contacts, events, responses)
+            yield _Population(workspace, copies=False, kept=workspace)
+        return
+    with tempfile.TemporaryDirectory(prefix="mawb-sim-") as folder:
+        connection = connect_memory(Path(folder) / ".tmp")
+        try:
+            # The population lives in an attached database of its own, so runs can copy it.
+            connection.execute("ATTACH ':memory:' AS population")
+            connection.execute("USE population")
+            workspace = Workspace.in_memory(folder, connection)
+            _load(workspace, flow, contacts, events, responses)
+            yield _Population(workspace, copies=copies, kept=None)
+        finally:
+            connection.close()
+
+
+def _load(workspace: Workspace, flow: Flow, contacts: Any, events: Any,
+          responses: Responses) -> None:
     workspace.import_contacts(_contacts_frame(contacts))
     if responses == "history" and events is None:
         from mawb.data import demo_events
@@ -227,40 +361,73 @@ def simulate(
         events = demo_events()
     if events is not None:
         workspace.import_events(events, source_name="history")
-    if start is None and responses == "history":
-        with workspace.connection(read_only=True) as connection:
-            first = connection.execute("SELECT min(ts) FROM events").fetchone()
-        start = first[0] if first and first[0] else DEMO_EPOCH
-    now = utc_naive(start or DEMO_EPOCH)
-    start_time, end = now, now + timedelta(days=days)
-    step = max_step or (timedelta(hours=6) if responses != "none" else None)
     workspace.deploy(flow)
-    model = response_model or ResponseModel()
-    ticks = 0
-    bar = tqdm(total=round(days * 24), unit="h", desc=f"simulating {flow.id}",
-               disable=not progress, leave=False)
-    position = now
-    while now is not None and now <= end:
-        workspace.tick(flow, now, merged)
-        if responses == "model":
-            with workspace.connection() as connection:
-                model.apply(connection, flow.id, now, seed)
-        ticks += 1
-        upcoming = workspace.next_due(flow, now, include_events=responses == "history")
-        if step is not None:
-            upcoming = min(upcoming, now + step) if upcoming else now + step
-        if upcoming is not None:
-            bar.update(max(0, round((min(upcoming, end) - position).total_seconds() / 3600)))
-            position = min(upcoming, end)
-        if on_progress is not None:
-            on_progress(min(1.0, (position - start_time) / (end - start_time)) if days else 1.0)
-        now = upcoming
-    bar.close()
-    return _collect(workspace, flow, merged, seed, ticks)
+
+
+def _tick_loop(workspace: Workspace, flow: Flow, params: dict[str, Any],
+               options: _RunOptions) -> int:
+    """Tick on the virtual clock until `days` have passed; returns the number of ticks."""
+    from mawb.data import DEMO_EPOCH
+
+    with workspace.connection() as connection:
+        start = options.start
+        if start is None and options.responses == "history":
+            first = connection.execute("SELECT min(ts) FROM events").fetchone()
+            start = first[0] if first and first[0] else DEMO_EPOCH
+        engagement = "engagement_score" in contact_column_names(connection)
+        now: datetime | None = utc_naive(start or DEMO_EPOCH)
+        origin = position = now
+        assert origin is not None
+        end = origin + timedelta(days=options.days)
+        step = options.max_step or (timedelta(hours=6) if options.responses != "none" else None)
+        ticks = 0
+        bar = tqdm(total=round(options.days * 24), unit="h", desc=f"simulating {flow.id}",
+                   disable=not options.progress, leave=False)
+        try:
+            while now is not None and now <= end:
+                workspace.tick(flow, now, params)
+                if options.responses == "model":
+                    options.model.apply(connection, flow.id, now, options.seed,
+                                        engagement=engagement)
+                ticks += 1
+                upcoming = workspace.next_due(flow, now, include_events=False)
+                if options.responses == "history":
+                    upcoming = _earliest(upcoming,
+                                         _next_event(connection, now, origin, options.grid))
+                if step is not None:
+                    upcoming = min(upcoming, now + step) if upcoming else now + step
+                if upcoming is not None:
+                    bar.update(max(0, round((min(upcoming, end) - position).total_seconds()
+                                            / 3600)))
+                    position = min(upcoming, end)
+                if options.on_progress is not None:
+                    options.on_progress(min(1.0, (position - origin) / (end - origin))
+                                        if options.days else 1.0)
+                if options.cancel is not None and options.cancel():
+                    raise SimulationCancelled(f"simulation of {flow.id} cancelled after "
+                                              f"{ticks} ticks")
+                now = upcoming
+        finally:
+            bar.close()
+    return ticks
+
+
+def _earliest(first: datetime | None, second: datetime | None) -> datetime | None:
+    return min((t for t in (first, second) if t is not None), default=None)
+
+
+def _next_event(connection: duckdb.DuckDBPyConnection, now: datetime, origin: datetime,
+                grid: timedelta) -> datetime | None:
+    """The first grid point (origin + k * grid) at or after the next recorded event."""
+    row = connection.execute("SELECT min(ts) FROM events WHERE ts > ?", [now]).fetchone()
+    if not row or row[0] is None:
+        return None
+    steps = -((origin - row[0]) // grid)  # ceiling division
+    return origin + steps * grid
 
 
 def _collect(workspace: Workspace, flow: Flow, params: dict[str, Any], seed: int,
-             ticks: int) -> SimulationResult:
+             ticks: int, keep: Workspace | None = None) -> SimulationResult:
     """Read the run back in the counts vocabulary of `mawb.analytics` (same words as the
     Monitor and the CLI)."""
     with workspace.connection(read_only=True) as connection:
@@ -272,7 +439,7 @@ def _collect(workspace: Workspace, flow: Flow, params: dict[str, Any], seed: int
         message_steps = analytics.message_counts(connection, flow)
         edges = analytics.edge_counts(connection, flow)
     result = SimulationResult(flow, params, seed, funnel, messages, per_channel, timeline,
-                              summary, workspace, ticks, message_steps=message_steps,
+                              summary, keep, ticks, message_steps=message_steps,
                               edges=edges)
     result.figures = {"funnel": result.funnel_figure(), "timeline": result.timeline_figure()}
     return result
@@ -304,17 +471,37 @@ class SweepResult:
 
 
 def sweep(flow: Flow, contacts: Any = None, *, param: str, values: list[Any],
-          progress: bool = True, **options: Any) -> SweepResult:
-    """Simulate the flow once per value of `param` (same seed) and compare in one table."""
+          progress: bool = True, on_progress: Callable[[float], None] | None = None,
+          cancel: Callable[[], bool] | None = None, **options: Any) -> SweepResult:
+    """Simulate the flow once per value of `param` (same seed) and compare in one table.
+
+    The population is imported once and each value runs on its own in-memory copy of it
+    (with `home`, each value gets a file store in `home/<param>-<n>` instead). `on_progress`
+    gets the share of the whole sweep done (0..1); `cancel` stops it between two ticks."""
     if param not in flow.params:
         raise ValueError(f"{param!r} is not a param of {flow.id}; params: {sorted(flow.params)}")
-    frame = _contacts_frame(contacts)
     fixed = options.pop("params", None) or {}
+    home = options.pop("home", None)
+    merged = [_checked_params(flow, {**fixed, param: value}) for value in values]
+    frame = _contacts_frame(contacts)
+    events, responses = options.pop("events", None), options.get("responses", "model")
     results = []
-    rows = []
-    for value in tqdm(values, desc=f"sweeping {param}", disable=not progress, leave=False):
-        result = simulate(flow, frame, params={**fixed, param: value},
-                          progress=False, **options)
-        results.append(result)
-        rows.append({"value": value, **result.summary})
+    with contextlib.ExitStack() as stack:
+        shared = None if home is not None else stack.enter_context(
+            _population(flow, frame, events, responses, None, copies=True))
+        for index, params in enumerate(tqdm(merged, desc=f"sweeping {param}",
+                                            disable=not progress, leave=False)):
+            def share(done: float, index: int = index) -> None:
+                if on_progress is not None:
+                    on_progress((index + done) / len(values))
+
+            run = _run_options(flow, options, on_progress=share, cancel=cancel)
+            if shared is not None:
+                results.append(shared.run(flow, params, run))
+                continue
+            with _population(flow, frame, events, responses,
+                             Path(home) / f"{param}-{index}") as own:
+                results.append(own.run(flow, params, run))
+    rows = [{"value": value, **result.summary}
+            for value, result in zip(values, results, strict=True)]
     return SweepResult(param, pd.DataFrame(rows), results)

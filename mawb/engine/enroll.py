@@ -148,6 +148,42 @@ def candidates(connection: duckdb.DuckDBPyConnection, flow: Flow, node: Node, pa
     _save_state(connection, flow, node, fired, seq_now)
 
 
+def may_enroll(connection: duckdb.DuckDBPyConnection, flow: Flow, node: Node, params: Params,
+               now: datetime) -> bool:
+    """False only when `candidates` would certainly find nobody now, so that a tick may skip
+    the trigger's stage (and its transaction) altogether.
+
+    Skipping leaves `trigger_state` as it was; that is the same state for what follows,
+    because the next run still looks at every event newer than the state's seq or time, and
+    a skip means no event of the trigger's names was among them now."""
+    last_time, last_seq = _state(connection, flow, node)
+    if last_time is None:
+        return True
+    if isinstance(params, triggers.TimeBasedParams):
+        if params.date_field:
+            return True
+        due = next_fire(params.schedule, last_time)
+        return due is not None and due <= now
+    if isinstance(params, triggers.BehavioralParams | triggers.EventParams
+                  | triggers.WebhookParams):
+        names = (params.events if isinstance(params, triggers.BehavioralParams)
+                 else [params.event])
+        row = connection.execute(
+            f"SELECT EXISTS (SELECT 1 FROM events ev WHERE list_contains(?, ev.name) "
+            f"AND {_new_events(last_seq, last_time)})",
+            [list(names), now],
+        ).fetchone()
+        return bool(row and row[0])
+    if isinstance(params, triggers.ManualParams):
+        row = connection.execute(
+            "SELECT EXISTS (SELECT 1 FROM manual_requests WHERE flow_id = ? AND node_id = ? "
+            "AND NOT consumed AND requested_at <= ?)",
+            [flow.id, node.id, now],
+        ).fetchone()
+        return bool(row and row[0])
+    return True
+
+
 def enroll(connection: duckdb.DuckDBPyConnection, flow: Flow, node: Node, now: datetime) -> None:
     """Turn `candidates` into enrollments + tokens at the trigger node, honouring reentry."""
     found = connection.execute("SELECT EXISTS (SELECT 1 FROM candidates)").fetchone()

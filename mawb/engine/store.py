@@ -14,6 +14,7 @@ waited for, never reported to a user as a lock error.
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import time
 from datetime import UTC, datetime
@@ -27,6 +28,10 @@ if TYPE_CHECKING:
 
 STORE_SCHEMA_VERSION = 7
 CHECKPOINT_THRESHOLD = "1GB"
+# DuckDB's own default is 80% of RAM per open database, for every process that opens one. A
+# store takes a deliberate share instead (`MAWB_MEMORY_LIMIT`, e.g. "4GB", overrides it) and
+# spills what does not fit to a temp folder next to the store, never into the working folder.
+MEMORY_SHARE = 0.4
 
 # Engine-maintained engagement attributes every contact has (the response model and event
 # effects update them; conditions such as `email_opens > 0` may read them).
@@ -148,6 +153,11 @@ class StoreBusyError(RuntimeError):
     """The store stayed locked by another writer for longer than the retry budget."""
 
 
+class StoreSchemaError(ValueError):
+    """The store's schema is not the one this mawb runs: older (and not migrated here, e.g.
+    by a read-only dashboard: run `mawb migrate`) or newer (written by a later mawb)."""
+
+
 def utc_naive(moment: datetime) -> datetime:
     """Store times as naive UTC (DuckDB TIMESTAMP); accept aware or naive-UTC input."""
     if moment.tzinfo is not None:
@@ -160,6 +170,39 @@ def _is_lock_error(error: Exception) -> bool:
     return "lock" in text or "conflicting" in text or "being used by another process" in text
 
 
+def memory_limit() -> str:
+    """The DuckDB memory limit of one store connection (see MEMORY_SHARE)."""
+    configured = os.environ.get("MAWB_MEMORY_LIMIT", "").strip()
+    if configured:
+        return configured
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return "4GB"
+    return f"{max(256, int(total * MEMORY_SHARE / 2**20))}MB"
+
+
+def _configure(connection: duckdb.DuckDBPyConnection, temp_directory: Path) -> None:
+    connection.execute("SET TimeZone = 'UTC'")
+    connection.execute(f"SET memory_limit = {literal_text(memory_limit())}")
+    connection.execute(f"SET temp_directory = {literal_text(str(temp_directory))}")
+
+
+def literal_text(value: str) -> str:
+    """A SQL string literal (settings cannot be bound as parameters)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def connect_memory(temp_directory: Path) -> duckdb.DuckDBPyConnection:
+    """A store that lives in memory until its connection closes (simulations, benchmarks).
+
+    `temp_directory` is where DuckDB may spill; the caller owns and removes it (DuckDB's own
+    default for an in-memory database is `.tmp` in the working folder)."""
+    connection = duckdb.connect(":memory:")
+    _configure(connection, temp_directory)
+    return connection
+
+
 def connect(path: Path, read_only: bool = False,
             retry_seconds: float = 30.0) -> duckdb.DuckDBPyConnection:
     """Open the store, waiting with jittered backoff while another process holds it."""
@@ -168,7 +211,7 @@ def connect(path: Path, read_only: bool = False,
     while True:
         try:
             connection = duckdb.connect(str(path), read_only=read_only)
-            connection.execute("SET TimeZone = 'UTC'")
+            _configure(connection, path.with_name(path.name + ".tmp"))
             if not read_only:
                 # Commits stay durable (the WAL is synced); only the rewrite of table data is
                 # deferred to close instead of running inside the commits of a large tick.
@@ -181,11 +224,6 @@ def connect(path: Path, read_only: bool = False,
                 raise
             time.sleep(delay * (1 + random.random()))  # noqa: S311 - jitter, not crypto
             delay = min(delay * 2, 0.5)
-class StoreSchemaError(ValueError):
-    """The store's schema is not the one this mawb runs: older (and not migrated here, e.g.
-    by a read-only dashboard: run `mawb migrate`) or newer (written by a later mawb)."""
-
-
 
 
 @contextlib.contextmanager

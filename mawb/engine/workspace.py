@@ -31,10 +31,12 @@ from pydantic import ValidationError
 from mawb import graph, nodes
 from mawb.engine import enroll, lifecycle, manifest, outbox, spool
 from mawb.engine.cohort import Cohort, apply, ended_paths, literal, prepare, quote
+from mawb.engine.plan import TickPlan
 from mawb.engine.steps import EVERY_TICK, STEPS, StepError
 from mawb.engine.store import (
     STORE_SCHEMA_VERSION,
     connect,
+    connect_memory,
     contact_columns,
     migrate,
     schema_version,
@@ -116,6 +118,7 @@ class Workspace:
         self.manifest = manifest.ensure(self.home, partitions)
         self.partitions = self.manifest.partitions
         self._held: dict[int, duckdb.DuckDBPyConnection] = {}
+        self._in_memory = False  # see `in_memory`: the held connection is the whole store
         # Stores are migrated on first use, one partition at a time: an Airflow task that steps
         # partition 0 must never wait for the writer of partition 1.
         self._migrated: set[int] = set()
@@ -130,6 +133,8 @@ class Workspace:
 
     def connection(self, partition: int = 0, read_only: bool = False) -> _Connection:
         """A short-lived connection, or the one a `session` holds for this partition."""
+        if self._in_memory and partition not in self._held:
+            raise RuntimeError(f"the in-memory store of {self.home} is closed")
         path = self.store_path(partition)
         if partition not in self._migrated:
             self._migrate(partition, read_only)
@@ -151,6 +156,25 @@ class Workspace:
         with _Connection(path, False, held) as connection:
             migrate(connection)
         self._migrated.add(partition)
+
+    @classmethod
+    def in_memory(cls, home: str | Path,
+                  connection: duckdb.DuckDBPyConnection | None = None) -> Workspace:
+        """A one-partition workspace whose store lives in memory until `close()`.
+
+        For simulations: no file is opened per tick, nothing is left behind. `home` still
+        holds the saved flow versions (and DuckDB's spill folder); the caller removes it.
+        `connection` is an in-memory store prepared elsewhere (e.g. a copy of a population)."""
+        workspace = cls(home)
+        workspace._held[0] = connection or connect_memory(workspace.home / ".tmp")
+        workspace._in_memory = True
+        return workspace
+
+    def close(self) -> None:
+        """Close the connections an `in_memory` workspace holds (its store is gone after)."""
+        held, self._held = self._held, {}
+        for connection in held.values():
+            connection.close()
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Workspace]:
@@ -368,8 +392,11 @@ class Workspace:
             with self.connection(partition) as connection:
                 record_params(connection, flow, now, params)
                 held = lifecycle.held(connection, flow.id)
+                plan = TickPlan(connection, flow, now)  # stages with nothing due are skipped
                 for stage in self.stages(flow) if not held else [INGEST]:
-                    self._run(connection, flow, stage, now, params)
+                    if not plan.skip(stage):
+                        self._run(connection, flow, stage, now, params)
+                        plan.ran(stage)
 
     def step(self, flow: Flow, stage: str, now: datetime, partition: int = 0,
              params: dict[str, Any] | None = None) -> None:
