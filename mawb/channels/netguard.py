@@ -14,7 +14,7 @@ rebinding", cannot slip through), while TLS SNI, certificate checks and the Host
 the URL's host name (httpcore passes the origin host to `start_tls`, httpx builds Host from the
 URL). Because the check sits at connect time, every redirect hop and every new pooled connection
 is checked too; `fetch` follows redirects by hand (bounded) so each hop is also scheme-checked,
-loses credentials when the host changes, and is counted. Proxies from the environment are
+loses credential headers when the host changes, and is counted. Proxies from the environment are
 ignored (`trust_env=False`): a proxy would connect on the guard's behalf.
 """
 
@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpcore
 import httpx
+
+from mawb.channels.connections import SENSITIVE_HEADERS
 
 if TYPE_CHECKING:
     import ssl
@@ -193,9 +195,9 @@ def fetch(client: httpx.Client, method: str, url: str, *, headers: dict[str, str
                     method, content = "GET", None
                     sent_headers = {k: v for k, v in sent_headers.items()
                                     if k.lower() != "content-type"}
-                if target.host != current.host:
+                if target.host != current.host:  # credentials stay with their host
                     sent_headers = {k: v for k, v in sent_headers.items()
-                                    if k.lower() != "authorization"}
+                                    if k.lower() not in SENSITIVE_HEADERS}
                 current = target
                 continue
             body = _read_limited(response, max_bytes, deadline)

@@ -9,6 +9,9 @@ recognisable duplicates). Marketing mail carries `List-Unsubscribe` (signed `/u/
 with `tracking` on, an open pixel and click-tracked links. A message to an internal recipient
 (`internal=True`) carries neither: it is not the contact's mail.
 
+The wire form is built by `mawb.channels.mime` (the `email` package's header registry costs more
+per message than the SMTP exchange); `compose` parses it back for previews.
+
 Outcomes: connection refused/reset/timeout, a dropped session, AUTH refusal and 4xx replies are
 retryable; 5xx replies to MAIL/RCPT/DATA (recipient or message refused) are permanent.
 """

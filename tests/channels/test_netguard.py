@@ -114,3 +114,20 @@ def test_allowed_redirects_are_followed_and_bounded(home, links, http_server) ->
     http_server.answer = lambda r: Answer(302, b"", {"Location": "/loop"})
     (looped,) = provider.send_batch([call(f"{http_server.url}/loop")])
     assert not looped.ok and not looped.retryable and "more than 5 redirects" in looped.error
+
+
+def test_credentials_stay_with_their_host_across_redirects(home, links, http_server,
+                                                           monkeypatch) -> None:
+    monkeypatch.setenv("API_TOKEN", "api-token")
+    http_server.answer = lambda r: Answer(200) if r.path == "/next" else Answer(
+        307, b"", {"Location": f"http://localhost:{http_server.port}/next"})
+    connection = make_connection(home, "api", kind="http", token="env:API_TOKEN",
+                                 headers={"X-Api-Key": "env:API_TOKEN", "X-Team": "growth"},
+                                 allow_hosts=["127.0.0.1", "localhost"])
+    (result,) = provider_for(connection, links).send_batch([call(f"{http_server.url}/first")])
+    assert result.ok
+    first, second = http_server.requests
+    assert first.headers["authorization"] == "Bearer api-token"
+    assert first.headers["x-api-key"] == "api-token"
+    assert "authorization" not in second.headers and "x-api-key" not in second.headers
+    assert second.headers["x-team"] == "growth" and second.headers["host"].startswith("localhost")
