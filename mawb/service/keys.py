@@ -18,6 +18,7 @@ import json
 import os
 import re
 import secrets
+import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -142,15 +143,26 @@ def revoke_key(home: Path, key_id: str) -> ApiKey:
 
 
 class KeyRing:
-    """The service's view of keys.json, re-read whenever the file's mtime changes."""
+    """The service's view of keys.json, re-read when the file's mtime changes.
 
-    def __init__(self, home: Path) -> None:
+    The file is looked at no more than once per `recheck` seconds (a stat per request costs
+    more than the rest of the authentication under load), and at once for a key id it does not
+    know yet, so a new key works immediately and a revocation takes effect within `recheck`.
+    """
+
+    def __init__(self, home: Path, recheck: float = 1.0) -> None:
         self.path = home / KEYS_FILE
         self.home = home
+        self.recheck = recheck
+        self._checked = -float("inf")
         self._stamp: tuple[int, int] | None = None
         self._keys: dict[str, ApiKey] = {}
 
-    def _refresh(self) -> None:
+    def _refresh(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._checked < self.recheck:
+            return
+        self._checked = now
         try:
             stat = self.path.stat()
             stamp = (stat.st_mtime_ns, stat.st_size)
@@ -174,6 +186,8 @@ class KeyRing:
         if match is None:
             return None, "malformed API key (expected mawb_<id>_<secret>)"
         self._refresh()
+        if match.group(1) not in self._keys:
+            self._refresh(force=True)
         key = self._keys.get(match.group(1))
         digest = _digest(match.group(2))
         if key is None or not hmac.compare_digest(key.hash, digest):

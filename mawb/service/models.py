@@ -34,22 +34,56 @@ def _settings(info: ValidationInfo) -> ServiceSettings:
     return context.get("settings") or ServiceSettings()
 
 
-def _depth(value: Any) -> int:
+def _bounds(value: Any, level: int = 0) -> tuple[int, int]:
+    """(nesting depth, an upper bound of the JSON size in bytes) in one pass, so the common
+    small object needs no serialisation to be checked."""
     if isinstance(value, dict):
-        return 1 + max(map(_depth, value.values()), default=0)
+        depth, size = level + 1, 2
+        for key, item in value.items():
+            item_depth, item_size = _bounds(item, level + 1)
+            depth = max(depth, item_depth)
+            size += 6 * len(key) + 4 + item_size
+        return depth, size
     if isinstance(value, list):
-        return 1 + max(map(_depth, value), default=0)
-    return 0
+        depth, size = level + 1, 2
+        for item in value:
+            item_depth, item_size = _bounds(item, level + 1)
+            depth, size = max(depth, item_depth), size + item_size + 1
+        return depth, size
+    if isinstance(value, str):
+        return level, 6 * len(value) + 2  # every character escaped as \uXXXX at worst
+    if isinstance(value, int) and not isinstance(value, bool):
+        return level, value.bit_length() // 3 + 3
+    return level, 32  # floats, booleans, null
+
+
+def _flat_bound(value: dict[str, Any]) -> int | None:
+    """The size bound of an object whose values are all short scalars (the common event), in
+    one loop without recursion; None when a value is a container or a huge integer."""
+    size = 2
+    for key, item in value.items():
+        if isinstance(item, str):
+            size += 6 * (len(key) + len(item)) + 8
+        elif item is None or isinstance(item, float) or (
+                isinstance(item, int) and item.bit_length() < 64):
+            size += 6 * len(key) + 28
+        else:
+            return None
+    return size
 
 
 def check_properties(value: dict[str, Any], settings: ServiceSettings) -> dict[str, Any]:
     """A JSON object within the size and nesting bounds (raises ValueError saying which)."""
-    depth = _depth(value)
+    flat = _flat_bound(value)
+    depth, bound = (1, flat) if flat is not None else _bounds(value)
     if depth > settings.max_properties_depth:
         raise ValueError(f"nested {depth} levels deep; at most "
                          f"{settings.max_properties_depth} allowed")
+    if bound <= settings.max_properties_bytes:
+        return value
     try:
-        size = len(json.dumps(value, separators=(",", ":"), allow_nan=False).encode())
+        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False,
+                              allow_nan=False).encode())
     except ValueError:
         raise ValueError("numbers must be finite (no NaN or Infinity)") from None
     if size > settings.max_properties_bytes:

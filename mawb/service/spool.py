@@ -54,13 +54,12 @@ def _fsync_dir(path: Path) -> None:
         os.close(descriptor)
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def encode(records: list[dict[str, Any]]) -> bytes:
     """One compact JSON object per line (UTF-8, no NaN: the loader reads strict JSON)."""
-    return b"".join(
-        json.dumps(record, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
-        + b"\n"
-        for record in records
-    )
+    return "".join([_ENCODER.encode(record) + "\n" for record in records]).encode()
 
 
 def write_batch(spool_dir: Path, records: list[dict[str, Any]]) -> str:
