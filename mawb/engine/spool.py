@@ -33,6 +33,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -42,7 +43,6 @@ from mawb.engine.store import StoreBusyError, connect, contact_column_names, now
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
-    from datetime import datetime
     from pathlib import Path
 
     import duckdb
@@ -195,6 +195,10 @@ def _event_problem(record: dict[str, Any]) -> str | None:
     for name in ("contact_id", "name", "ts"):
         if not isinstance(record.get(name), str) or not record[name].strip():
             return f"event without {name}"
+    try:
+        datetime.fromisoformat(record["ts"])
+    except ValueError:
+        return f"event ts {record['ts'][:40]!r} is not an ISO 8601 time"
     if record.get("properties") is not None and not isinstance(record["properties"], dict):
         return "event properties must be an object"
     return None
@@ -214,6 +218,7 @@ def _quarantine(path: Path, reason: str, report: LoadReport) -> None:
 def _load_batch(workspace: Workspace, files: list[_File], parts: list[int],
                 report: LoadReport) -> None:
     _expand_imports(files)
+    _check_contacts(files)
     report.wake_flows |= _prepare_deploys(workspace, files, parts)
     names = [f.name for f in files]
     counted: set[str] = set()
@@ -227,6 +232,32 @@ def _load_batch(workspace: Workspace, files: list[_File], parts: list[int],
         counted |= {f.name for f in todo}
     report.finished += len(set(names) - counted)
     _finish(workspace, files, parts)
+
+
+def _check_contacts(files: list[_File]) -> None:
+    """Contacts that fail `mawb import-contacts`' validation are rejected (with the reason),
+    file by file, before any transaction: one bad record never blocks the spool."""
+    from mawb.intake import IntakeError, read_contacts
+
+    with_contacts = [f for f in files if f.contacts]
+    if not with_contacts:
+        return
+    try:
+        read_contacts(pd.DataFrame([c for f in with_contacts for c in f.contacts]))
+        return
+    except IntakeError:
+        pass  # find the files (and rows) at fault
+    for file in with_contacts:
+        try:
+            read_contacts(pd.DataFrame(file.contacts))
+        except IntakeError as error:
+            first = error.problems[0]
+            file.rejected += [f"contact {c.get('contact_id')!r} not loaded: its batch has "
+                              f"{len(error.problems)} problem(s), first {first}"
+                              for c in file.contacts]
+            log.warning("spool %s: %d contacts not loaded (all or nothing, like an import): "
+                        "%s", file.name, len(file.contacts), first)
+            file.contacts = []
 
 
 def _recorded(connection: duckdb.DuckDBPyConnection, names: list[str]) -> set[str]:
@@ -328,17 +359,12 @@ def _insert_events(connection: duckdb.DuckDBPyConnection, files: list[_File],
         "event_id": [str(r[2].get("event_id") or f"{r[0]}:{r[2]['_line']}") for r in rows],
         "contact_id": [str(r[2]["contact_id"]) for r in rows],
         "name": [str(r[2]["name"]) for r in rows],
-        "ts": pd.to_datetime([r[2]["ts"] for r in rows], utc=True, errors="coerce",
+        "ts": pd.to_datetime([r[2]["ts"] for r in rows], utc=True,
                              format="ISO8601").tz_localize(None),
         "properties": [json.dumps(r[2].get("properties") or {}) for r in rows],
         "source": [str(r[2].get("source") or "api") for r in rows],
     })
-    bad = frame["ts"].isna()
-    if bad.any():
-        for file_name, line in zip(frame.loc[bad, "file_name"], frame.loc[bad, "ord"],
-                                   strict=True):
-            log.warning("spool %s: event %d has an unreadable ts; not loaded", file_name, line)
-    connection.register("spool_events", frame[~bad])
+    connection.register("spool_events", frame)
     connection.execute(
         """
         CREATE OR REPLACE TEMP TABLE spool_fresh AS

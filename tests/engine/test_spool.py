@@ -124,6 +124,22 @@ def test_a_broken_file_is_set_aside_with_its_reason_and_the_rest_loads(tmp_path:
     assert rows(ws, "SELECT event_id FROM events") == [("e2",)]
 
 
+def test_bad_records_are_counted_and_never_block_the_spool(tmp_path: Path) -> None:
+    ws = workspace(tmp_path)
+    write_spool(ws.home, [
+        event("e1"), {**event("e2"), "ts": "yesterday"},
+        {"kind": "contact", "contact": {"contact_id": "c7", "timezone": "Mars/Olympus"}},
+        {"kind": "contact", "contact": {"contact_id": "c8"}},
+    ])
+    write_spool(ws.home, [{"kind": "contact", "contact": {"contact_id": "c9"}}])
+    report = ws.load_spool()
+    assert (report.files, report.events, report.rejected, report.contacts) == (2, 1, 3, 1)
+    assert spool.pending(ws.home) == []
+    assert rows(ws, "SELECT contact_id FROM contacts WHERE contact_id IN ('c7', 'c8', 'c9')") == [
+        ("c9",)]  # a batch's contacts load all or nothing, like an import
+    assert rows(ws, "SELECT rejected FROM spool_files") == [(0,), (3,)]
+
+
 def test_partitions_each_load_their_share_exactly_once(tmp_path: Path) -> None:
     ws = workspace(tmp_path, partitions=2)
     ids = [f"c{i}" for i in range(1, 5)]
