@@ -9,7 +9,6 @@ panel shows on the canvas in the same run.
 from __future__ import annotations
 
 import json
-import tempfile
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -19,6 +18,7 @@ import yaml
 from mawb import templates
 from mawb.model import FlowFileError, Settings
 from mawb.ui import builder_state as bs
+from mawb.ui import golive
 from mawb.ui.canvas import flow_canvas, latest_graph
 from mawb.ui.config_panel import render_config_panel, render_model_inputs
 from mawb.ui.drafts import Draft, DraftStore
@@ -64,6 +64,7 @@ def render_builder(home: Path | None = None) -> None:
     versions, files, dag = st.tabs(["Versions", "Import / export", "Airflow DAG"])
     with versions:
         render_versions(state, store, report)
+        _lifecycle(state, store)
     with files:
         _import_export(state)
     with dag:
@@ -341,27 +342,74 @@ def _import(state: bs.BuilderState, name: str, content: bytes) -> None:
     st.rerun()
 
 
+def _lifecycle(state: bs.BuilderState, store: VersionStore) -> None:
+    """Live / pause / stop of the saved flow (the service's lifecycle), next to its versions."""
+    if not golive.lifecycle_available() or state.saved is None:
+        return
+    from mawb.ui.reader import WorkspaceReader
+
+    reader = WorkspaceReader(store.home)
+    current = "draft"
+    if reader.has_store():
+        from mawb import analytics
+
+        with reader.read() as connection:
+            current = str(analytics.service_health(connection, state.flow.id)["state"])
+    st.markdown(f"**Go live** · `{state.flow.id}` is **{current}**"
+                + (" · save your changes first: the saved version goes live"
+                   if state.dirty else ""))
+    actions = golive.ACTIONS.get(current, ())
+    for column, action in zip(st.columns(4), actions, strict=False):
+        if column.button(golive.LABELS[action], key=f"builder_{action}",
+                         disabled=state.dirty and action in ("live", "resume")):
+            outcome = golive.change_state(store.home, state.saved, action)
+            (st.toast if outcome.ok else st.error)(outcome.message)
+            st.rerun()
+
+
 def _compile(state: bs.BuilderState, report: Report) -> None:
     if not report.valid:
         st.info("Fix the validation errors first: only valid flows compile to Airflow.")
         return
-    snapshot = state.flow.to_json()
+    kubernetes, partitions, schedule = st.columns([2, 1, 2], vertical_alignment="bottom")
+    options = golive.DagOptions(
+        kubernetes=kubernetes.toggle("Kubernetes pods", key="dag_kubernetes",
+                                     help="Every task a KubernetesPodOperator running the "
+                                     "worker image; the pod settings come with the DAG"),
+        partitions=int(partitions.number_input("Partitions", 1, 64, 1, key="dag_partitions",
+                                               help="Contacts hash-partitioned over a mapped "
+                                               "task group")),
+        schedule=schedule.text_input("Schedule", value="", key="dag_schedule",
+                                     placeholder=f"the flow's tick ({state.flow.settings.tick})",
+                                     help="A tick like 1h, a cron expression or @daily"
+                                     ).strip() or None)
+    snapshot = (state.flow.to_json(), options)
     if st.button("Compile to an Airflow DAG", icon=":material/build:"):
-        state.compiled = (snapshot, _dag_source(state.flow))
+        try:
+            bundle, names = golive.dag_bundle(state.flow, options)
+        except ValueError as error:  # CompileError: options that cannot work, said plainly
+            st.error(f"Cannot compile with these options: {error}", icon=":material/error:")
+            return
+        state.compiled = (snapshot, (bundle, names, _dag_source(bundle, state.flow)))
     if state.compiled is None:
-        st.caption("Compiles the draft into one Airflow 3 DAG file (one task per step).")
+        st.caption("Compiles the draft into one Airflow 3 DAG file (one task per step), with "
+                   "the flow file it loads and, for Kubernetes, the pod settings.")
         return
-    source_of, source = state.compiled
-    if source_of != snapshot:
-        st.warning("The draft changed since this DAG was compiled; compile again.")
-    st.download_button("Download DAG file", source, file_name=f"mawb_{state.flow.id}.py",
-                       mime="text/x-python", icon=":material/download:")
+    compiled_for, (bundle, names, source) = state.compiled
+    if compiled_for != snapshot:
+        st.warning("The draft or the options changed since this DAG was compiled; compile "
+                   "again.")
+    st.download_button("Download the DAG bundle (.zip)", bundle,
+                       file_name=f"mawb_{state.flow.id}_dag.zip", mime="application/zip",
+                       icon=":material/download:", key="dag_download")
+    st.caption("Contains " + ", ".join(f"`{name}`" for name in names)
+               + ": put them together in the Airflow `dags/` folder.")
     st.code(source, language="python")
 
 
-def _dag_source(flow: Flow) -> str:
-    from mawb.compile import compile_airflow  # Airflow-side code: only when asked for
+def _dag_source(bundle: bytes, flow: Flow) -> str:
+    import io
+    import zipfile
 
-    with tempfile.TemporaryDirectory() as folder:
-        return compile_airflow(flow, folder).read_text(encoding="utf-8")
-
+    with zipfile.ZipFile(io.BytesIO(bundle)) as archive:
+        return archive.read(f"mawb_{flow.id}.py").decode("utf-8")

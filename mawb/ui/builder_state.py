@@ -49,7 +49,7 @@ class BuilderState:
     applied_graph: dict[str, Any] | None = None
     adopted: object | None = None  # the shared flow object taken over last
     notice: str | None = None
-    compiled: tuple[str, str] | None = None  # (flow json it was compiled from, DAG source)
+    compiled: tuple[Any, Any] | None = None  # (what it was compiled from, (zip, names, .py))
     imported: set[str] = field(default_factory=set)  # uploader file ids already imported
     draft_key: str = NEW_FLOW_ID  # the draft file this flow autosaves to (`mawb.ui.drafts`)
     undo: list[Flow] = field(default_factory=list)
