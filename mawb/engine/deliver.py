@@ -257,9 +257,11 @@ def _send(rows: list[tuple[Any, ...]], resolver: _Providers) -> list[SendResult]
     for row in rows:
         groups.setdefault(row[13], []).append(outbound(row))
 
+    providers = {name: resolver.get(name) for name in groups}  # built here, not in threads
+
     def run(name: str) -> list[SendResult]:
         messages = groups[name]
-        provider = resolver.get(name)
+        provider = providers[name]
         if isinstance(provider, str):
             return [SendResult(m.idempotency_key, ok=False, retryable=True, error=provider)
                     for m in messages]

@@ -16,7 +16,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "channels"))
 
-from channel_servers import (  # noqa: E402
+from channel_servers import (
     SMTP_PASSWORD,
     Answer,
     HttpServer,
@@ -26,7 +26,7 @@ from channel_servers import (  # noqa: E402
     smtp_settings,
 )
 
-from mawb.engine.workspace import Workspace  # noqa: E402
+from mawb.engine.workspace import Workspace
 
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"delivery-tests-signing-key-32byt").decode()
 __all__ = ["SMTP_PASSWORD", "WEBHOOK_SECRET", "Answer", "HttpServer", "Received", "SmtpServer",

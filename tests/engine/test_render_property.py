@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mawb.engine.render import column_types, liquid_to_sql, render_fields
 from mawb.engine.render import Template as TemplateField
+from mawb.engine.render import column_types, liquid_to_sql, render_fields
 from mawb.personalize import render
 
 COLUMNS = {"first_name": "VARCHAR", "score": "DOUBLE", "visits": "BIGINT", "vip": "BOOLEAN",
