@@ -228,7 +228,10 @@ def _raw_send(connection: Any, source: str, node_id: str, subject: str, body: st
     blocked = ("coalesce(c.unsubscribed, false) OR coalesce(c.do_not_contact, false) "
                "OR NOT coalesce(c.email_consent, true)")
     connection.execute(
-        f"INSERT INTO outbox SELECT ? || s.contact_id || ':' || ? || ':1:0', ?, 1, "
+        "INSERT INTO outbox (idempotency_key, flow_id, version, contact_id, node_id, iteration, "
+        "channel, recipient, subject, body, payload, status, attempts, error, provider_ref, "
+        "created_at, not_before, sent_at) "
+        f"SELECT ? || s.contact_id || ':' || ? || ':1:0', ?, 1, "
         f"s.contact_id, ?, 0, 'email', c.email, {subject}, {body}, NULL, "
         f"CASE WHEN {blocked} THEN 'suppressed' ELSE 'sent' END, "
         f"CASE WHEN {blocked} THEN 0 ELSE 1 END, NULL, NULL, ?, ?, "
