@@ -605,9 +605,11 @@ def import_contacts_command(
 
         with expected_failures(str(file)):
             frame = read_contacts(file, declared)
+            given = [*frame.attrs.get("given", frame.columns)]
             for channel in channels:
                 frame[f"{channel}_consent"] = True
-            rows = _json_rows(frame)
+                given.append(f"{channel}_consent")
+            rows = _json_rows(frame[list(dict.fromkeys(given))])  # only what the file says
         _route_to_service(_home(home), [_command("import", what="contacts", rows=rows,
                                                  source=file.name)], str(file))
         return

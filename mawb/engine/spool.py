@@ -15,7 +15,8 @@ Records (one JSON object a line, `kind` first):
   `duplicate`); an event for a contact the store does not hold is kept — it may
   arrive before the contact — and counted as `unknown_contact`.
 - `contact`: `{"contact": {...}}`, validated like `mawb import-contacts` and upserted through
-  the same path (the record replaces the stored contact, as a re-import does).
+  the same path: a record updates only the attributes it names (consent it does not mention
+  stays as it was); successive records for one contact merge, later values winning.
 - `command`: a write the one writer applies for another process (docs/architecture.md,
   "The service loop and lifecycle"): `lifecycle` (flow_id, state, note), `deploy` (flow: a
   flow document), `enroll` (flow_id, node_id, contact_ids), `import` (what: contacts|events,
@@ -243,13 +244,13 @@ def _check_contacts(files: list[_File]) -> None:
     if not with_contacts:
         return
     try:
-        read_contacts(pd.DataFrame([c for f in with_contacts for c in f.contacts]))
+        read_contacts(pd.DataFrame(_merged(c for f in with_contacts for c in f.contacts)))
         return
     except IntakeError:
         pass  # find the files (and rows) at fault
     for file in with_contacts:
         try:
-            read_contacts(pd.DataFrame(file.contacts))
+            read_contacts(pd.DataFrame(_merged(file.contacts)))
         except IntakeError as error:
             first = error.problems[0]
             file.rejected += [f"contact {c.get('contact_id')!r} not loaded: its batch has "
@@ -258,6 +259,16 @@ def _check_contacts(files: list[_File]) -> None:
             log.warning("spool %s: %d contacts not loaded (all or nothing, like an import): "
                         "%s", file.name, len(file.contacts), first)
             file.contacts = []
+
+
+def _merged(contacts: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per contact: successive updates merged, later values winning (a group
+    commit puts many requests, maybe for one contact, into one file)."""
+    merged: dict[str, dict[str, Any]] = {}
+    for contact in contacts:
+        key = str(contact.get("contact_id"))
+        merged[key] = {**merged.get(key, {}), **contact}
+    return list(merged.values())
 
 
 def _recorded(connection: duckdb.DuckDBPyConnection, names: list[str]) -> set[str]:
@@ -323,26 +334,28 @@ def _mine(workspace: Workspace, partition: int) -> Any:
 
 def _upsert(connection: duckdb.DuckDBPyConnection, files: list[_File],
             mine: Any) -> dict[str, int]:
-    """Contacts of every file, later records winning, through `import_contacts`' path."""
+    """Contacts of every file through `import_contacts`' path, in arrival order.
+
+    A record updates only the attributes it names (as an import does), so successive records
+    for one contact merge, later values winning; contacts naming the same attributes are
+    written together."""
     from mawb.engine.workspace import upsert_contacts
     from mawb.intake import IntakeError, read_contacts
 
-    rows: dict[str, tuple[str, dict[str, Any]]] = {}
+    counts: dict[str, int] = {}
     for file in files:
         for contact in file.contacts:
             if mine(contact.get("contact_id")):
-                rows[str(contact.get("contact_id"))] = (file.name, contact)
-    if not rows:
-        return {}
-    counts: dict[str, int] = {}
-    for name, _ in rows.values():
-        counts[name] = counts.get(name, 0) + 1
-    try:
-        frame = read_contacts(pd.DataFrame([row for _, row in rows.values()]))
-    except IntakeError as error:
-        # The service validated these already; a record that still fails is named, not loaded.
-        raise ValueError(f"spool contacts in {', '.join(sorted(counts))}: {error}") from None
-    upsert_contacts(connection, frame)
+                counts[file.name] = counts.get(file.name, 0) + 1
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for contact in _merged(c for f in files for c in f.contacts if mine(c.get("contact_id"))):
+        groups.setdefault(tuple(sorted(contact)), []).append(contact)
+    for group in groups.values():
+        try:
+            frame = read_contacts(pd.DataFrame(group))
+        except IntakeError as error:  # checked per file already; a merge can still clash
+            raise ValueError(f"spool contacts in {', '.join(sorted(counts))}: {error}") from None
+        upsert_contacts(connection, frame)
     return counts
 
 

@@ -105,10 +105,13 @@ def test_files_load_in_arrival_order_later_contact_wins(tmp_path: Path) -> None:
     ws = workspace(tmp_path)
     write_spool(ws.home, [{"kind": "contact", "contact": {"contact_id": "c1", "plan": "free"}}],
                 name="20260101T000000.000001Z-aaaa.jsonl")
-    write_spool(ws.home, [{"kind": "contact", "contact": {"contact_id": "c1", "plan": "pro"}}],
+    write_spool(ws.home, [{"kind": "contact", "contact": {"contact_id": "c1", "plan": "pro"}},
+                          {"kind": "contact", "contact": {"contact_id": "c1", "score": 7}}],
                 name="20260101T000000.000002Z-0000.jsonl")
     ws.load_spool()
-    assert rows(ws, "SELECT plan FROM contacts WHERE contact_id = 'c1'") == [("pro",)]
+    # Each record updates what it names: the email and consent imported earlier stay.
+    assert rows(ws, "SELECT plan, score, email, email_consent FROM contacts "
+                    "WHERE contact_id = 'c1'") == [("pro", 7, "c1@example.com", True)]
 
 
 def test_a_broken_file_is_set_aside_with_its_reason_and_the_rest_loads(tmp_path: Path) -> None:
