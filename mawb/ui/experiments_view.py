@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import streamlit as st
 
+from mawb import analytics
 from mawb.intake import IntakeError, read_contacts
 from mawb.model import Flow
 from mawb.templates import load_template, template_ids
@@ -31,8 +32,10 @@ FROM_BUILDER = "From the Builder"
 TEMPLATE = "Template"
 SAVED = "Saved flow"
 SUMMARY_METRICS = (("Enrolled", "enrolled"), ("Messages sent", "messages_sent"),
-                   ("Opens", "opens"), ("Clicks", "clicks"),
-                   ("Converted contacts", "converted_contacts"), ("Unsubscribes", "unsubscribes"))
+                   ("Open rate", "open_rate"), ("Click rate", "click_rate"),
+                   ("Converted", "converted"), ("Conversion rate", "conversion_rate"),
+                   ("Unsubscribes", "unsubscribes"))
+WORKSPACE = "Workspace contacts"
 
 
 def render_experiments(home: str | Path | None = None) -> None:
@@ -51,7 +54,7 @@ def render_experiments(home: str | Path | None = None) -> None:
                  + "\n".join(f"- {d.node_id or 'flow'}: {d.message}"
                              for d in report.diagnostics if d.severity.value == "error"))
         return
-    population = _pick_population()
+    population = _pick_population(store.home)
     if population is None:
         return
     params = _param_controls(flow)
@@ -100,14 +103,25 @@ def _pick_flow(store: VersionStore) -> Flow | None:
     return flow
 
 
-def _pick_population() -> runs.Population | None:
-    kind = st.radio("Population", ["Demo data (3,000 contacts)", "Synthetic", "Upload a file"],
-                    horizontal=True, key="exp_population")
+def _pick_population(home: Path) -> runs.Population | None:
+    kind = st.radio("Population", ["Demo data (3,000 contacts)", "Synthetic", WORKSPACE,
+                                   "Upload a file"], horizontal=True, key="exp_population")
     if kind.startswith("Demo"):
         return runs.builtin_population("demo")
     if kind == "Synthetic":
         size = st.number_input("Contacts", 10, 100_000, 500, step=100, key="exp_size")
         return runs.builtin_population("synthetic", int(size))
+    if kind == WORKSPACE:
+        segment = st.text_input("Segment (optional)", key="exp_segment",
+                                placeholder="e.g. lifecycle = 'lead' AND score > 50",
+                                help="A condition on contact attributes, as in the flows")
+        try:
+            population = runs.workspace_population(home, segment or None)
+        except ValueError as error:
+            st.error(f"Cannot use the workspace's contacts: {error}", icon=":material/error:")
+            return None
+        st.caption(f"{population.label} and their recorded events.")
+        return population
     upload = st.file_uploader("Contacts file (CSV, JSON lines, Parquet)",
                               type=["csv", "jsonl", "ndjson", "json", "parquet"],
                               key="exp_upload")
@@ -175,17 +189,21 @@ def _simulate_tab(state: dict[str, Any], flow: Flow, population: runs.Population
         st.caption(f"Set the params and press **Run simulation** to simulate {days} days "
                    f"of {flow.name or flow.id} on {population.label}.")
         return
-    st.markdown(f"**{last.label}** on {last.population}, {last.days:g} days")
+    st.markdown(f"**{last.label}**")
+    if last.why_empty:
+        st.warning(last.why_empty, icon=":material/person_off:")
     columns = st.columns(len(SUMMARY_METRICS))
     for column, (label, key) in zip(columns, SUMMARY_METRICS, strict=True):
-        column.metric(label, f"{int(last.summary.get(key, 0)):,}")
+        value = last.summary.get(key)
+        column.metric(label, analytics.percent(value) if key in runs.RATES
+                      else analytics.number(value))
     left, right = st.columns(2)
     left.plotly_chart(last.figures["funnel"], width="stretch", key="exp_funnel_chart")
     right.plotly_chart(last.figures["timeline"], width="stretch", key="exp_timeline_chart")
     keep, save = st.columns(2)
     if keep.button("Keep for comparison", icon=":material/add:", key="exp_keep"):
         number = len(state["variants"]) + 1
-        state["variants"].append(dataclasses.replace(last, label=f"#{number} {last.label}"))
+        state["variants"].append(dataclasses.replace(last))
         st.toast(f"Kept as variant #{number}; see the Compare tab.")
     with save:
         _save_form(flow, last.params, store)
@@ -249,11 +267,13 @@ def _sweep_tab(state: dict[str, Any], flow: Flow, population: runs.Population,
                    "in converted contacts against the messages it costs.")
         return
     result = found[1]
-    st.plotly_chart(result.figure(), width="stretch", key="exp_sweep_chart")
-    columns = ["value", "enrolled", "messages_sent", "opens", "clicks", "converted_contacts",
+    st.plotly_chart(runs.sweep_figure(result), width="stretch", key="exp_sweep_chart")
+    columns = ["value", "enrolled", "messages_sent", "open_rate", "clicks", "converted",
                "conversion_rate", "unsubscribes"]
-    st.dataframe(result.table[[c for c in columns if c in result.table]], hide_index=True,
-                 width="stretch")
+    table = result.table[[c for c in columns if c in result.table]].copy()
+    for rate in runs.RATES & set(table.columns):
+        table[rate] = table[rate].map(analytics.percent)
+    st.dataframe(table, hide_index=True, width="stretch")
 
 
 def _compare_tab(state: dict[str, Any]) -> None:
@@ -262,7 +282,12 @@ def _compare_tab(state: dict[str, Any]) -> None:
         st.caption("Run a simulation and press **Keep for comparison**; kept runs appear here "
                    "side by side.")
         return
-    st.dataframe(runs.compare_table(variants), width="stretch")
+    labels = [f"#{index + 1} {variant.label}" for index, variant in enumerate(variants)]
+    st.markdown("\n".join(f"- **{label}**" for label in labels))
+    baseline = st.selectbox("Baseline", range(len(variants)), key="exp_baseline",
+                            format_func=lambda index: labels[index],
+                            help="Deltas are against this run (rates in percentage points)")
+    st.dataframe(runs.compare_table(variants, baseline), width="stretch", key="exp_compare")
     st.plotly_chart(runs.compare_figure(variants), width="stretch", key="exp_compare_chart")
     if st.button("Clear kept variants", key="exp_clear"):
         state["variants"] = []

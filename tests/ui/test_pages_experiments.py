@@ -82,15 +82,26 @@ def test_simulate_keep_compare_and_save(home: Path) -> None:
     assert not app.exception
     metrics = {metric.label: metric.value for metric in app.metric}
     assert int(metrics["Enrolled"]) > 0 and int(metrics["Messages sent"]) > 0
+    assert metrics["Conversion rate"].endswith("%") or metrics["Conversion rate"] == "—"
     charts = app.get("plotly_chart")
     assert len(charts) == 2 and "funnel" in charts[0].proto.spec.lower()
     app.button(key="exp_keep").click().run()
     app.slider(key=THRESHOLD).set_value(0.9).run()
     app.button(key="exp_run").click().run()
     app.button(key="exp_keep").click().run()
+    # each run is labelled by everything that made it: flow, version, population, days, seed
+    labels = next(m.value for m in app.markdown if m.value.startswith("- **#1"))
+    assert "#1 lead_welcome_v1 v1 · 40 synthetic · 1 d · seed 0 · engagement_threshold=0.2" \
+        in labels and "engagement_threshold=0.9" in labels
     table = app.dataframe[-1].value
-    assert list(table.columns) == ["#1 engagement_threshold=0.2", "#2 engagement_threshold=0.9"]
-    assert table.loc["enrolled"].nunique() == 1  # same population, same seed
+    assert list(table.columns) == ["#1", "#2", "#2 vs #1"]
+    assert table.loc["enrolled", "#1"] == table.loc["enrolled", "#2"]  # same population, seed
+    assert table.loc["conversion_rate", "#2 vs #1"].endswith("pp")
+    # small multiples: one panel, with its own axis, per metric
+    import json
+
+    figure = json.loads(app.get("plotly_chart")[-1].proto.spec)
+    assert len([k for k in figure["layout"] if k.startswith("yaxis")]) == len(runs.PANELS)
     app.button(key="exp_save").click().run()
     assert not app.exception
     assert "Saved lead_welcome_v1 v1" in app.success[0].value
@@ -105,10 +116,10 @@ def test_sweep_draws_conversions_against_messages() -> None:
     app.button(key="exp_sweep_run").click().run()
     assert not app.exception
     spec = app.get("plotly_chart")[0].proto.spec
-    assert "conversions vs messages" in spec
+    assert "converted contacts vs messages sent" in spec
     table = app.dataframe[0].value
     assert list(table["value"]) == [0.1, 0.95]
-    assert {"messages_sent", "converted_contacts", "conversion_rate"} <= set(table.columns)
+    assert {"messages_sent", "converted", "conversion_rate"} <= set(table.columns)
 
 
 @pytest.mark.usefixtures("home")
@@ -133,3 +144,33 @@ def test_invalid_upload_lists_problems() -> None:
     assert "problem(s) in people.csv" in app.error[0].value
     assert "contact_id" in set(app.dataframe[-1].value["column"])
     assert not [button for button in app.button if button.key == "exp_run"]
+
+
+def test_workspace_contacts_and_a_segment_are_populations(tmp_path: Path) -> None:
+    from mawb.data import synthetic_contacts
+    from mawb.engine import Workspace
+
+    home = tmp_path / "ws"
+    contacts = synthetic_contacts(60, seed=2)
+    Workspace(home).import_contacts(contacts)
+    everyone = runs.workspace_population(home)
+    assert len(everyone.contacts) == 60 and "60" in everyone.label
+    leads = runs.workspace_population(home, "lifecycle = 'lead'")
+    assert len(leads.contacts) == int((contacts["lifecycle"] == "lead").sum()) > 0
+    with pytest.raises(ValueError, match="segment"):
+        runs.workspace_population(home, "no_such_column > 1")
+    with pytest.raises(ValueError, match="segment"):
+        runs.workspace_population(home, "1; DROP TABLE contacts")
+
+
+def test_a_run_that_enrols_nobody_says_why() -> None:
+    flow = mawb.load_template("lead_welcome_v1")
+    nobody = runs.builtin_population("synthetic", 20)
+    nobody = runs.Population("20 customers", nobody.contacts.assign(lifecycle="customer"))
+    variant = runs.run_variant(flow, nobody, params={}, days=1)
+    assert variant.summary["enrolled"] == 0
+    assert "matched the audience `lifecycle = 'lead'`" in (variant.why_empty or "")
+    event_flow = mawb.load_template("trial_to_paid_v1")
+    trigger = next(n for n in event_flow.nodes if n.type == "event_trigger")
+    reason = runs.why_nobody_entered(event_flow, nobody)
+    assert f"no contact has a {trigger.params['event']} event in 20 customers" in reason
