@@ -28,41 +28,7 @@ def flow_rows(home: Any) -> list[dict[str, Any]]:
     from mawb.engine import lifecycle
     from mawb.engine.workspace import Workspace
 
-    workspace = Workspace(home)
-    folder = workspace.home / "flows"
-    ids = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
-    active: dict[str, int] = {}
-    last_tick: dict[str, Any] = {}
-    changes: dict[str, lifecycle.Change] = {}
-    for partition in range(workspace.partitions):
-        if not workspace.store_path(partition).exists():
-            continue
-        with workspace.connection(partition, read_only=True) as connection:
-            if partition == 0:
-                changes = lifecycle.states(connection)
-            for flow_id, count in connection.execute(
-                    "SELECT flow_id, count(*) FROM enrollments WHERE status = 'active' "
-                    "GROUP BY 1").fetchall():
-                active[flow_id] = active.get(flow_id, 0) + int(count)
-            for flow_id, moment in connection.execute(
-                    "SELECT flow_id, max(tick_time) FROM runs GROUP BY 1").fetchall():
-                if moment is not None and (flow_id not in last_tick or moment > last_tick[flow_id]):
-                    last_tick[flow_id] = moment
-    rows = []
-    for flow_id in ids:
-        versions = workspace.versions(flow_id)
-        if not versions:
-            continue
-        change = changes.get(flow_id)
-        rows.append({
-            "id": flow_id, "version": max(versions),
-            "state": change.state.value if change else "draft",
-            "changed_by": change.changed_by if change else None,
-            "changed_at": change.changed_at.isoformat() if change and change.changed_at else None,
-            "active": active.get(flow_id, 0),
-            "last_tick": last_tick[flow_id].isoformat() if flow_id in last_tick else None,
-        })
-    return rows
+    return lifecycle.overview(Workspace(home))
 
 
 @flows_app.command("list")

@@ -15,7 +15,7 @@ import getpass
 import os
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mawb.engine.store import now_utc, utc_naive
 
@@ -195,3 +195,44 @@ def _has_table(connection: duckdb.DuckDBPyConnection) -> bool:
     row = connection.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'flow_lifecycle'").fetchone()
     return bool(row and row[0])
+
+
+def overview(workspace: Workspace) -> list[dict[str, Any]]:
+    """Every deployed flow: id, latest version, state (who, when), contacts active and last
+    tick, read through short read-only connections (`mawb flows list`, the Monitor)."""
+    folder = workspace.home / "flows"
+    ids = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    active: dict[str, int] = {}
+    last_tick: dict[str, datetime] = {}
+    changes: dict[str, Change] = {}
+    for partition in range(workspace.partitions):
+        if not workspace.store_path(partition).exists():
+            continue
+        with workspace.connection(partition, read_only=True) as connection:
+            if partition == 0:
+                changes = states(connection)
+            for flow_id, count in connection.execute(
+                    "SELECT flow_id, count(*) FROM enrollments WHERE status = 'active' "
+                    "GROUP BY 1").fetchall():
+                active[flow_id] = active.get(flow_id, 0) + int(count)
+            for flow_id, moment in connection.execute(
+                    "SELECT flow_id, max(tick_time) FROM runs GROUP BY 1").fetchall():
+                if moment is not None and (flow_id not in last_tick
+                                           or moment > last_tick[flow_id]):
+                    last_tick[flow_id] = moment
+    rows = []
+    for flow_id in ids:
+        versions = workspace.versions(flow_id)
+        if not versions:
+            continue
+        change = changes.get(flow_id)
+        moment = last_tick.get(flow_id)
+        rows.append({
+            "id": flow_id, "version": max(versions),
+            "state": change.state.value if change else State.DRAFT.value,
+            "changed_by": change.changed_by if change else None,
+            "changed_at": change.changed_at.isoformat() if change and change.changed_at else None,
+            "active": active.get(flow_id, 0),
+            "last_tick": moment.isoformat() if moment else None,
+        })
+    return rows

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.slow
 
 SEED = 20261201
-RANDOM_KILLS = 6
+RANDOM_KILLS = 4
 
 def killed_load(home: Path, kill_at: int) -> int:
     """Fork a loader that SIGKILLs itself right after its `kill_at`-th SQL statement; returns
