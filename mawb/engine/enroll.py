@@ -52,9 +52,12 @@ def _audience(text: str | None, flow_params: dict[str, Any], now: datetime) -> s
     return f"coalesce(({to_sql(text, flow_params, column=column, now=now)}), false)"
 
 
-def _max_seq(connection: duckdb.DuckDBPyConnection) -> int:
-    row = connection.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
-    return int(row[0]) if row else 0
+def _max_seq(connection: duckdb.DuckDBPyConnection, after: int | None) -> int:
+    """The newest event seq; only events after the last one seen are read (seq grows with
+    every insert, so row-group statistics skip the history)."""
+    row = connection.execute("SELECT coalesce(max(seq), ?) FROM events WHERE seq > ?",
+                             [int(after or 0), int(after or 0)]).fetchone()
+    return int(row[0]) if row else int(after or 0)
 
 
 def _new_events(last_seq: int | None, last_time: datetime | None) -> str:
@@ -67,7 +70,7 @@ def candidates(connection: duckdb.DuckDBPyConnection, flow: Flow, node: Node, pa
     """Fill the `candidates` temp table (contact_id) for one trigger node."""
     connection.execute("CREATE OR REPLACE TEMP TABLE candidates (contact_id VARCHAR)")
     last_time, last_seq = _state(connection, flow, node)
-    seq_now = _max_seq(connection)
+    seq_now = _max_seq(connection, last_seq)
     audience = _audience(getattr(params, "audience", None), flow_params, now)
     fired = last_time
     if isinstance(params, triggers.TimeBasedParams):
@@ -189,24 +192,29 @@ def enroll(connection: duckdb.DuckDBPyConnection, flow: Flow, node: Node, now: d
     found = connection.execute("SELECT EXISTS (SELECT 1 FROM candidates)").fetchone()
     if not (found and found[0]):
         return
+    # Past entries are read only for the contacts entering (a semi-join DuckDB prunes with the
+    # candidates' keys), not counted over the whole enrollment history per contact.
     reentry = {
-        "never": "NOT EXISTS (SELECT 1 FROM enrollments e WHERE e.contact_id = k.contact_id "
-                 "AND e.flow_id = ?)",
-        "after_exit": "NOT EXISTS (SELECT 1 FROM enrollments e WHERE e.contact_id = k.contact_id "
-                      "AND e.flow_id = ? AND e.status = 'active')",
-        "always": "? IS NOT NULL",
+        "never": "coalesce(p.entries, 0) = 0",
+        "after_exit": "NOT coalesce(p.active, false)",
+        "always": "true",
     }[flow.settings.reentry.value]
     connection.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE entering AS
+        WITH k AS (SELECT DISTINCT contact_id FROM candidates),
+             p AS (SELECT e.contact_id, count(*) AS entries,
+                          bool_or(e.status = 'active') AS active
+                   FROM enrollments e
+                   WHERE e.flow_id = ? AND e.contact_id IN (SELECT contact_id FROM k)
+                   GROUP BY e.contact_id)
         SELECT (SELECT coalesce(max(enrollment_id), 0) FROM enrollments)
                    + row_number() OVER (ORDER BY k.contact_id) AS enrollment_id, k.contact_id,
-               1 + (SELECT count(*) FROM enrollments e WHERE e.contact_id = k.contact_id
-                    AND e.flow_id = ?) AS entry_number
-        FROM (SELECT DISTINCT contact_id FROM candidates) k
+               1 + coalesce(p.entries, 0) AS entry_number
+        FROM k LEFT JOIN p USING (contact_id)
         WHERE {reentry}
         """,
-        [flow.id, flow.id],
+        [flow.id],
     )
     connection.execute(
         "INSERT INTO enrollments SELECT enrollment_id, contact_id, ?, ?, ?, 'active', ?, NULL, "

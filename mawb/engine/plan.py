@@ -38,7 +38,10 @@ SELECT
     EXISTS (SELECT 1 FROM events WHERE applied_at IS NULL AND ts <= $now),
     EXISTS (SELECT 1 FROM outbox WHERE flow_id = $flow AND status = 'pending'
             AND not_before <= $now)
-    OR EXISTS (SELECT 1 FROM enrollments e WHERE e.flow_id = $flow AND e.status = 'active'
+"""
+# Enrollments left active without a token (completed by DISPATCH): asked only when no node ran.
+_ORPHANS = """
+SELECT EXISTS (SELECT 1 FROM enrollments e WHERE e.flow_id = ? AND e.status = 'active'
                AND NOT EXISTS (SELECT 1 FROM tokens t WHERE t.enrollment_id = e.enrollment_id))
 """
 
@@ -62,7 +65,7 @@ class TickPlan:
         if stage == INGEST:
             return not self.events_due
         if stage == DISPATCH:
-            return not (self.dispatch_due or self.moved)
+            return not (self.dispatch_due or self.moved or self._orphans())
         if stage.startswith("_"):
             return False  # stages the plan does not know (e.g. draining older versions)
         node = self.flow.node(stage)
@@ -73,6 +76,10 @@ class TickPlan:
             params = node_type.parse(node.params)
             return not enroll.may_enroll(self.connection, self.flow, node, params, self.now)
         return True
+
+    def _orphans(self) -> bool:
+        row = self.connection.execute(_ORPHANS, [self.flow.id]).fetchone()
+        return bool(row and row[0])
 
     def ran(self, stage: str) -> None:
         """`stage` ran: the nodes it leads to may now hold due tokens."""
