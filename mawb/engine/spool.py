@@ -552,16 +552,22 @@ def _finish(workspace: Workspace, files: list[_File], parts: list[int]) -> None:
 
 
 def _recorded_elsewhere(workspace: Workspace, partition: int, names: list[str]) -> set[str]:
+    """Names another partition has recorded; nothing if its store is busy or not migrated
+    yet (its own loader then deletes the files)."""
+    import duckdb
+
+    if partition in workspace._held:  # this process holds it (a session): ask that connection
+        return _recorded(workspace._held[partition], names)
     path = workspace.store_path(partition)
     if not path.exists():
         return set()
     try:
         connection = connect(path, read_only=True, retry_seconds=0.5)
-    except StoreBusyError:
-        return set()  # its own task is writing; it will delete the file
+    except (StoreBusyError, duckdb.Error):
+        return set()
     try:
         return _recorded(connection, names)
-    except Exception:  # an unmigrated store has no spool_files yet
+    except duckdb.CatalogException:
         return set()
     finally:
         connection.close()
