@@ -45,7 +45,7 @@ from mawb import graph, nodes
 from mawb.expr import ConditionError, parse_condition
 from mawb.model import Edge, Flow, FlowFileError, error_location, migrate
 from mawb.nodes.base import Category, Outputs
-from mawb.personalize import check_template
+from mawb.personalize import check_template, template_variables
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterator
@@ -178,6 +178,8 @@ def validate_flow(flow: Flow, columns: Collection[str] | None = None) -> Report:
     found += _check_cycles(flow)
     found += _check_expressions(flow, parsed, known_columns)
     found += _check_settings(flow, known_columns)
+    found += _check_unconnected_branches(flow, parsed)
+    found += _check_template_variables(flow, parsed, known_columns)
     order = {node.id: i for i, node in enumerate(flow.nodes)}
     return _sorted(found, order)
 
@@ -287,6 +289,62 @@ def _check_outputs(
         if used[branch] > 1:
             yield _error("duplicate_branch", node_id, "edges",
                          f"branch {branch!r} leads to {used[branch]} nodes; add a parallel node")
+
+
+def _check_unconnected_branches(flow: Flow, parsed: dict[str, Params]
+                                ) -> Iterator[Diagnostic]:
+    """Warning `unconnected_branch`: a branching step none of whose handles is connected
+    ends every path through it (one loose branch is a common way to let contacts leave, so
+    only a step with no outgoing edge at all is flagged)."""
+    taken: dict[str, set[str | None]] = {}
+    for edge in flow.edges:
+        taken.setdefault(edge.source, set()).add(edge.branch)
+    for node in flow.nodes:
+        node_type, params = _typed_params(node.type, parsed.get(node.id))
+        if node_type is None or params is None or node_type.outputs is not Outputs.BRANCHES:
+            continue
+        loose = [b for b in node_type.branches(params) if b not in taken.get(node.id, set())]
+        if loose and node.id not in taken:
+            names = ", ".join(repr(b) for b in loose)
+            yield _warning("unconnected_branch", node.id, "edges",
+                           f"branch{'es' * (len(loose) > 1)} {names} of {node_type.label} "
+                           "lead nowhere: contacts taking them leave the flow")
+
+
+# Variables a message may use besides contact attributes and flow params.
+_TEMPLATE_BUILTINS = frozenset({"forloop", "tablerowloop", "now", "today", "contact", "flow",
+                                "unsubscribe_url", "unsubscribe_link", "view_url"})
+
+
+def _check_template_variables(flow: Flow, parsed: dict[str, Params],
+                              columns: set[str] | None) -> Iterator[Diagnostic]:
+    """Warning `unknown_variable`: a Liquid variable that is neither a contact attribute of
+    the workspace nor a flow param renders empty (`{{ frist_name }}`); needs the columns."""
+    if columns is None:
+        return
+    known = columns | {name.lower() for name in flow.params} | _TEMPLATE_BUILTINS
+    for node in flow.nodes:
+        node_type, params = _typed_params(node.type, parsed.get(node.id))
+        if node_type is None or params is None:
+            continue
+        for field, text in node_type.templates(params).items():
+            if check_template(text):
+                continue  # bad_template already says why
+            unknown = sorted(name for name in template_variables(text)
+                             if name.split(".")[0].lower() not in known)
+            if unknown:
+                hint = _closest(unknown[0], known)
+                yield _warning("unknown_variable", node.id, f"params.{field}",
+                               f"{{{{ {unknown[0]} }}}} is not a contact attribute or flow "
+                               "param, so it renders empty" + (f"; did you mean {hint}?"
+                                                               if hint else ""))
+
+
+def _closest(name: str, known: Collection[str]) -> str | None:
+    import difflib
+
+    found = difflib.get_close_matches(name.lower(), sorted(known), n=1, cutoff=0.75)
+    return found[0] if found else None
 
 
 def _check_reachability(flow: Flow) -> Iterator[Diagnostic]:

@@ -50,7 +50,7 @@ def render_builder(home: Path | None = None) -> None:
     board, drawer = st.columns([7, 4], gap="medium")
     with drawer:
         _config_panel(state)
-    report = validate_flow(state.flow)
+    report = validate_flow(state.flow, columns=workspace_columns(store.home))
     with board:
         _canvas(state, report)
         _diagnostics(report)
@@ -69,6 +69,36 @@ def render_builder(home: Path | None = None) -> None:
         _import_export(state)
     with dag:
         _compile(state, report)
+
+
+def workspace_columns(home: Path) -> frozenset[str] | None:
+    """The workspace's contact attributes, for the checks that need them (unknown columns,
+    unknown Liquid variables); None while the workspace has no contacts. Read once per store
+    change, not on every edit."""
+    from mawb.ui.reader import WorkspaceReader
+
+    reader = WorkspaceReader(home)
+    if not reader.has_store():
+        return None
+    paths = reader.store_paths() if hasattr(reader, "store_paths") else [reader.store_path]
+    stamp = tuple(path.stat().st_mtime_ns for path in paths if path.exists())
+    return _columns_at(str(home), stamp)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _columns_at(home: str, stamp: tuple[int, ...]) -> frozenset[str] | None:
+    from pathlib import Path
+
+    from mawb.engine.store import StoreBusyError, contact_column_names
+    from mawb.ui.reader import WorkspaceReader
+
+    try:
+        with WorkspaceReader(Path(home)).read() as connection:
+            row = connection.execute("SELECT count(*) FROM contacts").fetchone()
+            columns = contact_column_names(connection)
+    except (StoreBusyError, FileNotFoundError):
+        return None
+    return frozenset(columns) if row and row[0] else None
 
 
 def _state(store: VersionStore, drafts: DraftStore) -> bs.BuilderState:

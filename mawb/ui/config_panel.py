@@ -116,10 +116,49 @@ def field_errors(editable: Editable, params: Mapping[str, Any]) -> dict[str, str
             loc = item["loc"]
             name = str(loc[0]) if loc else GENERAL
             detail = ".".join(str(part) for part in loc[1:])
-            message = item["msg"].removeprefix("Value error, ")
+            message = plain_message(item)
             found.setdefault(name, []).append(f"{detail}: {message}" if detail else message)
         return {name: "; ".join(messages) for name, messages in found.items()}
     return {}
+
+
+_PATTERNS = {
+    r"^([01]\d|2[0-3]):[0-5]\d$": "a time of day as HH:MM, e.g. 09:30",
+    r"^[a-z][a-z0-9_-]{0,62}$": "a connection name in lower case (letters, digits, _ or -)",
+    r"^[a-z0-9][a-z0-9_-]{0,39}$": "a lower-case name of up to 40 letters, digits, _ or -",
+}
+"""What a pattern asks for, in words (a regex is never shown to the analyst)."""
+
+
+def plain_message(item: Mapping[str, Any]) -> str:
+    """One pydantic error in plain language: the rule, never the regex or the error type."""
+    kind, context = item.get("type", ""), item.get("ctx") or {}
+    message = str(item.get("msg", "")).removeprefix("Value error, ")
+    if kind == "string_pattern_mismatch":
+        pattern = str(context.get("pattern", ""))
+        if pattern.startswith("^(env|file|connection):"):
+            return "should name a secret by reference, e.g. env:MY_SECRET"
+        if ":" in pattern and "[0-5]" in pattern:
+            return "should be a time of day as HH:MM, e.g. 09:30"
+        return f"should be {_PATTERNS.get(pattern, 'in the expected format')}"
+    words = {
+        "missing": "is required",
+        "extra_forbidden": "is not a setting of this step",
+        "int_parsing": "should be a whole number",
+        "int_from_float": "should be a whole number",
+        "float_parsing": "should be a number",
+        "bool_parsing": "should be yes or no",
+        "greater_than_equal": f"should be at least {context.get('ge')}",
+        "greater_than": f"should be more than {context.get('gt')}",
+        "less_than_equal": f"should be at most {context.get('le')}",
+        "less_than": f"should be less than {context.get('lt')}",
+        "string_too_short": "should not be empty" if context.get("min_length") == 1
+        else f"should have at least {context.get('min_length')} characters",
+        "string_too_long": f"should have at most {context.get('max_length')} characters",
+        "literal_error": f"should be one of {context.get('expected')}",
+        "enum": f"should be one of {context.get('expected')}",
+    }
+    return words.get(kind, message)
 
 
 def render_config_panel(node: Node, key_prefix: str) -> tuple[str | None, dict[str, Any]]:
