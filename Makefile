@@ -55,6 +55,9 @@ notebooks-execute: setup-test
 bench: setup-test demo
 	$(BIN)/python bench/validate.py
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/simulate.py
+	$(BIN)/python bench/steady.py
+	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/dashboard.py --home .mawb
 	$(BIN)/python bench/ui.py
 	$(BIN)/python bench/ingest.py
