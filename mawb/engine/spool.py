@@ -124,8 +124,26 @@ def load(workspace: Workspace, partitions: Iterable[int] | None = None) -> LoadR
     for batch in _batches(files):
         parsed = [f for f in (_parse(path, report) for path in batch) if f is not None]
         if parsed:
-            _load_batch(workspace, parsed, parts, report)
+            _load_guarded(workspace, parsed, parts, report)
     return report
+
+
+def _load_guarded(workspace: Workspace, files: list[_File], parts: list[int],
+                  report: LoadReport) -> None:
+    """Load a batch; if the store refuses it (a value its column cannot hold, say), load its
+    files one by one and set aside the one that fails, with the error, so the spool moves on.
+    A busy store is not the file's fault: that propagates and the batch is retried later."""
+    try:
+        _load_batch(workspace, files, parts, report)
+        return
+    except StoreBusyError:
+        raise
+    except Exception as error:
+        if len(files) == 1:
+            _quarantine(files[0].path, f"the store refused it: {error}", report)
+            return
+    for file in files:
+        _load_guarded(workspace, [file], parts, report)
 
 
 def _batches(files: list[Path]) -> Iterable[list[Path]]:

@@ -143,6 +143,23 @@ def test_bad_records_are_counted_and_never_block_the_spool(tmp_path: Path) -> No
     assert rows(ws, "SELECT rejected FROM spool_files") == [(0,), (3,)]
 
 
+def test_a_file_the_store_refuses_is_set_aside_and_the_others_load(tmp_path: Path) -> None:
+    ws = workspace(tmp_path)
+    ws.load_contacts(pd.DataFrame({"contact_id": ["c1"], "visits": [3]}),
+                     types={"visits": "int"})
+    first = write_spool(ws.home, [event("e1")], name="20260101T000000.000001Z-0001.jsonl")
+    bad = write_spool(ws.home, [{"kind": "contact", "contact": {"contact_id": "c2",
+                                                                "visits": "many"}}],
+                      name="20260101T000000.000002Z-0002.jsonl")
+    last = write_spool(ws.home, [event("e3")], name="20260101T000000.000003Z-0003.jsonl")
+    report = ws.load_spool()
+    assert [q.split(":")[0] for q in report.quarantined] == [bad.name]
+    assert "the store refused it" in (ws.home / "spool" / "rejected" / f"{bad.name}.error"
+                                      ).read_text()
+    assert rows(ws, "SELECT event_id FROM events") == [("e1",), ("e3",)]
+    assert not first.exists() and not last.exists()
+
+
 def test_partitions_each_load_their_share_exactly_once(tmp_path: Path) -> None:
     ws = workspace(tmp_path, partitions=2)
     ids = [f"c{i}" for i in range(1, 5)]
