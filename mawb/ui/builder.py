@@ -49,7 +49,7 @@ def render_builder(home: Path | None = None) -> None:
     status_slot, history_slot = _header(state, store, drafts)
     board, drawer = st.columns([7, 4], gap="medium")
     with drawer:
-        _config_panel(state)
+        _config_panel(state, store.home)
     report = validate_flow(state.flow, columns=workspace_columns(store.home))
     with board:
         _canvas(state, report)
@@ -281,7 +281,7 @@ def _forget_old_canvases(state: bs.BuilderState) -> None:
             del st.session_state[key]
 
 
-def _config_panel(state: bs.BuilderState) -> None:
+def _config_panel(state: bs.BuilderState, home: Path | None = None) -> None:
     """The right-hand drawer: the selected step's settings, and the flow's one click away."""
     _flow_settings(state, expanded=state.selected is None)
     node = next((n for n in state.flow.nodes if n.id == state.selected), None)
@@ -291,6 +291,11 @@ def _config_panel(state: bs.BuilderState) -> None:
     with st.container(border=True, key="builder_step_drawer"):
         label, params = render_config_panel(node, f"{state.inputs_key}::{node.id}")
     bs.apply_node_config(state, node.id, label, params)
+    if home is not None:
+        from mawb.ui.preview_panel import render_preview
+
+        edited = next((n for n in state.flow.nodes if n.id == node.id), node)
+        render_preview(state.flow, edited, home, f"{state.inputs_key}::{node.id}")
 
 
 def _flow_settings(state: bs.BuilderState, expanded: bool = False) -> None:

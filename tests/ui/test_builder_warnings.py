@@ -80,3 +80,32 @@ def test_the_builder_checks_templates_against_the_workspace(home: Path) -> None:
     row = table[table["code"] == "unknown_variable"].iloc[0]
     assert (row["node"], row["field"]) == ("hello", "params.subject")
     assert "did you mean first_name" in row["problem"]
+
+
+def test_sms_segments_follow_the_gsm_alphabet() -> None:
+    from mawb.ui.preview_panel import sms_segments
+
+    assert (sms_segments("x" * 160).segments, sms_segments("x" * 161).segments) == (1, 2)
+    assert sms_segments("€" * 80).units == 160  # extension characters take two septets
+    assert sms_segments("Grüße 😀").encoding == "UCS-2"
+    assert sms_segments("😀" * 35).segments == 1  # 70 UTF-16 units fit one message
+    assert sms_segments("😀" * 36).segments == 2  # 72: two parts of at most 67
+
+
+def test_the_drawer_previews_a_message_for_a_contact(home: Path) -> None:
+    pytest.importorskip("mawb.engine.preview")
+    app = AppTest.from_file(str(PAGE), default_timeout=TIMEOUT).run()
+    graph = {"nodes": [node("start", "manual_trigger", 0),
+                       node("hello", "email_send", 300,
+                            {"subject": "Hi {{ first_name }}", "body": "Welcome"})],
+             "edges": [edge("start", "hello")], "selected": "hello"}
+    send_canvas(app, graph)
+    with Workspace(home).connection(read_only=True) as connection:
+        contact, first = connection.execute(
+            "SELECT contact_id, first_name FROM contacts ORDER BY 1 LIMIT 1").fetchone()
+    key = next(t.key for t in app.text_input if str(t.key).endswith("::preview_contact"))
+    app.text_input(key=key).input(contact).run()
+    assert not app.exception, app.exception
+    assert any(m.value == f"**Subject:** Hi {first}" for m in app.markdown)
+    app.text_input(key=key).input("nobody").run()
+    assert any("nobody" in e.value for e in app.error)

@@ -1,0 +1,98 @@
+"""The Builder's message preview: what one message step would send a chosen contact, and how
+many SMS segments a text costs.
+
+Rendering is the delivery code's own (`mawb.engine.preview`, the path a real send takes), so
+the preview never disagrees with what goes out; this module only draws it and counts segments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from mawb.model import Flow, Node
+
+GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà")
+GSM7_EXTENDED = frozenset("^{}\\[~]|€\f")
+"""GSM 03.38: the extension table's characters take two septets each."""
+MESSAGE_TYPES = ("email_send", "sms_send", "web_push")
+
+
+@dataclass(frozen=True)
+class Segments:
+    encoding: str  # "GSM-7" or "UCS-2"
+    units: int  # septets (GSM-7) or UTF-16 code units (UCS-2)
+    segments: int
+
+    def describe(self) -> str:
+        per = "characters" if self.encoding == "GSM-7" else "UCS-2 units"
+        return (f"{self.segments} segment{'s' * (self.segments != 1)} · {self.encoding} · "
+                f"{self.units} {per}")
+
+
+def sms_segments(text: str) -> Segments:
+    """How a carrier splits `text`: GSM-7 when every character is in the GSM alphabet (160
+    per message, 153 per part when concatenated), else UCS-2 (70, 67 per part)."""
+    if all(ch in GSM7_BASIC or ch in GSM7_EXTENDED for ch in text):
+        units = sum(2 if ch in GSM7_EXTENDED else 1 for ch in text)
+        single, part, encoding = 160, 153, "GSM-7"
+    else:
+        units = len(text.encode("utf-16-le")) // 2
+        single, part, encoding = 70, 67, "UCS-2"
+    segments = 1 if units <= single else -(-units // part)
+    return Segments(encoding, units, segments if text else 0)
+
+
+def preview_available() -> bool:
+    try:
+        import mawb.engine.preview  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def render_preview(flow: Flow, node: Node, home: Path, key: str) -> None:
+    """Draw the preview controls of a message step (no-op for other steps)."""
+    import streamlit as st
+
+    if node.type not in MESSAGE_TYPES:
+        return
+    with st.expander("Preview for a contact", icon=":material/preview:"):
+        if node.type == "sms_send":
+            body = str(node.params.get("body", ""))
+            st.caption(f"Template: {sms_segments(body).describe()} (before personalisation)")
+        if not preview_available():
+            st.caption("Message preview is not part of this installation.")
+            return
+        contact_id = st.text_input("Contact id", key=f"{key}::preview_contact",
+                                   placeholder="e.g. c0001")
+        if not contact_id.strip():
+            st.caption("Type a contact id of the workspace to see the message it would get.")
+            return
+        _show(flow, node, contact_id.strip(), home)
+
+
+def _show(flow: Flow, node: Node, contact_id: str, home: Path) -> None:
+    import streamlit as st
+
+    from mawb.engine.preview import PreviewError, preview
+    from mawb.personalize import TemplateError
+
+    try:
+        shown = preview(flow, node.id, contact_id, home=home)
+    except (PreviewError, TemplateError, FileNotFoundError) as error:
+        st.error(str(error), icon=":material/error:")
+        return
+    st.markdown(f"**To:** {shown.recipient or '(no address)'}")
+    if shown.subject:
+        st.markdown(f"**Subject:** {shown.subject}")
+    st.text(shown.body or "")
+    if shown.channel == "sms":
+        st.caption(sms_segments(shown.body or "").describe())
+    for note in shown.notes:
+        st.caption(note)
