@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import random
 import subprocess
@@ -33,7 +34,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import psutil
@@ -42,6 +43,9 @@ from mawb.channels.webhooks import new_secret, sign_headers
 from mawb.service.keys import create_key
 from mawb.service.run import intake_process
 from mawb.templates import load_template
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 SECRET_ENV = "MAWB_BENCH_HOOK_SECRET"
 HOOK = "/hooks/webinar/registered"
@@ -77,12 +81,13 @@ def _workspace(home: Path) -> tuple[str, str]:
 
 
 def _plan(events: int, batch: int, invalid: float, seed: int) -> list[tuple[str, int]]:
-    """The request mix: (kind, events in it). Bad events are split evenly between malformed
-    batches (`batch` events, one broken), unsigned calls and replays (1 event each); a replay
-    follows an accepted signed call, which counts as a valid event."""
+    """The request mix: (kind, events in it). Of the bad events, 3/5 come in malformed batches
+    (`batch` events, one broken: the whole batch is refused), 1/5 as unsigned webhook calls
+    and 1/5 as replays (1 event each); a replay follows an accepted signed call, which counts
+    as a valid event."""
     bad = round(events * invalid)
-    malformed = bad // 3 // batch
-    unsigned = bad // 3
+    malformed = bad * 3 // 5 // batch
+    unsigned = bad // 5
     replays = bad - malformed * batch - unsigned
     signed = replays
     valid_batches = max(0, (events - bad - signed) // batch)
@@ -98,34 +103,48 @@ def _events(batch: int, prefix: str) -> list[dict[str, Any]]:
             for i in range(batch)]
 
 
-async def _send(client: httpx.AsyncClient, kind: str, size: int, key: str, secret: str,
-                tally: Tally) -> None:
-    auth = {"Authorization": f"Bearer {key}"}
+@dataclass(frozen=True)
+class Call:
+    """One prepared request: built before the clock starts, so the clients measure the service
+    and not their own JSON encoding."""
+
+    kind: str
+    path: str
+    body: bytes
+    headers: dict[str, str]
+    ids: tuple[str, ...]
+    expect: int
+    replay: bool = False  # send it again after a 202: the replay must be refused (409)
+
+
+def _prepare(kind: str, size: int, key: str, secret: str) -> Call:
     prefix = uuid.uuid4().hex
     if kind in {"batch", "malformed", "single"}:
         events = _events(size, prefix)
         if kind == "malformed":
             events[size // 2]["contact_id"] = ""
-        expect = 202 if kind != "malformed" else 422
         body = {"events": events} if kind != "single" else events[0]
-        status = await _timed(client, kind, "/v1/events", tally, json=body, headers=auth)
-        ids = [e["event_id"] for e in events]
-        (tally.accepted_ids if status == 202 else tally.refused_ids).extend(ids)
-        _expect(tally, kind, status, {expect})
-        return
-    data = json.dumps({"contact_id": f"c{random.randrange(50_000)}",
-                       "seat": "A1"}).encode()
+        return Call(kind, "/v1/events", json.dumps(body).encode(),
+                    {"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+                    tuple(e["event_id"] for e in events), 422 if kind == "malformed" else 202)
+    data = json.dumps({"contact_id": f"c{random.randrange(50_000)}", "seat": "A1"}).encode()
     headers = {"Content-Type": "application/json"}
     if kind == "unsigned":
-        status = await _timed(client, kind, HOOK, tally, content=data, headers=headers)
-        _expect(tally, kind, status, {401})
-        return
+        return Call(kind, HOOK, data, headers, (), 401)
     headers.update(sign_headers(secret, f"msg_{prefix}", data))
-    status = await _timed(client, "signed", HOOK, tally, content=data, headers=headers)
-    _expect(tally, "signed", status, {202})
-    if status == 202:
-        tally.accepted_ids.append(f"webinar:registered:msg_{prefix}")
-        replay = await _timed(client, "replay", HOOK, tally, content=data, headers=headers)
+    return Call("signed", HOOK, data, headers, (f"webinar:registered:msg_{prefix}",), 202,
+                replay=True)
+
+
+async def _send(client: httpx.AsyncClient, call: Call, tally: Tally) -> None:
+    status = await _timed(client, call.kind, call.path, tally, content=call.body,
+                          headers=call.headers)
+    if call.ids:
+        (tally.accepted_ids if status == 202 else tally.refused_ids).extend(call.ids)
+    _expect(tally, call.kind, status, {call.expect})
+    if call.replay and status == 202:
+        replay = await _timed(client, "replay", call.path, tally, content=call.body,
+                              headers=call.headers)
         _expect(tally, "replay", replay, {409})
 
 
@@ -142,23 +161,79 @@ def _expect(tally: Tally, kind: str, status: int, expected: set[int]) -> None:
         tally.unexpected.append(f"{kind}: {status}")
 
 
-async def _drive(url: str, plan: list[tuple[str, int]], clients: int, key: str,
-                 secret: str) -> tuple[Tally, float]:
+async def _drive(url: str, calls: list[Call], clients: int, tally: Tally,
+                 start: Callable[[], None]) -> None:
+    """Open every client and its connection first (building an HTTP client costs tens of
+    milliseconds of CPU, which would stall the requests already in flight), then wait for the
+    common start and send."""
+    queue: asyncio.Queue[Call] = asyncio.Queue()
+    for call in calls:
+        queue.put_nowait(call)
+    # One client, one keep-alive connection each: 50 clients are 50 connections (one shared
+    # pool of 50 costs the client process twice the CPU per request).
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    sessions = [httpx.AsyncClient(base_url=url, timeout=60, limits=limits)
+                for _ in range(clients)]
+    await asyncio.gather(*(session.get("/health") for session in sessions))
+    await asyncio.get_running_loop().run_in_executor(None, start)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while not queue.empty():
+            await _send(client, queue.get_nowait(), tally)
+
+    try:
+        await asyncio.gather(*(worker(session) for session in sessions))
+    finally:
+        await asyncio.gather(*(session.aclose() for session in sessions))
+
+
+def _client_process(url: str, plan: list[tuple[str, int]], clients: int, key: str,
+                    secret: str, seed: int, start: Any, results: Any) -> None:
+    """One client process: prepare its calls, wait for the common start, send, report."""
+    random.seed(seed)
+    calls = [_prepare(kind, size, key, secret) for kind, size in plan]
     tally = Tally()
-    queue: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
-    for item in plan:
-        queue.put_nowait(item)
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+    cpu = [0.0]
 
-        async def worker() -> None:
-            while not queue.empty():
-                kind, size = queue.get_nowait()
-                await _send(client, kind, size, key, secret, tally)
+    def started() -> None:
+        start.wait()
+        cpu[0] = time.process_time()
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(clients)))
-        return tally, time.perf_counter() - started
+    asyncio.run(_drive(url, calls, clients, tally, started))
+    results.put((tally, time.process_time() - cpu[0]))
+
+
+def _drive_processes(url: str, plan: list[tuple[str, int]], clients: int, processes: int,
+                     key: str, secret: str) -> tuple[Tally, float, float]:
+    """Run the plan over `clients` clients spread across `processes` client processes (one
+    Python process cannot drive 50 HTTP clients on a shared machine without becoming the
+    bottleneck); return the merged tally, wall seconds and client CPU seconds."""
+    context = multiprocessing.get_context("fork")
+    start, results = context.Barrier(processes + 1), context.Queue()
+    workers = [context.Process(target=_client_process, args=(
+        url, plan[i::processes], max(1, clients // processes), key, secret, i, start, results))
+        for i in range(processes)]
+    for worker in workers:
+        worker.start()
+    start.wait()
+    started = time.perf_counter()
+    merged, cpu = Tally(), 0.0
+    for _ in workers:
+        tally, seconds = results.get()
+        cpu += seconds
+        for kind, values in tally.latencies.items():
+            merged.latencies.setdefault(kind, []).extend(values)
+        for kind, counts in tally.statuses.items():
+            for status, n in counts.items():
+                merged.statuses.setdefault(kind, {})[status] = merged.statuses.get(
+                    kind, {}).get(status, 0) + n
+        merged.accepted_ids += tally.accepted_ids
+        merged.refused_ids += tally.refused_ids
+        merged.unexpected += tally.unexpected
+    wall = time.perf_counter() - started
+    for worker in workers:
+        worker.join()
+    return merged, wall, cpu
 
 
 def _reader(store: Path, stop: threading.Event) -> dict[str, Any]:
@@ -186,6 +261,12 @@ def _sample_rss(pid: int, stop: threading.Event, peak: list[float]) -> None:
         except psutil.Error:
             return
         stop.wait(0.1)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (load-independent cost of the work)."""
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
 
 
 def _spool_ids(home: Path) -> list[str]:
@@ -222,7 +303,7 @@ def _load_into_store(home: Path) -> dict[str, Any] | None:
 
 
 def run(events: int, clients: int, batch: int, invalid: float, baseline: int,
-        seed: int = 0) -> dict[str, Any]:
+        seed: int = 0, processes: int = 2) -> dict[str, Any]:
     random.seed(seed)
     with tempfile.TemporaryDirectory(prefix="mawb-ingest-") as folder:
         home = Path(folder)
@@ -241,16 +322,28 @@ def run(events: int, clients: int, batch: int, invalid: float, baseline: int,
                 _reader(home / "store.duckdb", stop)))
             sampler.start()
             reader.start()
-            base_tally, base_seconds = asyncio.run(
-                _drive(url, [("single", 1)] * baseline, clients, key, secret))
-            tally, seconds = asyncio.run(_drive(url, plan, clients, key, secret))
+            base_tally, base_seconds, _ = _drive_processes(
+                url, [("single", 1)] * baseline, clients, processes, key, secret)
+            service_cpu = _cpu_seconds(process.pid)
+            tally, seconds, client_cpu = _drive_processes(url, plan, clients, processes, key,
+                                                          secret)
+            cpu = {"service": _cpu_seconds(process.pid) - service_cpu, "clients": client_cpu}
             stop.set()
             sampler.join()
             reader.join()
         spooled = _spool_ids(home)
         stored = _load_into_store(home)
-    return _summary(events, clients, batch, plan, tally, seconds, base_tally, base_seconds,
-                    peak[0], reader_result, spooled, stored)
+    result = _summary(events, clients, batch, plan, tally, seconds, base_tally, base_seconds,
+                      peak[0], reader_result, spooled, stored)
+    result["shape"]["client_processes"] = processes
+    result["cpu"] = {
+        "service_cores_used": round(cpu["service"] / seconds, 2),
+        "client_cores_used": round(cpu["clients"] / seconds, 2),
+        "service_ms_per_request": round(
+            cpu["service"] / sum(map(len, tally.latencies.values())) * 1000, 2),
+        "accepted_events_per_service_cpu_second": round(
+            result["accepted_events"] / cpu["service"]) if cpu["service"] else None}
+    return result
 
 
 def _summary(events: int, clients: int, batch: int, plan: list[tuple[str, int]], tally: Tally,
@@ -315,12 +408,14 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=20)
     parser.add_argument("--invalid", type=float, default=0.10)
     parser.add_argument("--baseline", type=int, default=5_000)
+    parser.add_argument("--processes", type=int, default=2, help="client processes")
     parser.add_argument("--quick", action="store_true", help="5k events: a smoke run")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.quick:
         args.events, args.baseline = 5_000, 500
-    result = run(args.events, args.clients, args.batch, args.invalid, args.baseline)
+    result = run(args.events, args.clients, args.batch, args.invalid, args.baseline,
+                 processes=args.processes)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -331,7 +426,8 @@ def main() -> None:
 
 def _print(result: dict[str, Any]) -> None:
     shape, latency = result["shape"], result["latency_ms"]
-    print(f"ingest: {shape['events']} events, {shape['clients']} clients, {shape['batch']} "
+    print(f"ingest: {shape['events']} events, {shape['clients']} clients in "
+          f"{shape['client_processes']} processes, {shape['batch']} "
           f"events per batch request; requests {shape['requests']}")
     print(f"  accepted {result['accepted_events']} events in {result['seconds']} s = "
           f"{result['accepted_events_per_s']} events/s ({result['requests_per_s']} requests/s)"
@@ -341,6 +437,10 @@ def _print(result: dict[str, Any]) -> None:
     base = result["baseline_one_event_per_request"]
     print(f"  baseline one event per request: {base['events_per_s']} events/s, p99 "
           f"{base['p99_ms']} ms; batched is {result['batched_vs_baseline']}x")
+    cpu = result["cpu"]
+    print(f"  service used {cpu['service_cores_used']} cores ({cpu['service_ms_per_request']} ms "
+          f"CPU per request, {cpu['accepted_events_per_service_cpu_second']} accepted events "
+          f"per service CPU-second); clients used {cpu['client_cores_used']} cores")
     print(f"  service peak RSS {result['service_peak_rss_mb']} MB; store reader polled "
           f"{result['reader_polls']} times; statuses {result['statuses']}")
     if result["store"] is not None:

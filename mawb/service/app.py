@@ -20,7 +20,7 @@ import logging
 from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -357,7 +357,7 @@ def _link_routes(app: FastAPI, state: State) -> None:
         if not _http_url(url):
             raise ApiError(400, "this link has no valid http(s) target", reason="bad_token")
         await _spool(state, [_link_record(payload, "email_click", url=url)])
-        return Response(status_code=302, headers={"Location": url, **NO_STORE})
+        return Response(status_code=302, headers={"Location": _location(url), **NO_STORE})
 
 
 def _verified(state: State, token: str, kind: str) -> dict[str, Any]:
@@ -374,8 +374,16 @@ def _verified(state: State, token: str, kind: str) -> dict[str, Any]:
 def _http_url(url: Any) -> bool:
     if not isinstance(url, str) or any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in url):
         return False
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
     return parts.scheme in {"http", "https"} and bool(parts.netloc)
+
+
+def _location(url: str) -> str:
+    """The URL as an ASCII header value (non-ASCII characters percent-encoded, UTF-8)."""
+    return quote(url, safe=":/?#[]@!$&'()*+,;=%~")
 
 
 def _link_record(payload: dict[str, Any], name: str, event_id: str | None = None,

@@ -8,6 +8,7 @@ with the same words, and the spooled record is exactly what the loader will acce
 from __future__ import annotations
 
 import json
+import math
 import re
 import uuid
 from datetime import UTC, datetime
@@ -51,7 +52,7 @@ def parse_json(body: bytes) -> Any:
     if not body.strip():
         raise FieldError("empty body: send a JSON object", status=400, reason="malformed")
     try:
-        return json.loads(body, parse_constant=_no_constants)
+        return json.loads(body, parse_constant=_no_constants, parse_float=_finite)
     except (ValueError, RecursionError) as error:
         raise FieldError(f"body is not valid JSON: {error}", status=400,
                          reason="malformed") from None
@@ -59,6 +60,13 @@ def parse_json(body: bytes) -> Any:
 
 def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return number
 
 
 def _from_validation(error: ValidationError, prefix: tuple[Any, ...] = ()) -> FieldError:

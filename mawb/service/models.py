@@ -110,7 +110,10 @@ class EventIn(BaseModel):
     def _recent(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
         if value is None:
             return None
-        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        try:
+            value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        except OverflowError:  # year 1 or 9999 with an offset
+            raise ValueError(f"{value.isoformat()} is out of range") from None
         settings = _settings(info)
         now = datetime.now(UTC)
         if value > now + timedelta(seconds=settings.max_future_seconds):

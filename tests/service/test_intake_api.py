@@ -96,6 +96,7 @@ def test_a_new_key_works_at_once_and_a_revoked_one_within_a_second(client, intak
     (event(ts="yesterday-ish"), "ts", "datetime"),
     (event(ts=(datetime.now(UTC) + timedelta(days=2)).isoformat()), "ts", "in the future"),
     (event(ts="2001-01-01T00:00:00Z"), "ts", "mawb ingest"),
+    (event(ts="9999-12-31T23:59:59-05:00"), "ts", "out of range"),
     (event(properties={"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {}}}}}}}}}),
      "properties", "levels deep"),
     (event(properties={"blob": "x" * 20_000}), "properties", "bytes as JSON"),
@@ -111,7 +112,8 @@ def test_invalid_events_are_refused_naming_the_field(client, intake, body, field
     assert len(spooled(intake.home)) == before  # nothing of a refused batch is spooled
 
 
-@pytest.mark.parametrize("body", [b"", b"{not json", b'{"contact_id": NaN, "name": "x"}'])
+@pytest.mark.parametrize("body", [b"", b"{not json", b'{"contact_id": NaN, "name": "x"}',
+                                  b'{"contact_id": "c1", "name": "x", "properties": {"v": 1e400}}'])
 def test_a_body_that_is_not_json_is_a_400(client, intake, body):
     response = client.post("/v1/events", content=body,
                            headers={**intake.auth, "Content-Type": "application/json"})

@@ -54,7 +54,14 @@ def test_an_edited_or_forged_click_never_redirects(client, intake):
     assert len(spooled_events(intake.home)) == before
 
 
+def test_a_non_ascii_target_is_percent_encoded_in_the_redirect(client, intake):
+    response = client.get(f"/c/{token(intake, 'c', url='https://shop.example.com/café?q=ü')}")
+    assert response.status_code == 302
+    assert response.headers["location"] == "https://shop.example.com/caf%C3%A9?q=%C3%BC"
+
+
 @pytest.mark.parametrize("url", ["javascript:alert(1)", "//evil.example.net/", "ftp://x.example/",
+                                 "http://[::1/",
                                  "https://ok.example/\r\nSet-Cookie: a=b", None])
 def test_a_signed_click_to_a_non_http_target_is_refused(client, intake, url):
     extra = {} if url is None else {"url": url}
