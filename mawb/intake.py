@@ -261,10 +261,13 @@ def _check_header(names: list[str]) -> None:
     problems = [Problem(None, None, f"column {i} has an empty name")
                 for i, name in enumerate(stripped, start=1) if not name]
     counts: dict[str, int] = {}
-    for name in stripped:
-        counts[name] = counts.get(name, 0) + 1
+    for name in stripped:  # the store compares names without case: Email and email clash
+        counts[name.lower()] = counts.get(name.lower(), 0) + 1
     problems += [Problem(None, name, "column appears more than once")
                  for name in sorted(n for n, c in counts.items() if c > 1 and n)]
+    known = {name.lower(): name for name in (*CONTACT_COLUMNS, *ENGINE_COLUMNS, *EVENT_COLUMNS)}
+    problems += [Problem(None, name, f"use the exact name {known[name.lower()]!r}")
+                 for name in stripped if name.lower() in known and name != known[name.lower()]]
     if problems:
         raise IntakeError(problems)
 

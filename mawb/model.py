@@ -22,6 +22,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 SCHEMA_VERSION = 1
+MAX_VERSION = 2**31 - 1  # versions are stored as INTEGER
+MAX_NODES = 1000
+MAX_EDGES = 5000
+MAX_FLOW_FILE_BYTES = 5_000_000
+BIGINT_MAX = 2**63 - 1
 
 # A migration takes a document of version N and returns one of version N + 1.
 Migration = Callable[[dict[str, Any]], dict[str, Any]]
@@ -45,7 +50,8 @@ class FlowFileError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Floats must be finite everywhere in a flow file: inf/nan have no JSON form and break SQL.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Reentry(StrEnum):
@@ -86,7 +92,7 @@ class QuietHours(_Strict):
 class FrequencyCap(_Strict):
     """At most `max_messages` messages per contact in any `per_days` window, across channels."""
 
-    max_messages: int = Field(ge=1, description="Messages allowed in the window")
+    max_messages: int = Field(ge=1, le=1_000_000, description="Messages allowed in the window")
     per_days: int = Field(ge=1, le=365, description="Length of the sliding window in days")
     mode: CapMode = Field(CapMode.HOLD, description="hold: defer the message; skip: drop it")
 
@@ -150,7 +156,7 @@ class Metadata(_Strict):
     """Gallery information: what the flow is for and how long a contact spends in it."""
 
     category: str = "general"
-    duration_days: int | None = Field(None, ge=0)
+    duration_days: int | None = Field(None, ge=0, le=36500)
     tags: list[str] = Field(default_factory=list)
     channels: list[str] = Field(default_factory=list)
 
@@ -162,13 +168,22 @@ class Flow(_Strict):
     id: str = Field(description="Stable slug of the flow")
     name: str = ""
     description: str = ""
-    version: int = Field(1, ge=1)
+    version: int = Field(1, ge=1, le=MAX_VERSION)
     params: dict[str, ParamValue] = Field(default_factory=dict)
     settings: Settings = Field(default_factory=Settings)
     metadata: Metadata = Field(default_factory=Metadata)
-    nodes: list[Node] = Field(default_factory=list)
-    edges: list[Edge] = Field(default_factory=list)
+    nodes: list[Node] = Field(default_factory=list, max_length=MAX_NODES)
+    edges: list[Edge] = Field(default_factory=list, max_length=MAX_EDGES)
     ui: Layout = Field(default_factory=Layout)
+
+    @field_validator("params")
+    @classmethod
+    def _sql_sized_params(cls, value: dict[str, ParamValue]) -> dict[str, ParamValue]:
+        for name, item in value.items():
+            if isinstance(item, int) and not isinstance(item, bool) and abs(item) > BIGINT_MAX:
+                raise ValueError(f"param {name}: {item} is outside the range of a 64-bit "
+                                 "whole number")
+        return value
 
     # -- lookups ---------------------------------------------------------------------------
     def node(self, node_id: str) -> Node:
@@ -285,6 +300,8 @@ def read_document(path: str | Path) -> dict[str, Any]:
     """Read a flow file into a migrated raw document (no shape check yet)."""
     path = Path(path)
     try:
+        if path.is_file() and path.stat().st_size > MAX_FLOW_FILE_BYTES:
+            raise FlowFileError(str(path), f"file is larger than {MAX_FLOW_FILE_BYTES} bytes")
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise FlowFileError(str(path), f"cannot read file: {error}") from None

@@ -45,7 +45,7 @@ from mawb import graph, nodes
 from mawb.expr import ConditionError, parse_condition
 from mawb.model import Edge, Flow, FlowFileError, error_location, migrate
 from mawb.nodes.base import Category, Outputs
-from mawb.personalize import check_template, template_variables
+from mawb.personalize import check_template, compile_template, template_variables
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterator
@@ -180,6 +180,8 @@ def validate_flow(flow: Flow, columns: Collection[str] | None = None) -> Report:
     found += _check_settings(flow, known_columns)
     found += _check_unconnected_branches(flow, parsed)
     found += _check_template_variables(flow, parsed, known_columns)
+    if columns is not None:
+        found += _check_written_case(flow, parsed, columns)
     order = {node.id: i for i, node in enumerate(flow.nodes)}
     return _sorted(found, order)
 
@@ -388,6 +390,27 @@ def _known_columns(
     return known
 
 
+def _check_written_case(
+    flow: Flow, parsed: dict[str, Params], columns: Collection[str]
+) -> Iterator[Diagnostic]:
+    """A written attribute must use an existing column's exact name: DuckDB compares names
+    without case, so `Score` next to `score` is the same column, not a new one."""
+    exact = {str(c) for c in columns}
+    by_lower = {c.lower(): c for c in exact}
+    for node in flow.nodes:
+        _, params = _typed_params(node.type, parsed.get(node.id))
+        if params is None:
+            continue
+        for field in ("set", "increment", "store", "fields"):
+            value = getattr(params, field, None)
+            for name in value if isinstance(value, dict) else ():
+                existing = by_lower.get(name.lower())
+                if existing is not None and existing != name:
+                    yield _error("bad_params", node.id, f"params.{field}",
+                                 f"{name!r} differs from the contact column {existing!r} only "
+                                 "by case; use the exact name")
+
+
 def _check_expressions(
     flow: Flow, parsed: dict[str, Params], columns: set[str] | None
 ) -> Iterator[Diagnostic]:
@@ -402,9 +425,43 @@ def _check_expressions(
             if text:  # event properties have no fixed schema, so no column check
                 yield from _check_condition(flow, node.id, f"params.{field}", text, None)
         for field, text in node_type.templates(params).items():
-            problem = check_template(text)
+            problem = check_template(text) or _never_renders(text)
             if problem:
                 yield _error("bad_template", node.id, f"params.{field}", f"Liquid: {problem}")
+        yield from _check_fields(node.id, params, columns)
+
+
+# Tags that read other templates: the sandbox has no loader, so they fail every render.
+_PARTIAL_TAGS = ("include", "render")
+
+
+def _never_renders(text: str) -> str | None:
+    """A template that parses but fails whenever it renders: a partial, an unknown filter."""
+    try:
+        template = compile_template(text)
+        analysis = template.analyze(include_partials=False)
+    except Exception as error:  # analysis of a parsed template; any failure is the message
+        return str(error).splitlines()[0] if str(error) else type(error).__name__
+    for tag in _PARTIAL_TAGS:
+        if tag in analysis.tags:
+            return f"{{% {tag} %}} is not available: message templates cannot load other files"
+    unknown = sorted(name for name in analysis.filters if name not in template.env.filters)
+    if unknown:
+        return f"unknown filter {unknown[0]!r}"
+    return None
+
+
+def _check_fields(
+    node_id: str, params: Params, columns: set[str] | None
+) -> Iterator[Diagnostic]:
+    """Attribute names a node reads by name (date_field, until_field) exist in the schema."""
+    if columns is None:
+        return
+    for field in ("date_field", "until_field"):
+        name = getattr(params, field, None)
+        if isinstance(name, str) and name.lower() not in columns:
+            yield _error("unknown_column", node_id, f"params.{field}",
+                         f"contacts have no attribute {name!r}")
 
 
 def _check_condition(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import math
 import sys
 import tempfile
 import warnings
@@ -39,6 +40,8 @@ app.add_typer(templates_app, name="templates")
 
 EXIT_INVALID = 1
 EXIT_UNREADABLE = 2
+MAX_DAYS = 3650  # simulated days
+MAX_SYNTHETIC = 1_000_000  # synthetic contacts
 
 FlowArg = Annotated[Path, typer.Argument(help="Flow file (JSON or YAML)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
@@ -187,6 +190,10 @@ def _typed_value(name: str, text: str, default: Any) -> Any:
         number = None
     if isinstance(number, bool) or not isinstance(number, int | float):
         raise ValueError(f"--param {name}: expected a number, got {text!r}")
+    if isinstance(number, float) and not math.isfinite(number):
+        raise ValueError(f"--param {name}: expected a finite number, got {text!r}")
+    if isinstance(number, int) and abs(number) > 2**63 - 1:
+        raise ValueError(f"--param {name}: {text} is outside the range of a 64-bit number")
     return number
 
 
@@ -327,9 +334,11 @@ class Responses(StrEnum):
 def simulate_command(
     flow_spec: Annotated[str, typer.Argument(metavar="FLOW", help="Flow file or template id")],
     contacts: Annotated[Path | None, typer.Option(help="Contacts CSV/JSONL/Parquet")] = None,
-    synthetic: Annotated[int | None, typer.Option(min=1, help="N synthetic contacts")] = None,
-    days: Annotated[float, typer.Option(min=0, help="Virtual days to run")] = 14,
-    seed: Annotated[int, typer.Option(help="Seed of the population and responses")] = 0,
+    synthetic: Annotated[int | None, typer.Option(
+        min=1, max=MAX_SYNTHETIC, help="N synthetic contacts")] = None,
+    days: Annotated[float, typer.Option(min=0, max=MAX_DAYS, help="Virtual days to run")] = 14,
+    seed: Annotated[int, typer.Option(
+        min=0, max=2**32 - 1, help="Seed of the population and responses")] = 0,
     param: ParamOpt = None,
     responses: Annotated[Responses, typer.Option(
         help="model: simulated opens/clicks; none: pure flow logic; history: recorded events"
@@ -407,8 +416,13 @@ def check_columns(flow: Flow, params: dict[str, Any] | None, columns: Any, sourc
 
 
 def _deployed(spec: str, workspace: Any) -> Flow:
-    """A flow file or template id, or the newest version of a flow deployed in `workspace`."""
-    if not Path(spec).exists() and workspace.versions(spec):
+    """A flow file or template id, or the newest version of a flow deployed in `workspace`.
+
+    Only a slug is looked up as a deployed id, so `../../elsewhere` never reads outside
+    the workspace's `flows/` folder."""
+    from mawb.validate import SLUG
+
+    if not Path(spec).exists() and SLUG.match(spec) and workspace.versions(spec):
         return workspace.load_flow(spec)
     return load_flow(spec)
 

@@ -54,6 +54,9 @@ def compile_command(
     ] = None,
 ) -> None:
     """Compile a flow into an Apache Airflow 3 DAG file (one task per node)."""
+    if out.exists() and not out.is_dir():
+        raise _fail(f"--out {out}: not a folder (the DAG file is written into a folder)",
+                    EXIT_UNREADABLE)
     try:
         document = read_document(flow)
     except FlowFileError as error:
@@ -76,6 +79,8 @@ def compile_command(
         )
     except (CompileError, PodSettingsError) as error:
         raise _fail(str(error), EXIT_UNREADABLE) from None
+    except OSError as error:  # an unwritable folder, a full disk
+        raise _fail(f"--out {out}: {error.strerror or error}", EXIT_UNREADABLE) from None
     typer.echo(f"{flow}: wrote {path}")
 
 

@@ -46,7 +46,7 @@ from mawb.expr import ConditionError, to_sql
 from mawb.model import Flow, load
 from mawb.nodes.base import Category
 from mawb.query import QueryError
-from mawb.validate import FlowInvalidError, validate_flow
+from mawb.validate import SLUG, FlowInvalidError, validate_flow
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -201,6 +201,8 @@ class Workspace:
                 connection.close()
 
     def flow_path(self, flow_id: str, version: int) -> Path:
+        if not SLUG.match(flow_id):  # ids are slugs everywhere: no path outside flows/
+            raise ValueError(f"flow id {flow_id!r} must be a lower-case slug")
         return self.home / "flows" / flow_id / f"v{version}.json"
 
     # -- data --------------------------------------------------------------------------------
@@ -361,6 +363,8 @@ class Workspace:
         return flow
 
     def versions(self, flow_id: str) -> list[int]:
+        if not SLUG.match(flow_id):
+            return []
         folder = self.home / "flows" / flow_id
         return sorted(int(p.stem[1:]) for p in folder.glob("v*.json")) if folder.is_dir() else []
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 # Secrets are never stored in flow files, only named: an environment variable, a mounted file or
 # an Airflow/Kubernetes connection resolved by whoever sends.
@@ -49,10 +49,36 @@ class Outputs(StrEnum):
     FANOUT = "fanout"  # any number of edges, every one taken (parallel execution)
 
 
-class Params(BaseModel):
-    """Base of every params model: unknown keys are errors, so typos surface."""
+BIGINT_MAX = 2**63 - 1
 
-    model_config = ConfigDict(extra="forbid")
+
+class Params(BaseModel):
+    """Base of every params model: unknown keys are errors, so typos surface.
+
+    Numbers must be usable in SQL: floats finite (no inf/nan), whole numbers within BIGINT,
+    wherever they sit (a dict of increments, a list), so nothing validates that overflows at
+    run time."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _sql_sized(cls, value: Any) -> Any:
+        check_sql_number(value)
+        return value
+
+
+def check_sql_number(value: Any) -> None:
+    """Raise ValueError for a whole number outside BIGINT anywhere inside `value`."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+        elif isinstance(item, int) and not isinstance(item, bool) and abs(item) > BIGINT_MAX:
+            raise ValueError(f"{item} is outside the range of a 64-bit whole number")
 
 
 class NodeType:

@@ -71,9 +71,9 @@ class BehavioralParams(Params):
         min_length=1,
         description="Behaviour events that count (page_view, email_open, content_download, ...)",
     )
-    min_count: int = Field(1, ge=1, description="Events needed within the window")
+    min_count: int = Field(1, ge=1, le=1_000_000, description="Events needed within the window")
     within_days: float | None = Field(
-        7, gt=0, description="Window length in days; empty = all history"
+        7, gt=0, le=3650, description="Window length in days; empty = all history"
     )
     audience: str | None = Field(None, description="Extra condition on contact attributes")
 

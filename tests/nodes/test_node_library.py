@@ -252,8 +252,8 @@ def test_flow_files_cannot_import_code(type_name: str) -> None:
     [
         ("delay_action", {"days": 1, "until_field": "trial_end"}, "params"),
         ("delay_action", {"days": 0}, "params"),
-        ("data_update", {"set": {"contact_id": "x"}, "increment": {}}, "params"),
-        ("data_update", {"set": {"bad name": 1}, "increment": {}}, "params"),
+        ("data_update", {"set": {"contact_id": "x"}, "increment": {}}, "params.set"),
+        ("data_update", {"set": {"bad name": 1}, "increment": {}}, "params.set"),
         ("time_based_trigger", {"schedule": "@fortnightly"}, "params.schedule"),
         ("time_based_trigger", {"schedule": "0 9 * *"}, "params.schedule"),
         ("webhook_trigger", {"secret": "hunter2"}, "params.secret"),
