@@ -462,8 +462,12 @@ def _prepare_deploys(workspace: Workspace, files: list[_File], parts: list[int])
         for line, record in file.commands:
             if record["command"] != "deploy":
                 continue
+            document = record.get("flow")
+            if not isinstance(document, dict):
+                file.outcomes[line] = ("failed", "deploy needs a flow document (an object)")
+                continue
             try:
-                flow = from_document(record.get("flow"), f"{file.name} line {line}")
+                flow = from_document(document, f"{file.name} line {line}")
                 with workspace.connection(parts[0]) as connection:
                     report = validate_flow(flow, columns=contact_column_names(connection))
                 if not report.valid:
@@ -528,7 +532,7 @@ def _lifecycle(workspace: Workspace, connection: duckdb.DuckDBPyConnection,
     if not versions:
         return "failed", f"flow {flow_id!r} is not deployed"
     try:
-        state = lifecycle.State(record.get("state"))
+        state = lifecycle.State(str(record.get("state")))
     except ValueError:
         return "failed", (f"state {record.get('state')!r}: expected one of "
                           f"{', '.join(s.value for s in lifecycle.State)}")
