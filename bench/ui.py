@@ -11,7 +11,13 @@ one generated flow (repeated blocks of email -> delay -> if/else -> sms | update
   leads here"), i.e. the edit reached Python and the highlighted result came back on screen
   (includes the canvas's 250 ms debounce). Repeated, median and max reported.
 
-    python bench/ui.py [--sizes 50 200] [--edits 5]
+And the settle time of each kind of canvas and form action an analyst makes on a small flow
+(the welcome template): drop a step, connect two, select one (its settings open in the
+drawer), edit a field (the canvas shows the new summary), undo (Ctrl+Z); each from the end of
+the gesture until its result is on screen and Streamlit is idle. `--repo` runs the same
+measurement against another checkout (e.g. the commit before a change) for a before/after.
+
+    python bench/ui.py [--sizes 50 200] [--edits 5] [--actions 3] [--repo DIR]
 """
 
 from __future__ import annotations
@@ -106,11 +112,86 @@ def round_trips(browser: Any, url: str, size: int, edits: int) -> list[float]:
     return timings
 
 
-def measure(browser: Any, size: int, edits: int) -> dict[str, float]:
+def _settled(page: Any, started: float, done: Any) -> float:
+    """Seconds from `started` until `done()` holds and Streamlit is idle."""
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while not done():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the action never showed its result")
+        page.wait_for_timeout(10)
+    page.wait_for_function(IDLE, timeout=TIMEOUT_MS)
+    return time.perf_counter() - started
+
+
+def action_settle_times(browser: Any, url: str, repeats: int) -> dict[str, list[float]]:
+    """Per action kind, the settle times of `repeats` tries on the welcome template."""
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    page.goto(url)
+    page.get_by_role("link", name="Builder").first.click()
+    nodes = page.locator(".react-flow__node")
+    wait_for_nodes(page, 7)
+    page.wait_for_function(IDLE, timeout=TIMEOUT_MS)
+    page.wait_for_timeout(500)
+    found: dict[str, list[float]] = {"drop": [], "connect": [], "select": [], "edit": [],
+                                     "undo": []}
+    for index in range(1, repeats + 1):
+        node_id = f"delay_action_{index}"
+        page.locator('[data-palette-type="delay_action"]').drag_to(
+            page.locator(".react-flow__pane"), target_position={"x": 60 + 40 * index, "y": 40})
+        started = time.perf_counter()
+        error = page.locator(f'.react-flow__node[data-id="{node_id}"] .mawb-node-error')
+        found["drop"].append(_settled(page, started, lambda e=error: e.count() == 1))
+        page.wait_for_timeout(300)
+        source = page.locator('.react-flow__node[data-id="webinar"] .react-flow__handle.source')
+        source.drag_to(page.locator(f'.react-flow__node[data-id="{node_id}"] '
+                                    ".react-flow__handle.target"))
+        started = time.perf_counter()
+        found["connect"].append(_settled(page, started, lambda e=error: e.count() == 0))
+        page.wait_for_timeout(300)
+        page.locator('.react-flow__node[data-id="welcome"] .mawb-node-title').click()
+        started = time.perf_counter()
+        subject = page.get_by_label("Subject", exact=True)
+        found["select"].append(_settled(page, started, lambda f=subject: f.count() == 1))
+        page.wait_for_timeout(300)
+        text = f"Welcome, take {index}"
+        subject.fill(text)
+        subject.press("Enter")
+        started = time.perf_counter()
+        summary = page.locator('.react-flow__node[data-id="welcome"] .mawb-node-summary')
+        found["edit"].append(_settled(page, started,
+                                      lambda s=summary, t=text: s.inner_text() == t))
+        page.wait_for_timeout(300)
+        if page.get_by_role("button", name="Undo").count():
+            before = summary.inner_text()
+            page.locator("body").click(position={"x": 5, "y": 5})
+            page.keyboard.press("Control+z")
+            started = time.perf_counter()
+            found["undo"].append(_settled(page, started,
+                                          lambda s=summary, b=before: s.inner_text() != b))
+            page.wait_for_timeout(300)
+        page.locator('.react-flow__node[data-id="engaged"] .mawb-node-title').click()
+        page.wait_for_function(IDLE, timeout=TIMEOUT_MS)
+        page.wait_for_timeout(300)
+    assert nodes.count() >= 7
+    page.close()
+    return found
+
+
+def measure_actions(browser: Any, repo: Path, repeats: int) -> dict[str, list[float]]:
+    import mawb
+
+    with tempfile.TemporaryDirectory() as folder:
+        home = Path(folder)
+        VersionStore(home).save(mawb.load_template("lead_welcome_v1"), "benchmark")
+        with serve_streamlit(repo / "app.py", cwd=repo, home=home) as url:
+            return action_settle_times(browser, url, repeats)
+
+
+def measure(browser: Any, size: int, edits: int, repo: Path = REPO) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as folder:
         home = Path(folder)
         VersionStore(home).save(build_flow(size), "benchmark")
-        with serve_streamlit(REPO / "app.py", cwd=REPO, home=home) as url:
+        with serve_streamlit(repo / "app.py", cwd=repo, home=home) as url:
             render = first_render(browser, url, size)
             trips = round_trips(browser, url, size, edits)
     return {"nodes": size, "first_render_s": render, "round_trip_median_s":
@@ -121,6 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[50, 200])
     parser.add_argument("--edits", type=int, default=5)
+    parser.add_argument("--actions", type=int, default=3,
+                        help="tries of each canvas/form action (0: skip)")
+    parser.add_argument("--repo", type=Path, default=REPO,
+                        help="the checkout whose app.py is measured (default: this one)")
     args = parser.parse_args(argv)
     if chromium_path() is None:
         print("Debian chromium is not installed", file=sys.stderr)
@@ -129,8 +214,17 @@ def main(argv: list[str] | None = None) -> int:
 
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
-        results = [measure(browser, size, args.edits) for size in args.sizes]
+        actions = measure_actions(browser, args.repo, args.actions) if args.actions else {}
+        results = [measure(browser, size, args.edits, args.repo) for size in args.sizes]
         browser.close()
+    if actions:
+        print(f"{'action':>8} {'settle p50':>11} {'settle max':>11}  (welcome template, "
+              f"{args.actions} tries)")
+        for name, times in actions.items():
+            if times:
+                print(f"{name:>8} {statistics.median(times):>10.2f}s {max(times):>10.2f}s")
+            else:
+                print(f"{name:>8} {'—':>11} {'—':>11}  (not in this checkout)")
     print(f"{'nodes':>6} {'first render':>13} {'round trip p50':>15} {'round trip max':>15}")
     for row in results:
         print(f"{row['nodes']:>6} {row['first_render_s']:>12.2f}s "
