@@ -61,6 +61,7 @@ bench: setup-test demo
 	$(BIN)/python bench/dashboard.py --home .mawb
 	$(BIN)/python bench/ui.py
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/dispatch.py
 
 lint:
 	$(BIN)/ruff check mawb tests bench

@@ -149,24 +149,29 @@ def _claim(workspace: Workspace, partition: int, flows: list[str] | None, now: d
     with workspace.connection(partition) as connection:
         connection.execute("BEGIN")
         try:
-            suppress_due(connection, flows, now, status="queued")
             cached = _serve_from_cache(connection, flows, now)
             connection.execute(
                 f"""
+                CREATE OR REPLACE TEMP TABLE claimable AS
+                SELECT idempotency_key FROM outbox
+                WHERE connection IS NOT NULL AND {_flow_filter(flows)}
+                  AND ((status = 'queued' AND not_before <= ?)
+                       OR (status = 'sending' AND lease_until < ?))
+                ORDER BY not_before, idempotency_key LIMIT ?
+                """,
+                [now, now, batch_size],
+            )
+            # Consent may have changed since the tick queued them: look again, at these rows.
+            suppress_due(connection, flows, now, status="queued", within="claimable")
+            rows = connection.execute(
+                f"""
                 UPDATE outbox SET status = 'sending', claim_id = ?, lease_until = ?,
                        attempts = attempts + 1
-                WHERE idempotency_key IN (
-                    SELECT idempotency_key FROM outbox
-                    WHERE connection IS NOT NULL AND {_flow_filter(flows)}
-                      AND ((status = 'queued' AND not_before <= ?)
-                           OR (status = 'sending' AND lease_until < ?))
-                    ORDER BY not_before, idempotency_key LIMIT ?)
+                WHERE idempotency_key IN (SELECT idempotency_key FROM claimable)
+                  AND status IN ('queued', 'sending')
+                RETURNING {_CLAIMED}
                 """,
-                [claim_id, now + lease, now, now, batch_size],
-            )
-            rows = connection.execute(
-                f"SELECT {_CLAIMED} FROM outbox WHERE claim_id = ? AND status = 'sending'",
-                [claim_id],
+                [claim_id, now + lease],
             ).fetchall()
             connection.execute("COMMIT")
         except BaseException:
@@ -179,6 +184,9 @@ def _serve_from_cache(connection: duckdb.DuckDBPyConnection, flows: list[str] | 
                       now: datetime) -> int:
     """api rows whose same request got an answer within the node's cache_hours: sent from
     the cache (provider_ref `cache`), the cached answer mapped into the contact."""
+    any_cached = connection.execute("SELECT EXISTS (SELECT 1 FROM http_cache)").fetchone()
+    if not (any_cached and any_cached[0]):
+        return 0
     connection.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE from_cache AS
@@ -293,96 +301,97 @@ def backoff_seconds(attempts: int, retry_after: float | None,
     return min(BACKOFF_BASE * 2 ** max(attempts - 1, 0), BACKOFF_CAP) * jitter
 
 
+_RESULT_COLUMNS = ["key", "ok", "retryable", "provider_ref", "error", "response", "retry_at",
+                   "provider", "flow_id", "contact_id", "node_id", "channel", "recipient",
+                   "subject", "body", "attempts"]
+
+
 def _results_frame(batch: _Batch, results: list[SendResult], now: datetime) -> pd.DataFrame:
-    attempts = {row[0]: int(row[12]) for row in batch.rows}
+    """One row per result of this claim, with the claimed row's message fields alongside."""
+    claimed = {row[0]: row for row in batch.rows}
     records = []
     for result in results:
-        if result.idempotency_key not in attempts:
+        row = claimed.get(result.idempotency_key)
+        if row is None:
             continue  # not of this claim (a provider answering for another key)
-        tries = attempts[result.idempotency_key]
         retry_at = None
         if not result.ok and result.retryable:
-            retry_at = now + timedelta(seconds=backoff_seconds(tries, result.retry_after))
-        records.append({
-            "key": result.idempotency_key, "ok": bool(result.ok),
-            "retryable": bool(result.retryable), "provider_ref": result.provider_ref,
-            "error": (result.error or "")[:1000] or None,
-            "response": json.dumps(result.response, default=str) if result.response else None,
-            "retry_at": retry_at})
-    frame = pd.DataFrame(records, columns=["key", "ok", "retryable", "provider_ref", "error",
-                                           "response", "retry_at"])
-    return frame.astype({"ok": bool, "retryable": bool})
+            retry_at = now + timedelta(seconds=backoff_seconds(int(row[12]), result.retry_after))
+        records.append((
+            result.idempotency_key, bool(result.ok), bool(result.retryable), result.provider_ref,
+            (result.error or "")[:1000] or None,
+            json.dumps(result.response, default=str) if result.response else None, retry_at,
+            row[13], row[1], row[3], row[4], row[5], row[6], row[7], row[8], int(row[12])))
+    frame = pd.DataFrame.from_records(records, columns=_RESULT_COLUMNS)
+    frame = frame.astype({"ok": bool, "retryable": bool})
+    frame["retry_at"] = pd.to_datetime(frame["retry_at"])
+    return frame
 
 
 def _record(workspace: Workspace, partition: int, batch: _Batch, results: list[SendResult],
             now: datetime, report: DeliveryReport) -> None:
     """The batch's outcomes in one transaction, set-based over the registered results."""
     frame = _results_frame(batch, results, now)
-    provider_names = {row[0]: row[13] for row in batch.rows}
-    frame["provider"] = frame["key"].map(provider_names)
-    frame["response"] = frame["response"].astype(object)
-    frame["retry_at"] = pd.to_datetime(frame["retry_at"])
+    failed = frame[~frame["ok"]]
     with workspace.connection(partition) as connection:
         connection.execute("BEGIN")
         try:
-            connection.register("batch_results", frame)
-            connection.execute(
-                "CREATE OR REPLACE TEMP TABLE results AS SELECT key, ok, retryable, provider_ref, "
-                "error, CAST(response AS JSON) AS response, CAST(retry_at AS TIMESTAMP) AS "
-                "retry_at, provider FROM batch_results")
-            connection.unregister("batch_results")
-            counts = _record_in(connection, batch.claim_id, now)
+            connection.register("results", frame)
+            sent = _record_sent(connection, now)
+            if len(failed):
+                _record_failures(connection, batch.claim_id)
+            if frame["response"].notna().any():
+                _apply_responses(connection, "results")
+                _cache_responses(connection, now)
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
             raise
-    report.sent += counts["sent"]
-    report.retried += counts["retried"]
-    report.dead += counts["dead"]
-    for error in frame.loc[~frame["ok"], "error"].dropna():
+        finally:
+            connection.unregister("results")
+    retry = failed["retryable"] & (failed["attempts"] < MAX_ATTEMPTS)
+    report.sent += sent
+    report.retried += int(retry.sum())
+    report.dead += int((~retry).sum())
+    for error in failed["error"].dropna():
         head = str(error).split(" (")[0][:80]
         report.errors[head] = report.errors.get(head, 0) + 1
 
 
-def _record_in(connection: duckdb.DuckDBPyConnection, claim_id: str,
-               now: datetime) -> dict[str, int]:
-    row = connection.execute(
-        f"""
-        SELECT count(*) FILTER (r.ok AND o.status = 'sending'),
-               count(*) FILTER (NOT r.ok AND r.retryable AND o.attempts < {MAX_ATTEMPTS}),
-               count(*) FILTER (NOT r.ok AND NOT (r.retryable AND o.attempts < {MAX_ATTEMPTS}))
-        FROM results r JOIN outbox o ON o.idempotency_key = r.key
-        WHERE r.ok OR o.claim_id = ?
-        """,
-        [claim_id],
-    ).fetchone()
-    sent, retried, dead = (int(v) for v in row) if row else (0, 0, 0)
-    counts = {"sent": sent, "retried": retried, "dead": dead}
-    # Sent: any claim of the row may record it (a re-claimed row that the first dispatcher
-    # did deliver is delivered); the message is recorded once.
-    connection.execute(
+def _record_sent(connection: duckdb.DuckDBPyConnection, now: datetime) -> int:
+    """Accepted rows become sent, and messages are recorded for exactly the rows this
+    transaction moved from sending to sent (a row re-claimed after its lease, then recorded
+    by both dispatchers, is recorded once). Any claim may record a success: it happened."""
+    moved = connection.execute(
         """
         UPDATE outbox SET status = 'sent', sent_at = ?, provider_ref = r.provider_ref,
                error = NULL, reason = NULL, claim_id = NULL, lease_until = NULL,
-               response = r.response
+               response = CAST(r.response AS JSON)
         FROM results r
         WHERE outbox.idempotency_key = r.key AND r.ok AND outbox.status = 'sending'
+        RETURNING idempotency_key
         """,
         [now],
-    )
+    ).fetchall()
+    if not moved:
+        return 0
     connection.execute(
         f"""
         INSERT INTO messages (idempotency_key, flow_id, contact_id, node_id, channel, recipient,
                               subject, body, sent_at, provider)
-        SELECT o.idempotency_key, o.flow_id, o.contact_id, o.node_id, o.channel, o.recipient,
-               o.subject, o.body, ?, r.provider
-        FROM outbox o JOIN results r ON o.idempotency_key = r.key
-        WHERE r.ok AND o.channel IN ({', '.join(literal(c) for c in MESSAGE_CHANNELS)})
-          AND o.idempotency_key NOT IN (SELECT idempotency_key FROM messages)
+        SELECT key, flow_id, contact_id, node_id, channel, recipient, subject, body, ?, provider
+        FROM results
+        WHERE ok AND channel IN ({', '.join(literal(c) for c in MESSAGE_CHANNELS)})
+          AND key IN (SELECT unnest(?::VARCHAR[]))
         """,
-        [now],
+        [now, [row[0] for row in moved]],
     )
-    # Failures count only for this claim: a row re-claimed since belongs to its new claim.
+    return len(moved)
+
+
+def _record_failures(connection: duckdb.DuckDBPyConnection, claim_id: str) -> None:
+    """Retries wait (queued, later not_before), the rest are dead with their last error.
+    Only for this claim: a row re-claimed since belongs to its new claim."""
     connection.execute(
         f"""
         UPDATE outbox SET
@@ -392,32 +401,33 @@ def _record_in(connection: duckdb.DuckDBPyConnection, claim_id: str,
                           WHEN outbox.attempts >= {MAX_ATTEMPTS} THEN 'max_attempts'
                           ELSE 'retry' END,
             not_before = CASE WHEN r.retryable AND outbox.attempts < {MAX_ATTEMPTS}
-                              THEN r.retry_at ELSE outbox.not_before END,
+                              THEN CAST(r.retry_at AS TIMESTAMP) ELSE outbox.not_before END,
             error = r.error, claim_id = NULL, lease_until = NULL
         FROM results r
         WHERE outbox.idempotency_key = r.key AND NOT r.ok AND outbox.claim_id = ?
         """,
         [claim_id],
     )
-    _apply_responses(connection, "results")
+
+
+def _cache_responses(connection: duckdb.DuckDBPyConnection, now: datetime) -> None:
     connection.execute(
         f"""
         INSERT INTO http_cache (request_key, node_id, response, fetched_at)
-        SELECT {REQUEST_KEY}, o.node_id, r.response, ? FROM outbox o JOIN results r
-          ON o.idempotency_key = r.key
+        SELECT {REQUEST_KEY}, o.node_id, CAST(r.response AS JSON), ? FROM outbox o
+        JOIN results r ON o.idempotency_key = r.key
         WHERE r.ok AND r.response IS NOT NULL AND o.channel = 'api'
           AND TRY_CAST(o.payload->>'cache_hours' AS DOUBLE) > 0
         """,
         [now],
     )
-    return counts
 
 
 def _apply_responses(connection: duckdb.DuckDBPyConnection, table: str) -> None:
     """Mapped API response fields (`{attribute: value}` in `table`.response, keyed by `key`)
     into the contacts' attributes, one set-based UPDATE per attribute."""
     rows = connection.execute(
-        f"SELECT DISTINCT unnest(json_keys(t.response)) FROM {table} t "
+        f"SELECT DISTINCT unnest(json_keys(CAST(t.response AS JSON))) FROM {table} t "
         f"JOIN outbox o ON o.idempotency_key = t.key "
         f"WHERE t.response IS NOT NULL AND o.contact_id IS NOT NULL AND o.channel = 'api'"
     ).fetchall()
@@ -435,10 +445,11 @@ def _apply_responses(connection: duckdb.DuckDBPyConnection, table: str) -> None:
         connection.execute(
             f"""
             UPDATE contacts SET {quote(name)} = TRY_CAST(v.value AS {types[name]})
-            FROM (SELECT o.contact_id, json_extract_string(t.response, {path}) AS value
+            FROM (SELECT o.contact_id, json_extract_string(CAST(t.response AS JSON), {path})
+                         AS value
                   FROM {table} t JOIN outbox o ON o.idempotency_key = t.key
                   WHERE o.channel = 'api' AND o.contact_id IS NOT NULL
-                    AND json_extract(t.response, {path}) IS NOT NULL) v
+                    AND json_extract(CAST(t.response AS JSON), {path}) IS NOT NULL) v
             WHERE contacts.contact_id = v.contact_id
             """
         )

@@ -70,10 +70,10 @@ def suppress(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime) -
 
 
 def suppress_due(connection: duckdb.DuckDBPyConnection, flow_ids: list[str] | None,
-                 now: datetime, status: str = "pending") -> None:
+                 now: datetime, status: str = "pending", within: str | None = None) -> None:
     """Suppress due rows in `status` of `flow_ids` (None: every flow), in one statement; the
     dispatcher runs it over `queued` rows too, so an unsubscribe between queueing and sending
-    still stops the message."""
+    still stops the message. `within` names a table of the idempotency keys to look at."""
     columns = contact_column_names(connection)
     consent = " ".join(f"WHEN {literal(channel)} THEN c.\"{column}\""
                        for channel, column in CONSENT_COLUMNS.items() if column in columns)
@@ -89,6 +89,8 @@ def suppress_due(connection: duckdb.DuckDBPyConnection, flow_ids: list[str] | No
     marketing = "o.audience = 'contact'"
     flows = ("true" if flow_ids is None else
              f"o.flow_id IN ({', '.join(literal(f) for f in flow_ids) or 'NULL'})")
+    if within is not None:
+        flows += f" AND o.idempotency_key IN (SELECT idempotency_key FROM {within})"
     connection.execute(
         f"""
         UPDATE outbox SET status = 'suppressed', reason = s.code, error = s.text
