@@ -294,22 +294,26 @@ def step(
         min=1, help="Number of contact partitions (must match the workspace's)")] = None,
     home: HomeOpt = None,
     param: ParamOpt = None,
-) -> None:
+    xcom_file: Annotated[Path | None, typer.Option(
+        help="Also write the stage's row counts here as JSON (a pod's XCom file)")] = None,
+) -> dict[str, dict[str, int]]:
     """Run one stage of one tick for one partition: the idempotent entry point Airflow calls.
 
     Deploys (or checks) the flow version first, so an invalid flow changes nothing. `--param`
     overrides apply to this flow version only; `--node _drain` advances the flow's other
-    versions that still hold contacts, each with its own params.
+    versions that still hold contacts, each with its own params; `--node _tick` runs every
+    stage of the partition's tick in this one process. Prints (and returns, for an in-process
+    Airflow task's XCom) the rows the stage wrote per node and event.
     """
     from mawb.engine import DISPATCH, INGEST, Workspace, manifest
-    from mawb.engine.workspace import DRAIN
+    from mawb.engine.workspace import DRAIN, TICK, tick_counts
 
     with expected_failures(flow_spec):
         flow = load_flow(flow_spec)
-        if node not in {INGEST, DISPATCH, DRAIN, *(n.id for n in flow.nodes)}:
+        if node not in {INGEST, DISPATCH, DRAIN, TICK, *(n.id for n in flow.nodes)}:
             raise ValueError(f"--node {node}: no such node in flow {flow.id} "
                              f"(nodes: {', '.join(n.id for n in flow.nodes)}; "
-                             f"stages: {INGEST}, {DISPATCH}, {DRAIN})")
+                             f"stages: {INGEST}, {DISPATCH}, {DRAIN}, {TICK})")
         params = {**flow.params, **parse_params(flow, param or [])}
         now = parse_time(tick_time)
         count = manifest.resolve(_home(home), partitions)  # checked before anything is written
@@ -319,9 +323,21 @@ def step(
         workspace = Workspace(_home(home), partitions)
         deploy_checked(workspace, flow, flow_spec, params, partition)
         workspace.step(flow, node, now, partition, params)
+        with workspace.connection(partition, read_only=True) as connection:
+            counts = tick_counts(connection, flow, _naive(now),
+                                 None if node in (TICK, DRAIN, DISPATCH) else [node])
     typer.echo(f"{flow.id} v{flow.version}: {node} done for partition {partition}/"
-               f"{workspace.partitions} "
-               f"at {now.isoformat()}")
+               f"{workspace.partitions} at {now.isoformat()}; rows {json.dumps(counts)}")
+    if xcom_file is not None:
+        xcom_file.parent.mkdir(parents=True, exist_ok=True)
+        xcom_file.write_text(json.dumps(counts), encoding="utf-8")
+    return counts
+
+
+def _naive(moment: datetime) -> datetime:
+    from mawb.engine.store import utc_naive
+
+    return utc_naive(moment)
 
 
 class Responses(StrEnum):

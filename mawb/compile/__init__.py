@@ -1,6 +1,6 @@
 """Compile flows for production schedulers: Apache Airflow 3 DAG files (+ Kubernetes pods).
 
-The compiler only writes text, so importing it never imports Airflow. See DESIGN.md section 7
+The compiler only writes text, so importing it never imports Airflow. See docs/architecture.md
 and deploy/README.md for how the generated files are deployed.
 """
 

@@ -52,8 +52,13 @@ def compile_command(
     home: Annotated[
         str | None, typer.Option(help="Workspace path the steps use (MAWB_HOME)")
     ] = None,
+    task_shape: Annotated[
+        str | None,
+        typer.Option(help="canvas: one task per node; coarse: one task per partition running "
+                     "every stage (default: coarse with --kubernetes, else canvas)"),
+    ] = None,
 ) -> None:
-    """Compile a flow into an Apache Airflow 3 DAG file (one task per node)."""
+    """Compile a flow into an Apache Airflow 3 DAG file (a task per node, or per partition)."""
     if out.exists() and not out.is_dir():
         raise _fail(f"--out {out}: not a folder (the DAG file is written into a folder)",
                     EXIT_UNREADABLE)
@@ -76,6 +81,7 @@ def compile_command(
             image=image,
             namespace=namespace,
             home=home,
+            task_shape=task_shape,
         )
     except (CompileError, PodSettingsError) as error:
         raise _fail(str(error), EXIT_UNREADABLE) from None

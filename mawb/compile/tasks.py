@@ -21,21 +21,28 @@ if TYPE_CHECKING:
 
 def step_local(target: Target) -> str:
     run = (
-        "    subprocess.run([MAWB, *arguments], check=True)  # noqa: S603 - no shell"
+        "\n".join(
+            [
+                "    subprocess.run([MAWB, *arguments], check=True)  # noqa: S603 - no shell",
+                "    return None  # the rows it wrote are in the task log",
+            ]
+        )
         if target.executable
         else "\n".join(
             [
                 "    from mawb.cli import app  # the `mawb` command, run in this task's process",
                 "",
-                '    failed = app(arguments, prog_name="mawb", standalone_mode=False)',
-                "    if failed:",
-                '        raise RuntimeError(f"mawb step failed with exit code {failed}")',
+                '    result = app(arguments, prog_name="mawb", standalone_mode=False)',
+                "    if isinstance(result, int) and result:",
+                '        raise RuntimeError(f"mawb step failed with exit code {result}")',
+                "    return result  # rows written per node and event: the task's XCom",
             ]
         )
     )
     return f'''@task
-def mawb_step(target: list[str]) -> None:
-    """Run `mawb step` for one node (or _ingest/_dispatch) and one partition of contacts."""
+def mawb_step(target: list[str]) -> dict | None:
+    """Run `mawb step` for one stage (a node, _ingest, _dispatch, _drain, or every stage:
+    _tick) and one partition of contacts; returns the rows it wrote (its XCom)."""
     context = get_current_context()
     tick = context.get("logical_date") or context["dag_run"].run_after
     partition = context["ti"].map_index  # the index of this partition's mapped group
@@ -129,11 +136,14 @@ def step_kubernetes(target: Target) -> str:
             '    arguments = ["step", "--flow", FLOW_FILE, *target, "--partition", PARTITION]',
             '    arguments += ["--partitions", str(len(PARTITIONS)), "--tick-time", TICK_TIME]',
             '    arguments += ["--home", HOME, *PARAM_ARGUMENTS]',
+            "    # The rows the step wrote, per node and event, become the task's XCom.",
+            '    arguments += ["--xcom-file", "/airflow/xcom/return.json"]',
             "    return KubernetesPodOperator(",
             "        task_id=task_id,",
             "        task_display_name=label,",
             '        cmds=["mawb"],',
             "        arguments=arguments,",
+            "        do_xcom_push=True,",
             "        **POD,",
             "    )",
         ]

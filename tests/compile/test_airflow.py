@@ -42,7 +42,7 @@ def _dagbag(folder: Path, timings: dict[str, float], what: str = "DAG") -> Any:
 
 def _expected_graph(flow: mawb.Flow) -> dict[str, set[str]]:
     """Downstream task ids per task: the forward flow graph, the ordering edges that make the
-    engine's order the only one, and ingest before / dispatch after everything."""
+    engine's order the only one, ingest before / dispatch after everything, then drain."""
     downstream: dict[str, set[str]] = {node.id: set() for node in flow.nodes}
     forward = [(edge.source, edge.target) for edge in graph.forward_edges(flow)]
     order = graph.topological_order(flow)
@@ -52,7 +52,8 @@ def _expected_graph(flow: mawb.Flow) -> dict[str, set[str]]:
     for node_id, targets in list(downstream.items()):
         if not targets and node_id != "ingest":
             targets.add("dispatch")
-    downstream["dispatch"] = set()
+    downstream["dispatch"] = {"drain"}
+    downstream["drain"] = set()
     return downstream
 
 
@@ -127,12 +128,12 @@ def test_dag_test_runs_every_step_once_per_partition_in_flow_order(
     dag = _dagbag(dags_folder, timings).dags["mawb_lead_qualification_v1"]
     started = time.perf_counter()
     run = dag.test(logical_date=TICK)
-    timings["dag.test (11 tasks x 2 partitions)"] = time.perf_counter() - started
+    timings["dag.test (12 tasks x 2 partitions)"] = time.perf_counter() - started
     assert run.state == "success"
     assert {ti.state for ti in run.get_task_instances()} == {"success"}
 
     calls = [line.split() for line in log.read_text().splitlines()]
-    assert len(calls) == (len(flow.nodes) + 2) * 2
+    assert len(calls) == (len(flow.nodes) + 3) * 2
     flow_file = str(dags_folder / "mawb_lead_qualification_v1.json")
     ran: list[tuple[str, str]] = []
     for argv in calls:
@@ -142,19 +143,29 @@ def test_dag_test_runs_every_step_once_per_partition_in_flow_order(
         assert pendulum.parse(options["--tick-time"]) == TICK
         params = [argv[i + 1] for i, word in enumerate(argv) if word == "--param"]
         assert params == ["score_threshold=50", "score_per_action=10"]
-        step = options["--node"].removeprefix("_")  # _ingest/_dispatch run as ingest/dispatch
+        step = options["--node"].removeprefix("_")  # _ingest runs as task ingest, etc.
         ran.append((step, options["--partition"]))
-    steps = ["ingest", "dispatch", *(n.id for n in flow.nodes)]
+    steps = ["ingest", "dispatch", "drain", *(n.id for n in flow.nodes)]
     assert sorted(ran) == sorted((step, str(p)) for step in steps for p in (0, 1))
     for partition in ("0", "1"):  # each partition's group runs in the engine's order
         mine = [step for step, p in ran if p == partition]
-        assert mine == ["ingest", *graph.topological_order(flow), "dispatch"]
+        assert mine == ["ingest", *graph.topological_order(flow), "dispatch", "drain"]
 
 
 def _has_step_command() -> bool:
     from mawb.cli import app
 
     return any(command.name == "step" for command in app.registered_commands)
+
+
+def _same_stores(airflow: mawb.engine.Workspace, embedded: mawb.engine.Workspace) -> None:
+    """Every table equal, except that `runs` may hold more stages under Airflow: the embedded
+    tick skips stages its plan knows have nothing to do, a task records every stage it ran."""
+    airflow_rows, embedded_rows = _store_rows(airflow), _store_rows(embedded)
+    runs = [name for name in airflow_rows if name.endswith("/runs")]
+    for name in runs:
+        assert set(embedded_rows.pop(name)) <= set(airflow_rows.pop(name)), name
+    assert airflow_rows == embedded_rows
 
 
 def _store_rows(workspace: mawb.engine.Workspace) -> dict[str, list[str]]:
@@ -209,11 +220,98 @@ def test_dag_test_store_equals_the_embedded_engine(
         time.perf_counter() - started
     )
     embedded.tick(flow, now=PARITY_TICK)
-    airflow_rows, embedded_rows = _store_rows(airflow), _store_rows(embedded)
-    assert airflow_rows == embedded_rows
+    _same_stores(airflow, embedded)
+    airflow_rows = _store_rows(airflow)
     # the tick did something worth comparing: contacts entered and messages were sent
     assert all(airflow_rows[f"{p}/enrollments"] for p in range(partitions))
     assert any(airflow_rows[f"{p}/messages"] for p in range(partitions))
+
+
+def _gated(version: int, t: float) -> mawb.Flow:
+    """manual trigger -> 1-day wait -> `score > :t` -> data_update per branch."""
+    flow = (mawb.Flow.new("gate").add("start", "manual_trigger")
+            .add("wait", "delay_action", days=1)
+            .add("check", "if_condition", condition="score > :t")
+            .add("hi", "data_update", set={"went": "true"})
+            .add("lo", "data_update", set={"went": "false"})
+            .connect("start", "wait").connect("wait", "check")
+            .connect("check", "hi", "true").connect("check", "lo", "false"))
+    return flow.model_copy(update={"version": version, "params": {"t": t}})
+
+
+@pytest.mark.skipif(not _has_step_command(), reason="needs the `mawb step` command")
+def test_dag_test_two_versions_with_a_mid_flight_publish_equals_the_embedded_engine(
+    dags_folder: Path, tmp_path: Path, timings: dict[str, float]
+) -> None:
+    """v1 (t = 100) enrolls contacts; v2 (t = 0) is published while they wait; the DAG of
+    v2 (same dag id) must finish them on v1 with v1's params, as the embedded engine does,
+    and enroll a new contact into v2 only."""
+    import pandas as pd
+
+    later = PARITY_TICK + timedelta(days=2)
+    contacts = pd.DataFrame({"contact_id": [f"c{i}" for i in range(6)],
+                             "email": [f"c{i}@example.com" for i in range(6)],
+                             "score": [50, 150, 50, 150, 50, 150]})
+    stores = {}
+    for name in ("airflow", "embedded"):
+        workspace = mawb.engine.Workspace(tmp_path / name, 2)
+        workspace.import_contacts(contacts)
+        workspace.deploy(_gated(1, 100))
+        workspace.request_enrollment(_gated(1, 100), "start", ["c0", "c1", "c2", "c3"],
+                                     PARITY_TICK)
+        stores[name] = workspace
+    airflow, embedded = stores["airflow"], stores["embedded"]
+    started = time.perf_counter()
+    for version, t, tick in ((1, 100, PARITY_TICK), (2, 0, later)):
+        flow = _gated(version, t)
+        if version == 2:  # published mid-flight; one more contact asks to enter
+            for workspace in (airflow, embedded):
+                workspace.deploy(flow)
+                workspace.request_enrollment(flow, "start", ["c4"], later)
+        compile_airflow(flow, dags_folder, partitions=2, home=str(airflow.home))
+        dag = _dagbag(dags_folder, timings, "two-version").dags["mawb_gate"]
+        assert dag.test(logical_date=tick).state == "success"
+        embedded.tick(flow, now=tick)
+        _same_stores(airflow, embedded)
+    timings["dag.test two versions (2 runs x 2 partitions)"] = time.perf_counter() - started
+    went: dict[str, tuple[str | None, int]] = {}
+    for partition in range(2):
+        with airflow.connection(partition, read_only=True) as connection:
+            for contact_id, result, version in connection.execute(
+                "SELECT c.contact_id, c.went, e.version FROM contacts c "
+                "JOIN enrollments e USING (contact_id)"
+            ).fetchall():
+                went[contact_id] = (result, version)
+    # v1's contacts were routed with v1's t = 100; c4 entered v2 and waits there
+    assert went == {"c0": ("false", 1), "c1": ("true", 1), "c2": ("false", 1),
+                    "c3": ("true", 1), "c4": (None, 2)}
+
+
+@pytest.mark.skipif(not _has_step_command(), reason="needs the `mawb step` command")
+def test_dag_test_coarse_shape_equals_the_embedded_engine_and_pushes_row_counts(
+    dags_folder: Path, tmp_path: Path, timings: dict[str, float]
+) -> None:
+    """One task per partition (`mawb step --node _tick`) ends in exactly the embedded
+    engine's store, and its XCom holds the rows the tick wrote per node and event."""
+    flow = mawb.load_template("lead_qualification_v1")
+    airflow = _workspace(tmp_path / "airflow", flow, 2)
+    embedded = _workspace(tmp_path / "embedded", flow, 2)
+    compile_airflow(flow, dags_folder, partitions=2, home=str(airflow.home), task_shape="coarse")
+    dag = _dagbag(dags_folder, timings, "coarse").dags["mawb_lead_qualification_v1"]
+    assert [task.task_id for task in dag.tasks] == ["tick"]
+    started = time.perf_counter()
+    run = dag.test(logical_date=PARITY_TICK)
+    timings["dag.test coarse (1 task x 2 partitions)"] = time.perf_counter() - started
+    assert run.state == "success"
+    embedded.tick(flow, now=PARITY_TICK)
+    assert _store_rows(airflow) == _store_rows(embedded)  # runs included: the same stages ran
+    from mawb.engine.workspace import tick_counts
+
+    for ti in run.get_task_instances():
+        pushed = ti.xcom_pull(task_ids="tick", map_indexes=ti.map_index)
+        with airflow.connection(ti.map_index, read_only=True) as connection:
+            expected = tick_counts(connection, flow, PARITY_TICK.naive())
+        assert pushed == expected and expected, ti.map_index
 
 
 def _pod(dag: Any, task_id: str, partition: int) -> dict[str, Any]:
@@ -245,10 +343,17 @@ def test_kubernetes_pods_render_and_validate_offline(airflow_db: Path, tmp_path:
         node_selector={"workload": "mawb"},
         limits={"cpu": "2", "memory": "4Gi"},
     )
-    compile_airflow(flow, tmp_path, kubernetes=True, partitions=3, pod=settings)
+    compile_airflow(flow, tmp_path / "coarse", kubernetes=True, partitions=3, pod=settings)
+    compile_airflow(flow, tmp_path / "canvas", kubernetes=True, partitions=3, pod=settings,
+                    task_shape="canvas")
     from airflow.dag_processing.dagbag import DagBag
 
-    dag = DagBag(dag_folder=str(tmp_path)).dags["mawb_lead_qualification_v1"]
+    coarse = DagBag(dag_folder=str(tmp_path / "coarse")).dags["mawb_lead_qualification_v1"]
+    assert [task.task_id for task in coarse.tasks] == ["tick"]  # the default with --kubernetes
+    tick = _pod(coarse, "tick", 1)["spec"]["containers"][0]["args"]
+    assert tick[3:5] == ["--node", "_tick"]
+    assert tick[-2:] == ["--xcom-file", "/airflow/xcom/return.json"]
+    dag = DagBag(dag_folder=str(tmp_path / "canvas")).dags["mawb_lead_qualification_v1"]
     version = kubernetes_validate.utils.latest_version()
     for task_id, partition in [("ingest", 0), ("qualified", 2), ("dispatch", 1)]:
         pod = _pod(dag, task_id, partition)

@@ -79,6 +79,8 @@ ALLOWED_NAMES = {
     "named",
     "ingest",
     "dispatch",
+    "drain",
+    "result",
     "nodes",
     "node_id",
     "source",
@@ -459,3 +461,25 @@ def test_dag_files_hold_no_node_settings_and_no_secrets(kubernetes: bool, tmp_pa
     assert mawb.load(tmp_path / "mawb_webinar_reminders_v1.json") == flow  # they live here
     if kubernetes:
         assert 'Secret("env", None, "mawb-secrets")' in text  # by name only
+
+
+def test_the_coarse_task_shape_runs_every_stage_in_one_task(tmp_path: Path) -> None:
+    """--task-shape coarse (the default with --kubernetes): one `mawb step --node _tick` per
+    partition instead of one task per node; every task has an execution timeout."""
+    flow = mawb.load_template("lead_qualification_v1")
+    coarse = compile_airflow(flow, tmp_path / "coarse", task_shape="coarse").read_text()
+    assert 'step_task("tick", ["--node", "_tick"], "Tick: every stage")' in coarse
+    assert "step_task(node_id" not in coarse and "Label" not in coarse
+    canvas = compile_airflow(flow, tmp_path / "canvas").read_text()
+    assert "step_task(node_id" in canvas and '"--node", "_drain"' in canvas
+    pods = compile_airflow(flow, tmp_path / "pods", kubernetes=True).read_text()
+    assert '"--node", "_tick"' in pods
+    for text in (coarse, canvas, pods):
+        assert '"execution_timeout": timedelta(minutes=30)' in text
+    with pytest.raises(CompileError, match="task shape 'fine'"):
+        compile_airflow(flow, tmp_path / "bad", task_shape="fine")
+    saved = flow.save(tmp_path / "lead.json")
+    result = CliRunner().invoke(_cli(), ["compile", str(saved), "--out", str(tmp_path / "cli"),
+                                         "--task-shape", "coarse"])
+    assert result.exit_code == 0, result.output
+    assert '"_tick"' in (tmp_path / "cli" / "mawb_lead_qualification_v1.py").read_text()
