@@ -609,7 +609,7 @@ def _long_fields(raw: pd.DataFrame) -> list[Problem]:
     problems = []
     for column in raw.columns:
         values = raw[column]
-        if values.dtype != object:
+        if not (values.dtype == object or ptypes.is_string_dtype(values)):
             continue
         lengths = values.map(lambda value: len(value) if isinstance(value, str) else 0)
         too_long = np.flatnonzero(lengths.to_numpy() > MAX_FIELD_LENGTH)

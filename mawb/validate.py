@@ -44,7 +44,8 @@ from pydantic import ValidationError
 from mawb import graph, nodes
 from mawb.expr import ConditionError, parse_condition
 from mawb.model import Edge, Flow, FlowFileError, error_location, migrate
-from mawb.nodes.base import Category, Outputs
+from mawb.nodes.actions import looks_secret
+from mawb.nodes.base import SECRET_REF, Category, Outputs
 from mawb.personalize import check_template, compile_template, template_variables
 
 if TYPE_CHECKING:
@@ -180,6 +181,7 @@ def validate_flow(flow: Flow, columns: Collection[str] | None = None) -> Report:
     found += _check_settings(flow, known_columns)
     found += _check_unconnected_branches(flow, parsed)
     found += _check_template_variables(flow, parsed, known_columns)
+    found += _check_secret_params(flow)
     if columns is not None:
         found += _check_written_case(flow, parsed, columns)
     order = {node.id: i for i, node in enumerate(flow.nodes)}
@@ -388,6 +390,16 @@ def _known_columns(
         for name in getattr(params, "columns", None) or []:
             known.add(name.lower())
     return known
+
+
+def _check_secret_params(flow: Flow) -> Iterator[Diagnostic]:
+    """A flow param named like a credential holds a reference, never the value: params are
+    copied into the DAG file, its ConfigMap and simulation output."""
+    for name, value in flow.params.items():
+        if looks_secret(name) and not (isinstance(value, str) and re.match(SECRET_REF, value)):
+            yield _error("secret_literal", None, f"params.{name}",
+                         f"param {name!r} looks like a credential: give a reference "
+                         "(env:NAME, file:PATH, connection:ID), never the value")
 
 
 def _check_written_case(

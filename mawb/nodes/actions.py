@@ -20,6 +20,16 @@ ATTRIBUTE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 PROTECTED_ATTRIBUTES = PROTECTED_COLUMNS
 
 
+# Names that carry credentials: their values must be secret references, never literals.
+_SECRET_NAME = re.compile(r"(authorization|cookie|token|secret|passw|api[-_]?key|"
+                          r"credential|private[-_]?key|signature)", re.IGNORECASE)
+
+
+def looks_secret(name: str) -> bool:
+    """Whether a header or param name says its value is a credential."""
+    return bool(_SECRET_NAME.search(name))
+
+
 def check_attribute_names(names: list[str] | dict[str, Any], written: bool = True) -> None:
     """Raise ValueError for names that are not plain identifiers or, when `written`, are
     consent, suppression or engine-owned columns."""
@@ -318,6 +328,16 @@ class HttpParams(Params):
     @classmethod
     def _store_names(cls, value: dict[str, str]) -> dict[str, str]:
         check_attribute_names(value)
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _no_literal_secrets(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            if looks_secret(name) and not re.match(SECRET_REF, text.strip()):
+                raise ValueError(f"header {name!r} carries a credential: give a reference "
+                                 "(env:NAME, file:PATH, connection:ID) or use `secret`, "
+                                 "never the value")
         return value
 
 

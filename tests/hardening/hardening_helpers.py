@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pandas as pd
@@ -14,6 +13,9 @@ from mawb.cli import app
 from mawb.engine import Workspace
 from mawb.model import Flow
 from mawb.validate import Report, validate_flow
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 NOW = datetime(2026, 11, 2, 9, 0)
 runner = CliRunner()

@@ -9,7 +9,7 @@ columns says plainly that nothing will be emailed, and `--consent email` records
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pytest
@@ -17,6 +17,9 @@ from hardening_helpers import cli
 
 from mawb.engine import Workspace
 from mawb.intake import IntakeError, read_contacts, read_events
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

@@ -7,7 +7,7 @@ version edited by hand, failing that node's cohort (nobody is emailed because of
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pytest
@@ -25,6 +25,9 @@ from hardening_helpers import (
 from mawb.engine import run_stage
 from mawb.engine.workspace import StageFailed
 from mawb.protected import is_protected
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 PROTECTED = ["unsubscribed", "do_not_contact", "email_consent", "sms_consent", "push_consent",
              "whatsapp_consent", "email_opens", "email_clicks", "converted", "converted_at",

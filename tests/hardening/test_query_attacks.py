@@ -7,7 +7,7 @@ both, the sandbox itself refuses file access even for SQL that skipped the check
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import pytest
@@ -16,6 +16,9 @@ from hardening_helpers import NOW, errors, one_step, rows, unchecked, validate, 
 from mawb.engine import run_stage
 from mawb.engine.workspace import StageFailed
 from mawb.query import CheckedQuery, QueryError, check_query, run_query
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 SECRET = "s3cr3t-value"
 

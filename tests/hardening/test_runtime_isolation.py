@@ -8,7 +8,7 @@ by earlier nodes are sent, later ticks are not blocked, and the CLI prints a `wa
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from hardening_helpers import NOW, cli, contacts, rows, workspace
@@ -17,6 +17,9 @@ from mawb.engine import run_stage
 from mawb.engine.workspace import StageFailed
 from mawb.model import Flow
 from mawb.validate import validate_flow
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 LONG_SUM = "+".join(["1"] * 2400) + " > 0"  # under the 5,000-character limit
 RUNTIME_FAILURES = {
