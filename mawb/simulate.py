@@ -75,6 +75,11 @@ class ResponseModel:
 
         `engagement`: whether contacts have an engagement_score column; the simulator asks
         once per run, other callers may leave it to this method."""
+        sent = connection.execute(
+            "SELECT EXISTS (SELECT 1 FROM messages WHERE sent_at = ? AND flow_id = ?)",
+            [now, flow_id]).fetchone()
+        if not (sent and sent[0]):
+            return  # most ticks send nothing: skip the join with contacts
         if engagement is None:
             engagement = "engagement_score" in contact_column_names(connection)
         # Rates are bound as parameters, never spliced into the SQL text.

@@ -37,12 +37,11 @@ SELECT
        AND (wake_at <= $now OR list_contains($every_tick, node_id))),
     EXISTS (SELECT 1 FROM events WHERE applied_at IS NULL AND ts <= $now),
     EXISTS (SELECT 1 FROM outbox WHERE flow_id = $flow AND status = 'pending'
-            AND not_before <= $now)
-"""
-# Enrollments left active without a token (completed by DISPATCH): asked only when no node ran.
-_ORPHANS = """
-SELECT EXISTS (SELECT 1 FROM enrollments e WHERE e.flow_id = ? AND e.status = 'active'
-               AND NOT EXISTS (SELECT 1 FROM tokens t WHERE t.enrollment_id = e.enrollment_id))
+            AND not_before <= $now),
+    -- Tokens belong to active enrollments only, so a count that differs means some active
+    -- enrollment has no token left: DISPATCH completes it.
+    (SELECT count(*) FROM enrollments WHERE flow_id = $flow AND status = 'active')
+    <> (SELECT count(DISTINCT enrollment_id) FROM tokens WHERE flow_id = $flow)
 """
 
 
@@ -57,7 +56,7 @@ class TickPlan:
         assert row is not None
         self.due: set[str] = set(row[0])
         self.events_due = bool(row[1])
-        self.dispatch_due = bool(row[2]) or bool(flow.settings.goal)
+        self.dispatch_due = bool(row[2]) or bool(row[3]) or bool(flow.settings.goal)
         self.moved = False  # whether any node stage ran (tokens may have moved or ended)
 
     def skip(self, stage: str) -> bool:
@@ -65,7 +64,7 @@ class TickPlan:
         if stage == INGEST:
             return not self.events_due
         if stage == DISPATCH:
-            return not (self.dispatch_due or self.moved or self._orphans())
+            return not (self.dispatch_due or self.moved)
         if stage.startswith("_"):
             return False  # stages the plan does not know (e.g. draining older versions)
         node = self.flow.node(stage)
@@ -76,10 +75,6 @@ class TickPlan:
             params = node_type.parse(node.params)
             return not enroll.may_enroll(self.connection, self.flow, node, params, self.now)
         return True
-
-    def _orphans(self) -> bool:
-        row = self.connection.execute(_ORPHANS, [self.flow.id]).fetchone()
-        return bool(row and row[0])
 
     def ran(self, stage: str) -> None:
         """`stage` ran: the nodes it leads to may now hold due tokens."""
