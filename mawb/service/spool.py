@@ -57,9 +57,18 @@ def _fsync_dir(path: Path) -> None:
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+# Characters JSON leaves raw that str.splitlines() (and other line readers) treat as line
+# breaks: escaped, so a record is always exactly one line whatever reads the file.
+_LINE_BREAKS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
+
+
 def encode(records: list[dict[str, Any]]) -> bytes:
     """One compact JSON object per line (UTF-8, no NaN: the loader reads strict JSON)."""
-    return "".join([_ENCODER.encode(record) + "\n" for record in records]).encode()
+    text = "".join([_ENCODER.encode(record) + "\n" for record in records])
+    for raw, escaped in _LINE_BREAKS.items():
+        if raw in text:
+            text = text.replace(raw, escaped)
+    return text.encode()
 
 
 def write_batch(spool_dir: Path, records: list[dict[str, Any]]) -> str:

@@ -27,6 +27,15 @@ def test_write_batch_leaves_one_whole_file_and_no_tmp(tmp_path):
     assert spool_depth(tmp_path) == 2
 
 
+def test_a_record_is_one_line_whatever_unicode_line_breaks_it_holds(tmp_path):
+    records = [{"kind": "event", "properties": {"text": "a\u2028b\u2029c\x85d\re\nf"}},
+               {"kind": "event", "properties": {}}]
+    name = write_batch(tmp_path, records)
+    text = (tmp_path / name).read_text()
+    assert len(text.splitlines()) == 2  # what the loader splits on
+    assert [json.loads(line) for line in text.splitlines()] == records
+
+
 def test_concurrent_submissions_share_flushes(tmp_path):
     flushed: list[int] = []
     writer = SpoolWriter(tmp_path, on_flush=lambda records, _: flushed.append(len(records)))
