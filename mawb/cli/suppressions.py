@@ -106,7 +106,7 @@ def import_command(
                 connection.register("incoming", mine.astype(object).where(mine.notna(), None))
                 connection.execute(
                     'INSERT INTO suppressions (address, contact_id, channel, reason, source, "at") '
-                    "SELECT address, contact_id, channel, reason, source, CAST(\"at\" AS TIMESTAMP) "
+                    'SELECT address, contact_id, channel, reason, source, CAST("at" AS TIMESTAMP) '
                     "FROM incoming")
                 connection.unregister("incoming")
                 connection.execute("COMMIT")
