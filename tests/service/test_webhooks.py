@@ -7,12 +7,9 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
-from service_helpers import deploy_webhook_flow, error_of, make_intake, spooled_events
+from service_helpers import deploy_webhook_flow, error_of, spooled_events
 from standardwebhooks.webhooks import Webhook
-
-from mawb.service.run import intake_process
 
 HOOK = "/hooks/webinar/registered"
 
@@ -111,11 +108,17 @@ def test_a_new_version_is_seen_without_a_restart(client, intake):
     assert spooled_events(intake.home)[event_id]["name"] == "registered_v2"
 
 
-def test_a_node_whose_secret_is_not_set_says_so(intake, tmp_path):
-    other = make_intake(tmp_path)
-    data, headers = signed(other.hook_secret, {"contact_id": "c1"})
-    with intake_process(other.home) as (url, _):  # the secret's variable is not set
-        response = httpx.post(url + HOOK, content=data, headers=headers)
+def test_a_node_whose_secret_is_not_set_says_so(client, intake):
+    document = json.loads((intake.home / "flows" / "webinar" / "v1.json").read_text())
+    document["id"] = "unset_secret"
+    for node in document["nodes"]:
+        if node["type"] == "webhook_trigger":
+            node["params"]["secret"] = "env:MAWB_TEST_SECRET_NOBODY_SET"
+    folder = intake.home / "flows" / "unset_secret"
+    folder.mkdir(exist_ok=True)
+    (folder / "v1.json").write_text(json.dumps(document))
+    data, headers = signed(intake.hook_secret, {"contact_id": "c1"})
+    response = client.post("/hooks/unset_secret/registered", content=data, headers=headers)
     status, _, error = error_of(response)
-    assert status == 503 and "env:MAWB_TEST_HOOK_SECRET" in error
-    assert other.hook_secret not in response.text
+    assert status == 503 and "env:MAWB_TEST_SECRET_NOBODY_SET" in error
+    assert intake.hook_secret not in response.text
