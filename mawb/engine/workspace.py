@@ -75,6 +75,8 @@ INGEST = "_ingest"
 DISPATCH = "_dispatch"
 # Advances every other version of the flow that still holds contacts (see `Workspace.tick`).
 DRAIN = "_drain"
+# Every stage of one partition's tick in one call (`mawb step --node _tick`, the coarse task).
+TICK = "_tick"
 
 # How each event name changes engagement attributes when its time comes.
 EVENT_EFFECTS = """
@@ -393,27 +395,40 @@ class Workspace:
         if load_spool:
             self.load_spool()
         for partition in range(self.partitions):
-            with self.connection(partition) as connection:
-                record_params(connection, flow, now, params)
-                held = lifecycle.held(connection, flow.id)
-                plan = TickPlan(connection, flow, now)  # stages with nothing due are skipped
-                for stage in self.stages(flow) if not held else [INGEST]:
-                    if not plan.skip(stage):
-                        self._run(connection, flow, stage, now, params)
-                        plan.ran(stage)
+            self._tick_partition(flow, now, partition, params)
+
+    def _tick_partition(self, flow: Flow, now: datetime, partition: int,
+                        params: dict[str, Any] | None) -> None:
+        with self.connection(partition) as connection:
+            record_params(connection, flow, now, params)
+            held = lifecycle.held(connection, flow.id)
+            plan = TickPlan(connection, flow, now)  # stages with nothing due are skipped
+            for stage in self.stages(flow) if not held else [INGEST]:
+                if not plan.skip(stage):
+                    self._run(connection, flow, stage, now, params)
+                    plan.ran(stage)
 
     def step(self, flow: Flow, stage: str, now: datetime, partition: int = 0,
              params: dict[str, Any] | None = None) -> None:
-        """Run one stage (INGEST, a node id, DISPATCH or DRAIN) for one partition.
+        """Run one stage (INGEST, a node id, DISPATCH or DRAIN) for one partition, or TICK:
+        every stage of the partition's tick in this one call (the coarse Airflow task).
 
         INGEST first loads the partition's share of the spool; a paused or stopped flow
         runs nothing else (its contacts stay where they are)."""
-        if stage == INGEST:
+        if stage in (INGEST, TICK):
             self.load_spool([partition])
+        if stage == TICK:
+            self._tick_partition(flow, utc_naive(now), partition, params)
+            return
         with self.connection(partition) as connection:
             if stage != INGEST and lifecycle.held(connection, flow.id):
                 return
             record_params(connection, flow, utc_naive(now), params)
+            # Skip what `tick`'s plan would skip (an idle trigger or ingest), so both runners
+            # leave the same bookkeeping; DISPATCH always runs (the plan would only skip it if
+            # no node moved, which one stage alone cannot know).
+            if stage != DISPATCH and TickPlan(connection, flow, utc_naive(now)).skip(stage):
+                return
             self._run(connection, flow, stage, utc_naive(now), params)
 
     def load_spool(self, partitions: Iterable[int] | None = None) -> spool.LoadReport:
@@ -537,6 +552,30 @@ def record_params(connection: duckdb.DuckDBPyConnection, flow: Flow, now: dateti
     connection.execute("INSERT OR REPLACE INTO run_params VALUES (?, ?, ?, ?)",
                        [flow.id, flow.version, now,
                         json.dumps(effective, sort_keys=True, default=str)])
+
+
+def tick_counts(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime,
+                stages: Iterable[str] | None = None) -> dict[str, dict[str, int]]:
+    """What a tick did, per node (every version of the flow): node_log rows written at `now`
+    by event (entered, completed, waiting, failed, converted, moved), and messages sent.
+
+    What `mawb step` logs and a compiled DAG's task returns as its XCom, so the Airflow UI
+    shows per-stage row counts without opening the store."""
+    wanted = None if stages is None else list(stages)
+    counts: dict[str, dict[str, int]] = {}
+    for node_id, event, count in connection.execute(
+        "SELECT node_id, event, count(*) FROM node_log WHERE flow_id = ? AND ts = ? "
+        "GROUP BY ALL ORDER BY ALL", [flow.id, now],
+    ).fetchall():
+        if wanted is None or node_id in wanted:
+            counts.setdefault(node_id, {})[event] = int(count)
+    for node_id, count in connection.execute(
+        "SELECT node_id, count(*) FROM messages WHERE flow_id = ? AND sent_at = ? "
+        "GROUP BY ALL ORDER BY ALL", [flow.id, now],
+    ).fetchall():
+        if wanted is None or node_id in wanted or DISPATCH in wanted:
+            counts.setdefault(node_id, {})["sent"] = int(count)
+    return counts
 
 
 def recorded_params(connection: duckdb.DuckDBPyConnection, flow: Flow,
@@ -868,4 +907,5 @@ def as_json(value: Any) -> str:
     return json.dumps(value, default=str)
 
 
-__all__ = ["DISPATCH", "DRAIN", "INGEST", "Workspace", "literal", "run_stage"]
+__all__ = ["DISPATCH", "DRAIN", "INGEST", "TICK", "Workspace", "literal", "run_stage",
+           "tick_counts"]
