@@ -375,16 +375,19 @@ def _record_sent(connection: duckdb.DuckDBPyConnection, now: datetime) -> int:
     ).fetchall()
     if not moved:
         return 0
+    accepted = connection.execute("SELECT count(*) FROM results WHERE ok").fetchone()
+    # Usually every accepted row moved; otherwise only the moved ones are recorded.
+    only_moved = "" if accepted and accepted[0] == len(moved) else \
+        "AND key IN (SELECT unnest(?::VARCHAR[]))"
     connection.execute(
         f"""
         INSERT INTO messages (idempotency_key, flow_id, contact_id, node_id, channel, recipient,
                               subject, body, sent_at, provider)
         SELECT key, flow_id, contact_id, node_id, channel, recipient, subject, body, ?, provider
         FROM results
-        WHERE ok AND channel IN ({', '.join(literal(c) for c in MESSAGE_CHANNELS)})
-          AND key IN (SELECT unnest(?::VARCHAR[]))
+        WHERE ok AND channel IN ({', '.join(literal(c) for c in MESSAGE_CHANNELS)}) {only_moved}
         """,
-        [now, [row[0] for row in moved]],
+        [now, [row[0] for row in moved]] if only_moved else [now],
     )
     return len(moved)
 
