@@ -163,7 +163,7 @@ def action_settle_times(browser: Any, url: str, repeats: int) -> dict[str, list[
         page.wait_for_timeout(300)
         if page.get_by_role("button", name="Undo").count():
             before = summary.inner_text()
-            page.locator("body").click(position={"x": 5, "y": 5})
+            page.locator("h2").filter(has_text="Builder").first.click()
             page.keyboard.press("Control+z")
             started = time.perf_counter()
             found["undo"].append(_settled(page, started,

@@ -47,7 +47,7 @@ def render_builder(home: Path | None = None) -> None:
     bs.adopt_shared_flow(state, st.session_state.get(bs.SHARED_FLOW_KEY))
     bs.apply_canvas_edit(state, latest_graph(state.canvas_key))
     status_slot, history_slot = _header(state, store, drafts)
-    board, drawer = st.columns([7, 4], gap="medium")
+    board, drawer = st.columns([5, 2], gap="small")
     with drawer:
         _config_panel(state, store.home)
     report = validate_flow(state.flow, columns=workspace_columns(store.home))

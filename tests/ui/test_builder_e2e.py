@@ -144,10 +144,10 @@ def test_build_validate_configure_save_and_diff(
     ui.settle()
     assert page.locator(".mawb-palette-item").count() == 23
 
-    ui.drop("manual_trigger", 120, 220)
-    ui.drop("if_condition", 420, 220)
-    ui.drop("email_send", 740, 90)
-    ui.drop("sms_send", 740, 360)
+    ui.drop("manual_trigger", 120, 60)
+    ui.drop("if_condition", 120, 260)
+    ui.drop("email_send", 360, 150)
+    ui.drop("sms_send", 360, 380)
     ids = page.locator(".react-flow__node").evaluate_all("els => els.map(el => el.dataset.id)")
     assert ids == ["manual_trigger_1", "if_condition_1", "email_send_1", "sms_send_1"]
 
@@ -197,7 +197,7 @@ def test_build_validate_configure_save_and_diff(
         ("if_condition_1", "false", "sms_send_1"),
     ]
     # Switch cases edited in the config panel become the switch's output handles.
-    ui.drop("switch_case", 420, 440)
+    ui.drop("switch_case", 120, 440)
     handles = ui.node("switch_case_1").locator(".react-flow__handle.source")
     wait_for_count(handles, 2)
     assert handles.evaluate_all("els => els.map(el => el.dataset.handleid)") == [
