@@ -6,8 +6,8 @@ Inside one warm process (imports done, one small run first), measured in the sam
     100k contacts. Targets: 10k <= 0.5 s, 100k <= 2 s.
 (b) a 5-value sweep of `engagement_threshold` over 100k contacts. Target <= 5 s; printed
     beside five separate simulations (the population imported five times).
-(c) the baseline: the same 100k run on a file store in a folder (`home=`, the path every
-    simulation took before), for the speed-up of the in-memory store in this run.
+(c) the same 100k run on a file store in a folder (`home=`, the path every simulation took
+    before this store was in memory; the tick plan speeds it up too), side by side.
 
 Every figure is the best of `--repeat` runs (the machine is shared; the best run is the one
 least disturbed). Population generation is not timed (the caller already holds it).
@@ -74,7 +74,7 @@ def main() -> None:
             return run(big, home=home)
 
     baseline, cpu, _ = _best(1, on_file)
-    print(f"simulate {big:>7,} on a file store (before): {baseline:6.2f} s (CPU {cpu:.2f} s)",
+    print(f"simulate {big:>7,} on a file store (home=): {baseline:6.2f} s (CPU {cpu:.2f} s)",
           flush=True)
     sweep_s, cpu, swept = _best(args.repeat, lambda: mawb.sweep(
         flow, populations[big], param="engagement_threshold", values=VALUES, days=14,
