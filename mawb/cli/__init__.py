@@ -414,10 +414,15 @@ def deploy_checked(workspace: Any, flow: Flow, source: str,
     attribute the contacts lack is a diagnostic naming its node, not a failed query.
 
     With `partition`, only that partition's store is touched (what one Airflow task may do)."""
+    from mawb.engine.preflight import condition_diagnostics
     from mawb.engine.store import contact_column_names
 
     with workspace.connection(partition or 0, read_only=True) as connection:
         check_columns(flow, params, contact_column_names(connection), source)
+        # Conditions DuckDB refuses for these columns' types: diagnostics, not failing ticks.
+        typed = condition_diagnostics(connection, flow, params or {}, datetime.now(UTC))
+    if typed:
+        raise _Invalid(source, Report(tuple(typed)))
     workspace.deploy(flow, partitions=None if partition is None else [partition])
 
 

@@ -136,3 +136,22 @@ def test_simulate_prints_a_warning_line_not_a_traceback(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "node check failed" in warnings[0]
+
+
+STATIC = ["text compared with a number", "number compared with text", "unknown date part",
+          "bad regular expression", "integer overflow", "impossible date"]
+
+
+@pytest.mark.parametrize("name", STATIC)
+def test_what_the_column_types_decide_is_refused_before_deploy(name: str, tmp_path: Path) -> None:
+    """Probed against the workspace's column types (one typed all-NULL row, no data read)."""
+    home = tmp_path / "ws"
+    csv = tmp_path / "contacts.csv"
+    population().to_csv(csv, index=False)  # type: ignore[attr-defined]
+    assert cli("import-contacts", csv, "--home", home).exit_code == 0
+    flow_file = branching(RUNTIME_FAILURES[name]).save(tmp_path / "fragile.json")
+    result = cli("run", flow_file, "--once", "--home", home)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert "node check · params.condition: fails for the workspace's column types" in (
+        result.stderr)
+    assert not (home / "flows").exists() or not list((home / "flows").rglob("*.json"))
