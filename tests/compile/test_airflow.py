@@ -62,8 +62,8 @@ def test_every_template_imports_in_a_dagbag_with_the_flow_graph(
     airflow_db: Path, kubernetes: bool, tmp_path: Path, timings: dict[str, float]
 ) -> None:
     flows = mawb.list_templates()
-    for flow in flows:
-        compile_airflow(flow, tmp_path, kubernetes=kubernetes, partitions=2)
+    for flow in flows:  # the canvas shape: its task graph is the flow's (coarse is tested below)
+        compile_airflow(flow, tmp_path, kubernetes=kubernetes, partitions=2, task_shape="canvas")
     variant = "kubernetes" if kubernetes else "local"
     bag = _dagbag(tmp_path, timings, f"{variant} (cold: first imports)")
     _dagbag(tmp_path, timings, f"{variant} (warm)")
@@ -215,7 +215,7 @@ def test_dag_test_store_equals_the_embedded_engine(
     dag = _dagbag(dags_folder, timings).dags[f"mawb_{template_id}"]
     started = time.perf_counter()
     assert dag.test(logical_date=PARITY_TICK).state == "success"
-    tasks = (len(flow.nodes) + 2) * partitions
+    tasks = (len(flow.nodes) + 3) * partitions  # + ingest, dispatch, drain
     timings[f"dag.test parity {template_id} ({tasks} task instances)"] = (
         time.perf_counter() - started
     )
@@ -396,8 +396,9 @@ def test_kubernetes_pods_render_and_validate_offline(airflow_db: Path, tmp_path:
         assert volumes["workspace"]["persistentVolumeClaim"] == {"claimName": "mawb-workspace"}
         assert volumes["flow"]["configMap"]["name"] == "mawb-flow-lead-qualification-v1-v1"
         mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
-        assert mounts == {"workspace": "/var/lib/mawb", "flow": "/etc/mawb/flows"}
-    manifest = (tmp_path / "mawb_lead_qualification_v1.configmap.json").read_text()
+        assert mounts == {"workspace": "/var/lib/mawb", "flow": "/etc/mawb/flows",
+                          "xcom": "/airflow/xcom"}  # the row counts the task pushes
+    manifest = (tmp_path / "canvas" / "mawb_lead_qualification_v1.configmap.json").read_text()
     import json
 
     kubernetes_validate.validate(json.loads(manifest), version, strict=True)
