@@ -11,6 +11,7 @@ an open redirect, and the redirect needs no store read. The secret is per worksp
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -31,13 +32,25 @@ class BadToken(ValueError):
 
 
 def workspace_secret(home: Path) -> bytes:
-    """The workspace's signing secret, created (32 random bytes, mode 0600) on first use."""
+    """The workspace's signing secret, created (32 random bytes, mode 0600) on first use.
+
+    The secret is written to a private temporary file and hard-linked into place, so two
+    processes starting at once agree on one secret and a crash never leaves an empty file.
+    """
     path = home / SECRET_FILE
     if not path.exists():
         home.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(secrets.token_hex(32))
+        temporary = home / f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(secrets.token_hex(32))
+                handle.flush()
+                os.fsync(handle.fileno())
+            with contextlib.suppress(FileExistsError):  # another process won the race
+                os.link(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
     return bytes.fromhex(path.read_text().strip())
 
 
@@ -74,7 +87,7 @@ def verify(secret: bytes, token: str, kind: str) -> dict[str, Any]:
     except ValueError:
         raise BadToken("malformed token") from None
     if not isinstance(payload, dict) or payload.get("t") != kind:
-        raise BadToken(f"not a {KINDS.get(kind, kind)} token")
+        raise BadToken(f"not a token for {KINDS.get(kind, kind)} links")
     return payload
 
 
