@@ -229,6 +229,7 @@ def simulate(
     stops the run with `SimulationCancelled` once it returns True. Without `home` the run
     lives in memory and leaves nothing behind; with `home` its store is a file there (kept).
     """
+    flow = sandboxed(flow)
     merged = _checked_params(flow, params)
     run = _run_options(flow, {"days": days, "seed": seed, "responses": responses,
                               "start": start, "max_step": max_step,
@@ -236,6 +237,22 @@ def simulate(
                               "tick": tick}, on_progress=on_progress, cancel=cancel)
     with _population(flow, contacts, events, responses, home) as population:
         return population.run(flow, merged, run)
+
+
+def sandboxed(flow: Flow) -> Flow:
+    """The flow with every delivery connection removed: a simulation never sends for real.
+
+    Flow-level `settings.connections`, node `connection` overrides and HTTP CRM adapters all
+    fall back to the sandbox (and the local CRM table), so a simulated run records what it would
+    have sent and nothing leaves the machine.
+    """
+    def local(params: dict[str, Any]) -> dict[str, Any]:
+        kept = {name: value for name, value in params.items() if name != "connection"}
+        return {**kept, "crm": "local"} if "crm" in kept else kept
+
+    nodes = [node.model_copy(update={"params": local(node.params)}) for node in flow.nodes]
+    settings = flow.settings.model_copy(update={"connections": {}})
+    return flow.model_copy(update={"nodes": nodes, "settings": settings})
 
 
 def _checked_params(flow: Flow, params: dict[str, Any] | None) -> dict[str, Any]:
@@ -483,6 +500,7 @@ def sweep(flow: Flow, contacts: Any = None, *, param: str, values: list[Any],
     The population is imported once and each value runs on its own in-memory copy of it
     (with `home`, each value gets a file store in `home/<param>-<n>` instead). `on_progress`
     gets the share of the whole sweep done (0..1); `cancel` stops it between two ticks."""
+    flow = sandboxed(flow)
     if param not in flow.params:
         raise ValueError(f"{param!r} is not a param of {flow.id}; params: {sorted(flow.params)}")
     fixed = options.pop("params", None) or {}
