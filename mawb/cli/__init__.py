@@ -762,7 +762,7 @@ def _register_command_groups() -> None:
 
 # One entry per module in this package that adds commands (e.g. "serve", "connections").
 COMMAND_MODULES: tuple[str, ...] = ("connections", "keys", "serve", "flows", "workspace",
-                                    "preview", "suppressions")
+                                    "preview", "suppressions", "deliver")
 
 _register_command_groups()
 
