@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 KINDS = {"u": "unsubscribe", "o": "open", "c": "click"}
-SECRET_FILE = "secret.key"
+SECRET_FILE = "secret.key"  # noqa: S105 - a file name, not a secret
 MAX_TOKEN_LENGTH = 4096
 
 
@@ -63,7 +63,7 @@ def _unb64(text: str) -> bytes:
 
 
 def sign(secret: bytes, kind: str, **fields: Any) -> str:
-    """A token of `kind` ('u', 'o' or 'c') carrying `fields` (c, f, v, n, k and, for clicks, url)."""
+    """A token of `kind` ('u', 'o', 'c') carrying `fields` (c, f, v, n, k; clicks also url)."""
     if kind not in KINDS:
         raise ValueError(f"unknown link kind {kind!r}")
     body = json.dumps({"t": kind, **fields}, separators=(",", ":"), sort_keys=True).encode()

@@ -6,7 +6,6 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-import pytest
 from delivery_helpers import (
     SMTP_PASSWORD,
     SmtpServer,
@@ -22,6 +21,8 @@ from mawb.cli import app
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    import pytest
 
 T0 = datetime(2026, 11, 2, 9, 0)
 
