@@ -68,6 +68,9 @@ def attacks(path: str) -> dict[str, str]:
 
 
 ATTACK_NAMES = list(attacks("/x"))
+# At run time the same checker runs again; one attack per way in is enough there.
+RUNTIME_ATTACKS = ["cte shadowing a file path", "current_setting", "read_csv", "glob",
+                   "file path as table", "engine table outside the allow-list", "attach"]
 
 
 @pytest.mark.parametrize("name", ATTACK_NAMES)
@@ -79,7 +82,7 @@ def test_validation_refuses_the_attack_naming_node_and_field(name: str, secret: 
     assert [(node, field) for node, field, _ in found] == [("step", "params.sql")], found
 
 
-@pytest.mark.parametrize("name", ATTACK_NAMES)
+@pytest.mark.parametrize("name", RUNTIME_ATTACKS)
 def test_a_hand_edited_version_fails_the_node_and_copies_nothing(
     name: str, secret: Path, tmp_path: Path
 ) -> None:
