@@ -163,8 +163,8 @@ def apply_frequency_cap(connection: duckdb.DuckDBPyConnection, flow: Flow, now: 
            "AND status = 'pending' AND not_before <= ? AND audience = 'contact' "
            "AND channel IN ('email', 'sms', 'web_push')")
     sent = ("SELECT contact_id, sent_at FROM messages WHERE sent_at > ? "
-            "AND channel IN ('email', 'sms', 'web_push') AND idempotency_key NOT IN "
-            "(SELECT idempotency_key FROM outbox WHERE audience = 'internal')")
+            "AND channel IN ('email', 'sms', 'web_push') AND NOT EXISTS (SELECT 1 FROM outbox o "
+            "WHERE o.idempotency_key = messages.idempotency_key AND o.audience = 'internal')")
     connection.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE over_cap AS
@@ -268,7 +268,8 @@ def send_sandbox(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetim
         SELECT idempotency_key, flow_id, contact_id, node_id, channel, recipient, subject, body,
                ?, 'sandbox'
         FROM sending WHERE channel IN ('email', 'sms', 'web_push', 'social')
-          AND idempotency_key NOT IN (SELECT idempotency_key FROM messages)
+          AND NOT EXISTS (SELECT 1 FROM messages m
+                          WHERE m.idempotency_key = sending.idempotency_key)
         """,
         [now],
     )

@@ -76,9 +76,12 @@ def _unique_tokens(cohort: Cohort) -> str:
 
 
 def _new_keys(cohort: Cohort) -> str:
-    """Keep rows whose key this node has not written yet (only its own rows can match)."""
-    return (f"WHERE ({KEY_SQL}) NOT IN (SELECT idempotency_key FROM outbox "
-            f"WHERE flow_id = {literal(cohort.flow.id)} AND node_id = {literal(cohort.node.id)})")
+    """Keep rows whose key this node has not written yet (only its own rows can match).
+
+    An anti-join (NOT EXISTS), not `NOT IN`: DuckDB hashes the few new keys and probes the
+    outbox, so the cost follows the cohort, not the outbox's history."""
+    return (f"WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.idempotency_key = ({KEY_SQL}) "
+            f"AND o.flow_id = {literal(cohort.flow.id)} AND o.node_id = {literal(cohort.node.id)})")
 
 
 OUTBOX_COLUMNS = (
@@ -135,7 +138,7 @@ def _enqueue_once(cohort: Cohort, key: str, channel: str, recipient: str | None)
         f"""
         INSERT INTO outbox ({OUTBOX_COLUMNS})
         SELECT ?, ?, ?, NULL, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, 'contact', false
-        WHERE ? NOT IN (SELECT idempotency_key FROM outbox)
+        WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.idempotency_key = ?)
         """,
         [key, cohort.flow.id, cohort.flow.version, cohort.node.id, channel,
          recipient if recipient is not None else fields.get("recipient"), fields.get("subject"),
