@@ -124,14 +124,26 @@ def _open(paths: list[Path], partitioned: bool) -> duckdb.DuckDBPyConnection:
             ).fetchall():
                 tables.setdefault(table, []).append(alias)
         for table, aliases in tables.items():
-            name = _identifier(table)
-            union = " UNION ALL BY NAME ".join(
-                f"SELECT * FROM {alias}.main.{name}" for alias in aliases)
-            connection.execute(f"CREATE TEMP VIEW {name} AS {union}")
+            connection.execute(f"CREATE TEMP VIEW {_identifier(table)} AS "
+                               f"{_union(connection, table, aliases)}")
     except BaseException:
         connection.close()
         raise
     return connection
+
+
+def _union(connection: duckdb.DuckDBPyConnection, table: str, aliases: list[str]) -> str:
+    """Rows about contacts: every partition's (each contact lives in one). Store-wide rows
+    (flows, lifecycle, runs...): the distinct ones, with `rowid` kept as a column, since
+    queries over them break ties by it."""
+    name = _identifier(table)
+    about_contacts = connection.execute(
+        "SELECT count(*) FROM duckdb_columns() WHERE database_name = ? AND schema_name = 'main' "
+        "AND table_name = ? AND column_name = 'contact_id'", [aliases[0], table]).fetchone()
+    if about_contacts and about_contacts[0]:
+        return " UNION ALL BY NAME ".join(f"SELECT * FROM {a}.main.{name}" for a in aliases)
+    return " UNION BY NAME ".join(f"SELECT *, rowid AS rowid FROM {a}.main.{name}"
+                                  for a in aliases)
 
 
 def _check_schema(connection: duckdb.DuckDBPyConnection, database: str, path: Path) -> None:

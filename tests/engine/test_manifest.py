@@ -179,6 +179,9 @@ def test_dashboards_read_a_partitioned_workspace_as_one(tmp_path: Path) -> None:
     assert counts[0] == counts[1] and counts[0]["contacts"] == 120
     assert snapshots[0].node_counts() == snapshots[1].node_counts()
     assert snapshots[0].kpis == snapshots[1].kpis
+    statuses = [{k: v for k, v in s.status.items() if k != "finished_at"}  # wall clock
+                for s in snapshots]
+    assert statuses[0] == statuses[1]  # store-wide rows (lifecycle, runs) read once
 
 
 def test_the_data_page_writer_goes_to_the_right_partition(tmp_path: Path) -> None:
