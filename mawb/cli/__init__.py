@@ -302,18 +302,21 @@ def step(
     Deploys (or checks) the flow version first, so an invalid flow changes nothing. `--param`
     overrides apply to this flow version only; `--node _drain` advances the flow's other
     versions that still hold contacts, each with its own params; `--node _tick` runs every
-    stage of the partition's tick in this one process. Prints (and returns, for an in-process
-    Airflow task's XCom) the rows the stage wrote per node and event.
+    stage of the partition's tick in this one process; `--node _deliver` sends the queued rows of
+    connected channels (claim, send with the store closed, record). Prints (and returns, for an
+    in-process Airflow task's XCom) the rows the stage wrote per node and event.
     """
     from mawb.engine import DISPATCH, INGEST, Workspace, manifest
+    from mawb.engine.deliver import STAGE as DELIVER
+    from mawb.engine.deliver import deliver
     from mawb.engine.workspace import DRAIN, TICK, tick_counts
 
     with expected_failures(flow_spec):
         flow = load_flow(flow_spec)
-        if node not in {INGEST, DISPATCH, DRAIN, TICK, *(n.id for n in flow.nodes)}:
+        if node not in {INGEST, DISPATCH, DRAIN, TICK, DELIVER, *(n.id for n in flow.nodes)}:
             raise ValueError(f"--node {node}: no such node in flow {flow.id} "
                              f"(nodes: {', '.join(n.id for n in flow.nodes)}; "
-                             f"stages: {INGEST}, {DISPATCH}, {DRAIN}, {TICK})")
+                             f"stages: {INGEST}, {DISPATCH}, {DRAIN}, {TICK}, {DELIVER})")
         params = {**flow.params, **parse_params(flow, param or [])}
         now = parse_time(tick_time)
         count = manifest.resolve(_home(home), partitions)  # checked before anything is written
@@ -322,10 +325,15 @@ def step(
                              + ("" if partitions else " (the workspace's count)"))
         workspace = Workspace(_home(home), partitions)
         deploy_checked(workspace, flow, flow_spec, params, partition)
-        workspace.step(flow, node, now, partition, params)
-        with workspace.connection(partition, read_only=True) as connection:
-            counts = tick_counts(connection, flow, _naive(now),
-                                 None if node in (TICK, DRAIN, DISPATCH) else [node])
+        if node == DELIVER:  # network I/O with the store closed: not a tick stage
+            report = deliver(workspace, [flow.id], partitions=[partition])
+            counts = {DELIVER: {"claimed": report.claimed, "sent": report.sent,
+                                "retried": report.retried, "dead": report.dead}}
+        else:
+            workspace.step(flow, node, now, partition, params)
+            with workspace.connection(partition, read_only=True) as connection:
+                counts = tick_counts(connection, flow, _naive(now),
+                                     None if node in (TICK, DRAIN, DISPATCH) else [node])
     typer.echo(f"{flow.id} v{flow.version}: {node} done for partition {partition}/"
                f"{workspace.partitions} at {now.isoformat()}; rows {json.dumps(counts)}")
     if xcom_file is not None:

@@ -45,6 +45,7 @@ from mawb.compile.schedule import (
     schedule_expression,
 )
 from mawb.compile.tasks import param_arguments, step_kubernetes, step_local
+from mawb.engine.deliver import uses_connections
 from mawb.validate import FlowInvalidError, validate_flow
 
 if TYPE_CHECKING:
@@ -364,6 +365,7 @@ def _tags_line(tags: list[str]) -> str:
 
 
 def _dag(flow: Flow, schedule: str, target: Target) -> str:
+    delivers = uses_connections(flow)
     tags = ["mawb", flow.metadata.category[:TAG_LENGTH]]
     timezone = source.string(flow.settings.timezone)
     lines = [
@@ -386,15 +388,25 @@ def _dag(flow: Flow, schedule: str, target: Target) -> str:
         '    @task_group(group_id="partition", prefix_group_id=False)',
         "    def tick(partition: int) -> None:",
         '        """One partition\'s tick: its tasks write only that partition\'s store."""',
-        *(_coarse_group() if target.task_shape == "coarse" else _canvas_group()),
+        *(_coarse_group(delivers) if target.task_shape == "coarse" else _canvas_group()),
+        *(_deliver_lines(target.task_shape) if delivers else []),
         "",
         "    tick.expand(partition=PARTITIONS)",
     ]
     return "\n".join(lines) + "\n"
 
 
-def _coarse_group() -> list[str]:
-    return ['        step_task("tick", ["--node", "_tick"], "Tick: every stage")']
+def _coarse_group(delivers: bool) -> list[str]:
+    task = 'step_task("tick", ["--node", "_tick"], "Tick: every stage")'
+    return [f"        ticked = {task}" if delivers else f"        {task}"]
+
+
+def _deliver_lines(task_shape: str) -> list[str]:
+    """A last task sending what the tick queued for connected channels (store closed meanwhile);
+    without one the tick's task stands alone."""
+    last = "ticked" if task_shape == "coarse" else "drain"
+    return ['        deliver = step_task("deliver", ["--node", "_deliver"], "Deliver messages")',
+            f"        {last} >> deliver"]
 
 
 def _canvas_group() -> list[str]:

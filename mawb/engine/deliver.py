@@ -64,6 +64,10 @@ _CLAIMED = ("idempotency_key, flow_id, version, contact_id, node_id, channel, re
             "connection, audience")
 
 
+# The stage name of delivery in `mawb step --node _deliver` (the compiled DAG's last task).
+STAGE = "_deliver"
+
+
 @dataclass
 class DeliveryReport:
     """What one `deliver` call did, and where its time went (claim + record = overhead)."""
@@ -97,15 +101,17 @@ def deliver(workspace: Workspace, flow_ids: Iterable[str] | None = None,
             now: datetime | None = None, *, batch_size: int = BATCH_SIZE,
             lease: timedelta = LEASE, providers: dict[str, Provider] | None = None,
             max_batches: int | None = None,
-            on_batch: Callable[[DeliveryReport], None] | None = None) -> DeliveryReport:
+            on_batch: Callable[[DeliveryReport], None] | None = None,
+            partitions: Iterable[int] | None = None) -> DeliveryReport:
     """Deliver every claimable outbox row of `flow_ids` (all flows by default) and return a
     report. `now` pins the clock (virtual-time runs); by default each batch reads the wall
     clock. `providers` maps connection names to ready providers (else built from
-    connections.yaml, once per call, so a connection's rate limit spans batches)."""
+    connections.yaml, once per call, so a connection's rate limit spans batches). `partitions`
+    limits the call to those stores (a compiled DAG's per-partition `_deliver` task)."""
     flows = sorted(flow_ids) if flow_ids is not None else None
     report = DeliveryReport()
     resolver = _Providers(workspace, providers or {})
-    for partition in range(workspace.partitions):
+    for partition in (range(workspace.partitions) if partitions is None else partitions):
         while max_batches is None or report.batches < max_batches:
             moment = utc_naive(now) if now is not None else now_utc()
             started = time.perf_counter()

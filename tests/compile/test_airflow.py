@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
-from pathlib import Path  # noqa: TC003 - pytest resolves fixture annotations
+from pathlib import Path
 from typing import Any
 
 import pendulum
@@ -402,3 +402,50 @@ def test_kubernetes_pods_render_and_validate_offline(airflow_db: Path, tmp_path:
     import json
 
     kubernetes_validate.validate(json.loads(manifest), version, strict=True)
+
+
+def test_dag_test_delivers_a_connected_flow_through_smtp(
+    dags_folder: Path, tmp_path: Path, timings: dict[str, float],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A flow that names a connection gets a last `deliver` task per partition, which sends
+    what the tick queued to a real SMTP server; a flow without one has no such task."""
+    import sys
+
+    import yaml
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "channels"))
+    from channel_servers import SMTP_PASSWORD, SmtpServer, self_signed, smtp_settings
+
+    monkeypatch.setenv("MAIL_PASSWORD", SMTP_PASSWORD)
+    (tmp_path / "tls").mkdir()
+    cert, key = self_signed(tmp_path / "tls")
+    server = SmtpServer(cert, key).start()
+    try:
+        flow = mawb.load_template("lead_welcome_v1")
+        flow.settings.connections = {"email": "mail"}
+        workspace = _workspace(tmp_path / "airflow", flow, 2)
+        (workspace.home / "connections.yaml").write_text(
+            yaml.safe_dump({"connections": {"mail": smtp_settings(server, cert)}}))
+        compile_airflow(flow, dags_folder, partitions=2, home=str(workspace.home),
+                        task_shape="coarse")
+        dag = _dagbag(dags_folder, timings, "coarse").dags["mawb_lead_welcome_v1"]
+        assert {task.task_id: task.downstream_task_ids for task in dag.tasks} == {
+            "tick": {"deliver"}, "deliver": set()}
+        started = time.perf_counter()
+        assert dag.test(logical_date=PARITY_TICK).state == "success"
+        timings["dag.test coarse + deliver (2 tasks x 2 partitions)"] = (
+            time.perf_counter() - started)
+        sent = 0
+        for partition in range(2):
+            with workspace.connection(partition, read_only=True) as connection:
+                statuses = dict(connection.execute(
+                    "SELECT status, count(*) FROM outbox_all GROUP BY 1").fetchall())
+            assert "queued" not in statuses and "sending" not in statuses, statuses
+            sent += statuses.get("sent", 0)
+        assert sent > 0 and len(server.mailbox.messages) == sent, statuses
+    finally:
+        server.stop()
+    plain = mawb.load_template("lead_welcome_v1")
+    compile_airflow(plain, tmp_path / "plain", partitions=2, task_shape="coarse")
+    assert "_deliver" not in (tmp_path / "plain" / "mawb_lead_welcome_v1.py").read_text()
