@@ -24,12 +24,16 @@ in a micro-measurement) and in counting every past enrollment of each entering c
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import tempfile
 import time
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 CYCLE_DAYS = 30
 DELAY_DAYS = 3
@@ -184,19 +188,19 @@ def _fill_mail(connection: Any, version: int) -> None:
            "m.entry_number || ':0'")
     connection.execute(
         f"""
-        INSERT INTO outbox BY NAME
+        INSERT INTO outbox_done BY NAME
         SELECT {key} AS idempotency_key, $flow AS flow_id, 1 AS version, m.contact_id,
                m.node_id, 0 AS iteration, 'email' AS channel, c.email AS recipient,
                'Your renewal' AS subject, 'Hi, your plan renews soon.' AS body, 'sent' AS status,
                1 AS attempts, m.sent_at AS created_at, m.sent_at AS not_before, m.sent_at
-        FROM mail m JOIN contacts c USING (contact_id)
+        FROM mail m JOIN contacts c USING (contact_id) ORDER BY m.sent_at
         """, {"flow": FLOW_ID})
     connection.execute(
         """
         INSERT INTO messages BY NAME
         SELECT idempotency_key, flow_id, contact_id, node_id, channel, recipient, subject, body,
                sent_at, 'sandbox' AS provider
-        FROM outbox WHERE flow_id = $flow
+        FROM outbox_done WHERE flow_id = $flow
         """, {"flow": FLOW_ID})
     connection.execute(
         f"""
@@ -218,6 +222,28 @@ def _fill_mail(connection: Any, version: int) -> None:
         """)
 
 
+@contextlib.contextmanager
+def stage_timer() -> Iterator[dict[str, float]]:
+    """Wall time per tick stage (the workspace's `run_stage`, wrapped for the measurement)."""
+    from mawb.engine import workspace as module
+
+    times: dict[str, float] = {}
+    original = module.run_stage
+
+    def timed(connection: Any, subject: Any, stage: str, *args: Any, **kwargs: Any) -> None:
+        started = time.perf_counter()
+        try:
+            original(connection, subject, stage, *args, **kwargs)
+        finally:
+            times[stage] = times.get(stage, 0.0) + time.perf_counter() - started
+
+    module.run_stage = timed
+    try:
+        yield times
+    finally:
+        module.run_stage = original
+
+
 def measure(home: str, contacts: Any, first_day: int) -> dict[str, Any]:
     started = time.perf_counter()
     workspace = build(home, contacts, first_day)
@@ -225,14 +251,17 @@ def measure(home: str, contacts: Any, first_day: int) -> dict[str, Any]:
     subject = flow()
     with workspace.session(), workspace.connection() as connection:
         sizes = {table: connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-                 for table in ("enrollments", "node_log", "outbox", "messages", "events",
-                               "tokens")}
-        started = time.perf_counter()
-        workspace.tick(subject, NOW)
-        tick = time.perf_counter() - started
+                 for table in ("enrollments", "node_log", "outbox", "outbox_done", "messages",
+                               "events", "tokens")}
+        with stage_timer() as stages:
+            started = time.perf_counter()
+            workspace.tick(subject, NOW)
+            tick = time.perf_counter() - started
+        stages["(plan, params, spool)"] = tick - sum(stages.values())
         moved = connection.execute(
             "SELECT count(*) FROM node_log WHERE ts = ? AND event = 'entered'", [NOW]).fetchone()
-    return {"build_s": built, "tick_s": tick, "sizes": sizes, "entered_now": moved[0]}
+    return {"build_s": built, "tick_s": tick, "sizes": sizes, "entered_now": moved[0],
+            "stages": stages}
 
 
 def main() -> None:
@@ -255,6 +284,10 @@ def main() -> None:
               + f"; one tick {result['tick_s']:.2f} s ({result['entered_now']:,} node entries)",
               flush=True)
     fresh, history = results["fresh"], results["history"]
+    print(f"\n{'stage':<22} {'fresh s':>8} {'history s':>10} {'ratio':>6}")
+    for stage in fresh["stages"] | history["stages"]:
+        a, b = fresh["stages"].get(stage, 0.0), history["stages"].get(stage, 0.0)
+        print(f"{stage:<22} {a:8.3f} {b:10.3f} {b / a if a > 1e-4 else float('nan'):6.2f}")
     assert fresh["entered_now"] == history["entered_now"], "the due cohorts differ"
     ratio = history["tick_s"] / fresh["tick_s"]
     print(f"\n(b) one tick with a year of history vs fresh: {history['tick_s']:.2f} s vs "

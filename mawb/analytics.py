@@ -108,7 +108,7 @@ def step_counts(connection: duckdb.DuckDBPyConnection, flow: Flow) -> pd.DataFra
             FROM node_log WHERE flow_id = $1 GROUP BY node_id),
         waiting AS (SELECT node_id, count(*) AS waiting FROM tokens WHERE flow_id = $1
                     GROUP BY node_id),
-        failed AS (SELECT node_id, count(*) AS failed FROM outbox WHERE flow_id = $1
+        failed AS (SELECT node_id, count(*) AS failed FROM outbox_all WHERE flow_id = $1
                    AND status IN ('failed', 'dead') GROUP BY node_id)
         SELECT node_id, entered, contacts, completed, joined, waiting, converted, failed
         FROM log FULL JOIN waiting USING (node_id) FULL JOIN failed USING (node_id)
@@ -167,7 +167,7 @@ def message_counts(connection: duckdb.DuckDBPyConnection, flow: Flow) -> pd.Data
                count(*) FILTER (status = 'failed') AS failed,
                count(*) FILTER (status = 'dead') AS dead,
                count(*) AS queued_total
-        FROM outbox WHERE flow_id = $flow GROUP BY node_id
+        FROM outbox_all WHERE flow_id = $flow GROUP BY node_id
         """,
         {"flow": flow.id, "now": now},
     ).fetchdf().set_index("node_id")
@@ -210,7 +210,7 @@ def suppression_reasons(connection: duckdb.DuckDBPyConnection, flow_id: str) -> 
     node_id, status, reason, count); the counts per step add up to suppressed + skipped."""
     frame = connection.execute(
         f"SELECT node_id, status, {_outbox_reason_sql(connection)} AS reason, count(*) AS count "
-        "FROM outbox WHERE flow_id = ? AND status IN ('suppressed', 'skipped') GROUP BY ALL",
+        "FROM outbox_all WHERE flow_id = ? AND status IN ('suppressed', 'skipped') GROUP BY ALL",
         [flow_id],
     ).fetchdf()
     frame["reason"] = frame["reason"].map(reason_code)
@@ -388,7 +388,7 @@ def messages_by_node(connection: duckdb.DuckDBPyConnection, flow_id: str) -> pd.
                count(*) FILTER (status = 'failed') AS failed,
                count(*) FILTER (status = 'dead') AS dead,
                count(*) FILTER (status IN ('pending', 'sending')) AS pending
-        FROM outbox WHERE flow_id = ? GROUP BY ALL ORDER BY node_id, channel
+        FROM outbox_all WHERE flow_id = ? GROUP BY ALL ORDER BY node_id, channel
         """,
         [flow_id],
     ).fetchdf()
@@ -457,7 +457,7 @@ def where_is(connection: duckdb.DuckDBPyConnection, flow_id: str, contact_id: st
 def errors(connection: duckdb.DuckDBPyConnection, flow_id: str) -> pd.DataFrame:
     """Failed and dead-lettered side effects, newest first."""
     return connection.execute(
-        "SELECT created_at, node_id, contact_id, channel, status, attempts, error FROM outbox "
+        "SELECT created_at, node_id, contact_id, channel, status, attempts, error FROM outbox_all "
         "WHERE flow_id = ? AND status IN ('failed', 'dead') ORDER BY created_at DESC LIMIT 500",
         [flow_id],
     ).fetchdf()
@@ -582,7 +582,7 @@ def error_summary(connection: duckdb.DuckDBPyConnection, flow_id: str) -> pd.Dat
     """Failed and dead-lettered side effects grouped by node, channel, status and error."""
     return connection.execute(
         "SELECT node_id, channel, status, coalesce(error, '') AS error, count(*) AS count, "
-        "max(created_at) AS last_seen FROM outbox "
+        "max(created_at) AS last_seen FROM outbox_all "
         "WHERE flow_id = ? AND status IN ('failed', 'dead') GROUP BY ALL "
         "ORDER BY count DESC, node_id",
         [flow_id],
@@ -666,7 +666,7 @@ def service_health(connection: duckdb.DuckDBPyConnection, flow_id: str,
     ).fetchone() or (None, None)
     queue = connection.execute(
         "SELECT count(*) FILTER (status IN ('pending', 'sending')), "
-        "count(*) FILTER (status = 'dead') FROM outbox WHERE flow_id = ?", [flow_id]
+        "count(*) FILTER (status = 'dead') FROM outbox_all WHERE flow_id = ?", [flow_id]
     ).fetchone() or (0, 0)
     intake = None
     if "spool_files" in tables:
@@ -726,7 +726,7 @@ def contact_profile(connection: duckdb.DuckDBPyConnection, contact_id: str
                (SELECT count(*) FROM events e WHERE e.contact_id = o.contact_id
                   AND e.name = 'email_click' AND starts_with(e.event_id, o.idempotency_key))
                    AS clicks
-        FROM outbox o WHERE o.contact_id = ? ORDER BY o.created_at, o.node_id
+        FROM outbox_all o WHERE o.contact_id = ? ORDER BY o.created_at, o.node_id
         """,
         [contact_id],
     ).fetchdf()

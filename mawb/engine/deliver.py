@@ -38,7 +38,7 @@ import pandas as pd
 
 from mawb.channels.base import OutboundMessage, SendResult
 from mawb.engine.cohort import literal, quote
-from mawb.engine.outbox import MAX_ATTEMPTS, suppress_due
+from mawb.engine.outbox import MAX_ATTEMPTS, archive_finished, suppress_due
 from mawb.engine.render import column_types
 from mawb.engine.store import now_utc, utc_naive
 from mawb.protected import is_protected
@@ -179,6 +179,7 @@ def _claim(workspace: Workspace, partition: int, flows: list[str] | None, now: d
                 """,
                 [claim_id, now + lease],
             ).fetchall()
+            archive_finished(connection)  # served from the cache, suppressed since queued
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
@@ -349,6 +350,7 @@ def _record(workspace: Workspace, partition: int, batch: _Batch, results: list[S
             if frame["response"].notna().any():
                 _apply_responses(connection, "results")
                 _cache_responses(connection, now)
+            archive_finished(connection)  # after the responses, which read the rows
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")

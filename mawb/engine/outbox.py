@@ -54,6 +54,13 @@ REASONS = {
     "max_attempts": "every attempt failed",
     "unknown_connection": "the connection is not configured",
 }
+# Finished rows leave the hot `outbox` for `outbox_done` in the transaction that finished them
+# (`archive_finished`), so the rules and the dispatcher scan only open rows however long the
+# store has run; `outbox_all` (a view over both) is what readers of the history query.
+FINISHED = ("sent", "suppressed", "skipped", "dead")
+DONE_TABLE = "outbox_done"
+ALL_ROWS = "outbox_all"
+ALL_ROWS_QUERY = "SELECT * FROM outbox UNION ALL BY NAME SELECT * FROM outbox_done"
 _DUE = "outbox.flow_id = ? AND outbox.status = 'pending' AND outbox.not_before <= ?"
 
 
@@ -163,8 +170,9 @@ def apply_frequency_cap(connection: duckdb.DuckDBPyConnection, flow: Flow, now: 
            "AND status = 'pending' AND not_before <= ? AND audience = 'contact' "
            "AND channel IN ('email', 'sms', 'web_push')")
     sent = ("SELECT contact_id, sent_at FROM messages WHERE sent_at > ? "
-            "AND channel IN ('email', 'sms', 'web_push') AND NOT EXISTS (SELECT 1 FROM outbox o "
-            "WHERE o.idempotency_key = messages.idempotency_key AND o.audience = 'internal')")
+            "AND channel IN ('email', 'sms', 'web_push') AND NOT EXISTS (SELECT 1 FROM "
+            f"{ALL_ROWS} o WHERE o.idempotency_key = messages.idempotency_key "
+            "AND o.audience = 'internal')")
     connection.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE over_cap AS
@@ -309,6 +317,21 @@ def dispatch(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime,
     render_pending(connection, flow, now, params)
     queue_connected(connection, flow, now)
     send_sandbox(connection, flow, now)
+    archive_finished(connection)
+
+
+def archive_finished(connection: duckdb.DuckDBPyConnection) -> int:
+    """Move every finished row of the hot table to `outbox_done` (caller holds the
+    transaction that finished them, so no reader sees a row in both or in neither); returns
+    how many moved. Only the hot table is scanned: its open rows plus the ones just finished."""
+    finished = ", ".join(literal(status) for status in FINISHED)
+    row = connection.execute(
+        f"INSERT INTO {DONE_TABLE} BY NAME SELECT * FROM outbox WHERE status IN ({finished})"
+    ).fetchone()
+    moved = int(row[0]) if row else 0
+    if moved:
+        connection.execute(f"DELETE FROM outbox WHERE status IN ({finished})")
+    return moved
 
 
 def record_event_suppressions(connection: duckdb.DuckDBPyConnection, now: datetime) -> None:

@@ -854,10 +854,10 @@ def engine_result(workspace: Any, flow: Flow) -> ReferenceResult:
                         "l.branch, l.reason FROM node_log l JOIN enrollments e "
                         "USING (enrollment_id) WHERE l.flow_id = ?")
             messages += rows("SELECT m.idempotency_key, m.contact_id, m.node_id, m.channel, "
-                             "o.iteration, m.sent_at FROM messages m JOIN outbox o "
+                             "o.iteration, m.sent_at FROM messages m JOIN outbox_all o "
                              "USING (idempotency_key) WHERE m.flow_id = ?")
             outbox += rows("SELECT idempotency_key, contact_id, node_id, channel, iteration, "
-                           "status, not_before FROM outbox WHERE flow_id = ?")
+                           "status, not_before FROM outbox_all WHERE flow_id = ?")
             enrollments += rows("SELECT contact_id, entry_number, status, entered_at, "
                                 "exited_at, exit_reason FROM enrollments WHERE flow_id = ?")
             tokens += rows("SELECT t.contact_id, e.entry_number, t.node_id, t.via, "

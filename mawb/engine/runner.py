@@ -115,7 +115,7 @@ def status(workspace: Workspace, flow: Flow) -> dict[str, Any]:
             ).fetchall():
                 messages[channel] = messages.get(channel, 0) + int(count)
             for state, count in connection.execute(
-                "SELECT status, count(*) FROM outbox WHERE flow_id = ? GROUP BY 1", [flow.id]
+                "SELECT status, count(*) FROM outbox_all WHERE flow_id = ? GROUP BY 1", [flow.id]
             ).fetchall():
                 outbox[state] = outbox.get(state, 0) + int(count)
             _add_problems(connection, flow.id, reasons, dead_letters)
@@ -141,14 +141,14 @@ def _add_problems(connection: Any, flow_id: str, reasons: dict[str, int],
                   dead_letters: list[dict[str, Any]]) -> None:
     """Rows not sent, counted by `status:reason`, and the latest dead rows with their error."""
     for state, reason, count in connection.execute(
-        "SELECT status, reason, count(*) FROM outbox WHERE flow_id = ? AND reason IS NOT NULL "
+        "SELECT status, reason, count(*) FROM outbox_all WHERE flow_id = ? AND reason IS NOT NULL "
         "GROUP BY ALL", [flow_id],
     ).fetchall():
         label = f"{state}:{reason}"
         reasons[label] = reasons.get(label, 0) + int(count)
     for key, node_id, channel, attempts, reason, error, at in connection.execute(
         "SELECT idempotency_key, node_id, channel, attempts, reason, error, "
-        "coalesce(lease_until, not_before) FROM outbox WHERE flow_id = ? AND status = 'dead' "
+        "coalesce(lease_until, not_before) FROM outbox_all WHERE flow_id = ? AND status = 'dead' "
         "ORDER BY not_before DESC LIMIT 20", [flow_id],
     ).fetchall():
         dead_letters.append({"key": key, "node_id": node_id, "channel": channel,

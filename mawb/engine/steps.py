@@ -79,9 +79,12 @@ def _new_keys(cohort: Cohort) -> str:
     """Keep rows whose key this node has not written yet (only its own rows can match).
 
     An anti-join (NOT EXISTS), not `NOT IN`: DuckDB hashes the few new keys and probes the
-    outbox, so the cost follows the cohort, not the outbox's history."""
-    return (f"WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.idempotency_key = ({KEY_SQL}) "
-            f"AND o.flow_id = {literal(cohort.flow.id)} AND o.node_id = {literal(cohort.node.id)})")
+    outbox, so the cost follows the cohort, not the outbox's history. Both the open rows and
+    the finished ones (`outbox_done`) are looked at: a key is never enqueued twice."""
+    own = (f"o.idempotency_key = ({KEY_SQL}) AND o.flow_id = {literal(cohort.flow.id)} "
+           f"AND o.node_id = {literal(cohort.node.id)}")
+    return (f"WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE {own}) "
+            f"AND NOT EXISTS (SELECT 1 FROM outbox_done o WHERE {own})")
 
 
 OUTBOX_COLUMNS = (
@@ -138,7 +141,7 @@ def _enqueue_once(cohort: Cohort, key: str, channel: str, recipient: str | None)
         f"""
         INSERT INTO outbox ({OUTBOX_COLUMNS})
         SELECT ?, ?, ?, NULL, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, 'contact', false
-        WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.idempotency_key = ?)
+        WHERE NOT EXISTS (SELECT 1 FROM outbox_all o WHERE o.idempotency_key = ?)
         """,
         [key, cohort.flow.id, cohort.flow.version, cohort.node.id, channel,
          recipient if recipient is not None else fields.get("recipient"), fields.get("subject"),

@@ -136,8 +136,18 @@ CREATE TABLE IF NOT EXISTS service_commands (
 # triggers: DuckDB prunes `NOT EXISTS` anti-joins and `seq >` / `ts =` filters by the probe
 # keys and row-group statistics, and measured 6x cheaper than an ART-indexed INSERT .. ON
 # CONFLICT at 100k new rows against 12M (index builds cost ~40 s per 12M keys, and memory).
-# The step stays reserved for finished-outbox archiving.
-_V5 = ""
+# Finished outbox rows (sent, suppressed, skipped, dead) move to `outbox_done` in the
+# transaction that finished them, so every rule and the dispatcher scan only open rows;
+# `outbox_all` is every row (the monitor, analytics, status). A later step that adds an outbox
+# column adds it to `outbox_done` too (the view unions by name).
+_V5 = """
+CREATE TABLE IF NOT EXISTS outbox_done AS SELECT * FROM outbox LIMIT 0;
+INSERT INTO outbox_done BY NAME SELECT * FROM outbox
+    WHERE status IN ('sent', 'suppressed', 'skipped', 'dead');
+DELETE FROM outbox WHERE status IN ('sent', 'suppressed', 'skipped', 'dead');
+CREATE OR REPLACE VIEW outbox_all AS
+    SELECT * FROM outbox UNION ALL BY NAME SELECT * FROM outbox_done;
+"""
 # v6: hardening (bad-input bookkeeping).
 _V6 = "ALTER TABLE runs ADD COLUMN IF NOT EXISTS error VARCHAR;"
 

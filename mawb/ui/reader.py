@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from mawb.engine import manifest
+from mawb.engine.outbox import ALL_ROWS, ALL_ROWS_QUERY, DONE_TABLE
 from mawb.engine.store import STORE_SCHEMA_VERSION, StoreBusyError, StoreSchemaError
 from mawb.engine.workspace import default_home
 
@@ -126,6 +127,8 @@ def _open(paths: list[Path], partitioned: bool) -> duckdb.DuckDBPyConnection:
         for table, aliases in tables.items():
             connection.execute(f"CREATE TEMP VIEW {_identifier(table)} AS "
                                f"{_union(connection, table, aliases)}")
+        if DONE_TABLE in tables:  # every outbox row, open or finished, over the unions above
+            connection.execute(f"CREATE TEMP VIEW {ALL_ROWS} AS {ALL_ROWS_QUERY}")
     except BaseException:
         connection.close()
         raise

@@ -90,7 +90,7 @@ def test_message_outcomes_add_up_to_entries(run: tuple[Path, Flow, dict]) -> Non
         messages = analytics.message_counts(connection, flow).set_index("node_id")
         reasons = analytics.suppression_reasons(connection, flow.id)
         sent = scalar(connection, "SELECT count(*) FROM messages WHERE flow_id = 'counts'")
-        rows = scalar(connection, "SELECT count(*) FROM outbox WHERE flow_id = 'counts' "
+        rows = scalar(connection, "SELECT count(*) FROM outbox_all WHERE flow_id = 'counts' "
                       "AND channel IN ('email', 'sms')")
     outcomes = messages[list(analytics.MESSAGE_OUTCOMES)].sum(axis=1)
     assert (outcomes == messages["entered"]).all()

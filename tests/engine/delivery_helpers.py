@@ -66,5 +66,5 @@ def outbox(workspace: Workspace, flow_id: str) -> pd.DataFrame:
     with workspace.connection(read_only=True) as connection:
         return connection.execute(
             "SELECT idempotency_key, node_id, channel, recipient, status, reason, error, "
-            "attempts, not_before, provider_ref, audience FROM outbox WHERE flow_id = ? "
+            "attempts, not_before, provider_ref, audience FROM outbox_all WHERE flow_id = ? "
             "ORDER BY idempotency_key", [flow_id]).fetchdf()

@@ -183,10 +183,10 @@ def _invariants(home: Path) -> None:
             row = connection.execute(sql).fetchone()
             return row[0] if row else None
 
-        assert one("SELECT count(*) - count(DISTINCT idempotency_key) FROM outbox") == 0
+        assert one("SELECT count(*) - count(DISTINCT idempotency_key) FROM outbox_all") == 0
         assert one("SELECT count(*) - count(DISTINCT idempotency_key) FROM messages") == 0
         assert one("SELECT count(*) FROM messages WHERE idempotency_key NOT IN "
-                   "(SELECT idempotency_key FROM outbox WHERE status = 'sent')") == 0
+                   "(SELECT idempotency_key FROM outbox_all WHERE status = 'sent')") == 0
         assert one("SELECT count(*) - count(DISTINCT contact_id) FROM enrollments") == 0
         assert one("SELECT count(*) - count(DISTINCT token_id) FROM tokens") == 0
         assert one("SELECT count(*) FROM (SELECT tick_time, stage FROM runs "

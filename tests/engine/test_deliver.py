@@ -233,7 +233,7 @@ def test_sms_and_api_calls_over_http_map_the_answer_and_cache_it(
             plans = connection.execute(
                 "SELECT contact_id, plan FROM contacts ORDER BY 1").fetchall()
             refs = connection.execute(
-                "SELECT contact_id, provider_ref FROM outbox WHERE channel = 'api' "
+                "SELECT contact_id, provider_ref FROM outbox_all WHERE channel = 'api' "
                 "ORDER BY 1").fetchall()
             messages = connection.execute(
                 "SELECT channel, count(*) FROM messages GROUP BY 1 ORDER BY 1").fetchall()

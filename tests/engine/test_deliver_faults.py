@@ -268,7 +268,7 @@ def test_another_process_reads_between_batches(tmp_path: Path) -> None:
                 continue
             try:
                 row = store.execute(
-                    "SELECT count(*) FROM outbox WHERE status = 'sent'").fetchone()
+                    "SELECT count(*) FROM outbox_all WHERE status = 'sent'").fetchone()
                 reads.append(int(row[0]) if row else -1)
             finally:
                 store.close()

@@ -59,7 +59,7 @@ def per_contact(workspace: Workspace) -> dict[str, list[tuple[object, ...]]]:
         "messages": "SELECT contact_id, node_id, channel, subject FROM messages",
         "node_log": "SELECT ts, contact_id, node_id, event, branch FROM node_log",
         "tokens": "SELECT contact_id, node_id, wake_at FROM tokens",
-        "outbox": "SELECT idempotency_key, status FROM outbox",
+        "outbox": "SELECT idempotency_key, status FROM outbox_all",
     }
     for partition in range(workspace.partitions):
         with workspace.connection(partition, read_only=True) as connection:

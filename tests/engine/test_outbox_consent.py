@@ -48,7 +48,7 @@ def _flow(**settings: object) -> Flow:
 def _rows(workspace: Workspace) -> dict[tuple[str, str], tuple[str, str | None]]:
     with workspace.connection(read_only=True) as connection:
         found = connection.execute(
-            "SELECT node_id, contact_id, status, reason FROM outbox").fetchall()
+            "SELECT node_id, contact_id, status, reason FROM outbox_all").fetchall()
     return {(node, contact): (state, reason) for node, contact, state, reason in found}
 
 

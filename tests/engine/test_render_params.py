@@ -47,7 +47,8 @@ def _rows(workspace: Workspace) -> pd.DataFrame:
     with workspace.connection(read_only=True) as connection:
         return connection.execute(
             "SELECT contact_id, node_id, channel, recipient, subject, body, html, "
-            "CAST(payload AS VARCHAR) AS payload, status FROM outbox ORDER BY node_id, contact_id"
+            "CAST(payload AS VARCHAR) AS payload, status FROM outbox_all "
+            "ORDER BY node_id, contact_id"
         ).fetchdf()
 
 
@@ -92,7 +93,7 @@ def test_a_template_that_fails_to_render_is_dead_with_its_reason(tmp_path: Path)
     workspace.request_enrollment(flow, "start", ["c1"], T0)
     workspace.tick(flow, T0)
     with workspace.connection(read_only=True) as connection:
-        row = connection.execute("SELECT status, reason, error FROM outbox").fetchone()
+        row = connection.execute("SELECT status, reason, error FROM outbox_all").fetchone()
         messages = connection.execute("SELECT count(*) FROM messages").fetchone()
     assert row is not None and row[:2] == ("dead", "render_failed")
     assert str(row[2]).startswith("render failed:")

@@ -100,7 +100,7 @@ def test_a_hand_edited_flow_cannot_resubscribe_at_run_time(
     assert rows(ws, "SELECT DISTINCT unsubscribed, email_consent FROM contacts") == [
         (True, False)]
     assert rows(ws, "SELECT count(*) FROM messages") == [(0,)]
-    assert rows(ws, "SELECT count(*) FROM outbox") == [(0,)]
+    assert rows(ws, "SELECT count(*) FROM outbox_all") == [(0,)]
     reasons = rows(ws, "SELECT DISTINCT reason FROM node_log WHERE event = 'failed'")
     assert len(reasons) == 1 and "node step failed" in reasons[0][0]
 
