@@ -142,7 +142,8 @@ def action_settle_times(browser: Any, url: str, repeats: int) -> dict[str, list[
         error = page.locator(f'.react-flow__node[data-id="{node_id}"] .mawb-node-error')
         found["drop"].append(_settled(page, started, lambda e=error: e.count() == 1))
         page.wait_for_timeout(300)
-        source = page.locator('.react-flow__node[data-id="webinar"] .react-flow__handle.source')
+        source = page.locator('.react-flow__node[data-id="engaged"] '
+                              '.react-flow__handle.source[data-handleid="false"]')
         source.drag_to(page.locator(f'.react-flow__node[data-id="{node_id}"] '
                                     ".react-flow__handle.target"))
         started = time.perf_counter()

@@ -179,7 +179,7 @@ def _header(state: bs.BuilderState, store: VersionStore, drafts: DraftStore
     if state.notice:
         st.success(state.notice, icon=":material/check_circle:")
         state.notice = None
-    pick, history, layout, simulate = st.columns([4, 2, 1, 1], vertical_alignment="bottom")
+    pick, history, layout, simulate = st.columns([3, 3, 1, 1], vertical_alignment="bottom")
     with pick:
         _open_menu(state, store, drafts)
     if layout.button("Auto layout", icon=":material/account_tree:", width="stretch"):

@@ -87,7 +87,7 @@ class Workbench:
 
     def drop(self, node_type: str, x: int, y: int) -> None:
         before = self.page.locator(".react-flow__node").count()
-        self.page.locator(f'[data-palette-type="{node_type}"]').drag_to(
+        self.page.locator(f'[data-palette-type="{node_type}"] >> visible=true').drag_to(
             self.page.locator(".react-flow__pane"), target_position={"x": x, "y": y}
         )
         nodes = self.page.locator(".react-flow__node")

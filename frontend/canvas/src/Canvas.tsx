@@ -40,6 +40,8 @@ import { viewOptions, type FitOptions } from "./view";
 
 const NODE_TYPES = { [CANVAS_NODE_TYPE]: FlowNode };
 const DELETE_KEYS = ["Delete", "Backspace"];
+/** Small enough to leave the corner of a drawer-width canvas to the flow it overviews. */
+const MINIMAP_SIZE = { width: 120, height: 80 };
 /** Where a dropped node's top-left corner lands relative to the cursor (about its centre). */
 const DROP_OFFSET = { x: 100, y: 28 };
 
@@ -133,7 +135,9 @@ function FlowCanvas({
           maxZoom={view.maxZoom}
         >
           <Background gap={16} />
-          {minimap ? <MiniMap pannable zoomable nodeColor={miniMapColor} /> : null}
+          {minimap ? (
+            <MiniMap pannable zoomable nodeColor={miniMapColor} style={MINIMAP_SIZE} />
+          ) : null}
           <Controls showInteractive={!read_only} />
         </ReactFlow>
       </div>
