@@ -121,9 +121,13 @@ def candidates(connection: duckdb.DuckDBPyConnection, flow: Flow, node: Node, pa
             condition = to_sql(params.where, flow_params, column=column, now=now)
             where = f"coalesce(({condition}), false)"
         if isinstance(params, triggers.WebhookParams):
-            # Only calls to this node's own endpoint enroll: an API event of the same name
-            # (or another flow's webhook) never does. The service records the source.
-            where += f" AND ev.source = {literal(f'webhook:{flow.id}:{node.id}')}"
+            # Of the live sources, only calls to this node's own endpoint enroll: an API event
+            # of the same name (or another flow's webhook, a link, a provider) never does. The
+            # service records the source. Recorded events (imports, history, simulations)
+            # stand in for past calls, so backtests and simulations of webhook flows work.
+            own = literal(f"webhook:{flow.id}:{node.id}")
+            where += (f" AND (ev.source = {own} OR NOT (ev.source IN ('api', 'link') "
+                      "OR ev.source LIKE 'webhook:%' OR ev.source LIKE 'provider:%'))")
         connection.execute(
             f"""
             INSERT INTO candidates
