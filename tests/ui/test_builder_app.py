@@ -70,6 +70,12 @@ def texts(app: AppTest) -> str:
     return "\n".join(str(part) for part in parts)
 
 
+def only_loose_branches(found: list[dict[str, Any]]) -> bool:
+    """Valid: nothing but the warning about a branching step whose handles lead nowhere yet
+    (these small flows stop at an if-node on purpose)."""
+    return all(d["severity"] == "warning" and d["code"] == "unconnected_branch" for d in found)
+
+
 def test_empty_workspace_opens_an_empty_flow_that_says_what_to_do(app: AppTest) -> None:
     assert "drag a **trigger**" in texts(app)
     assert [d["code"] for d in diagnostics(app)] == ["no_trigger"]
@@ -103,10 +109,10 @@ def test_config_panel_edits_params_with_live_errors(app: AppTest) -> None:
     condition = app.text_input(key=f"{prefix}::condition")
     assert condition.value == "engagement_score > 0.5"  # the params model's default
     condition.set_value("").run()
-    assert "at least 1 character" in texts(app)
+    assert "**condition**: should not be empty" in texts(app)  # plain words, no pydantic
     assert [d["code"] for d in diagnostics(app)] == ["bad_params"]
     app.text_input(key=f"{prefix}::condition").set_value("lead_score >= 50").run()
-    assert diagnostics(app) == []
+    assert only_loose_branches(diagnostics(app))
     assert state_of(app).flow.node("check").params == {"condition": "lead_score >= 50"}
     app.text_input(key=f"{prefix}::label").set_value("Hot lead?").run()
     assert state_of(app).flow.node("check").label == "Hot lead?"
@@ -206,19 +212,20 @@ def test_flow_settings_define_params_and_behaviour(app: AppTest) -> None:
                        node("check", "if_condition", 300, {"condition": "score > :limit"})],
              "edges": [edge("start", "check")], "selected": None}
     send_canvas(app, graph)
-    assert [d["code"] for d in diagnostics(app)] == ["unknown_param"]
+    # the if-node has no edge out yet: a warning next to the error
+    assert [d["code"] for d in diagnostics(app)] == ["unknown_param", "unconnected_branch"]
     prefix = state_of(app).inputs_key
     app.text_input(key=f"{prefix}::flow_params").set_value('{"limit": 3').run()
     assert "Params: not valid JSON" in texts(app)
     app.text_input(key=f"{prefix}::flow_params").set_value('{"limit": 3}').run()
-    assert diagnostics(app) == []
+    assert only_loose_branches(diagnostics(app))
     assert state_of(app).flow.params == {"limit": 3}
     app.selectbox(key=f"{prefix}::settings::reentry").set_value("always").run()
     app.text_input(key=f"{prefix}::flow_name").set_value("Scored welcome").run()
     flow = state_of(app).flow
     assert flow.settings.reentry == "always" and flow.name == "Scored welcome"
     app.text_input(key=f"{prefix}::settings::tick").set_value("soon").run()
-    assert [d["code"] for d in diagnostics(app)] == ["bad_settings"]
+    assert [d["code"] for d in diagnostics(app)] == ["bad_settings", "unconnected_branch"]
 
 
 def test_simulate_hands_the_draft_to_the_experiments_page(app: AppTest) -> None:
