@@ -391,7 +391,7 @@ def _tick_loop(workspace: Workspace, flow: Flow, params: dict[str, Any],
     """Tick on the virtual clock until `days` have passed; returns the number of ticks."""
     from mawb.data import DEMO_EPOCH
 
-    with workspace.connection() as connection:
+    with workspace.connection() as connection, workspace.steady():
         start = options.start
         if start is None and options.responses == "history":
             first = connection.execute("SELECT min(ts) FROM events").fetchone()

@@ -156,14 +156,15 @@ def candidates(connection: duckdb.DuckDBPyConnection, flow: Flow, node: Node, pa
 
 
 def may_enroll(connection: duckdb.DuckDBPyConnection, flow: Flow, node: Node, params: Params,
-               now: datetime) -> bool:
+               now: datetime, state: tuple[Any, Any] | None = None) -> bool:
     """False only when `candidates` would certainly find nobody now, so that a tick may skip
     the trigger's stage (and its transaction) altogether.
 
     Skipping leaves `trigger_state` as it was; that is the same state for what follows,
     because the next run still looks at every event newer than the state's seq or time, and
-    a skip means no event of the trigger's names was among them now."""
-    last_time, last_seq = _state(connection, flow, node)
+    a skip means no event of the trigger's names was among them now. `state` is the node's
+    (last_fired_at, last_event_seq) when the caller already read it (the tick plan)."""
+    last_time, last_seq = state if state is not None else _state(connection, flow, node)
     if last_time is None:
         return True
     if isinstance(params, triggers.TimeBasedParams):

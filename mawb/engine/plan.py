@@ -32,31 +32,44 @@ DISPATCH = "_dispatch"
 
 _STATE = """
 SELECT
+    (SELECT coalesce(list({'node': node_id, 'fired': last_fired_at, 'seq': last_event_seq}),
+                     [])
+     FROM trigger_state WHERE flow_id = $flow),
     (SELECT coalesce(list(DISTINCT node_id), []) FROM tokens
      WHERE flow_id = $flow AND version = $version
        AND (wake_at <= $now OR list_contains($every_tick, node_id))),
     EXISTS (SELECT 1 FROM events WHERE applied_at IS NULL AND ts <= $now),
     EXISTS (SELECT 1 FROM outbox WHERE flow_id = $flow AND status = 'pending'
             AND not_before <= $now),
-    -- Tokens belong to active enrollments only, so a count that differs means some active
-    -- enrollment has no token left: DISPATCH completes it.
-    (SELECT count(*) FROM enrollments WHERE flow_id = $flow AND status = 'active')
-    <> (SELECT count(DISTINCT enrollment_id) FROM tokens WHERE flow_id = $flow)
+    {unsettled}
 """
+
+# Tokens belong to active enrollments only, so a count that differs means some active
+# enrollment has no token left: DISPATCH completes it. The distinct count is most of the
+# statement's cost, so a caller that knows the answer (`settled`) skips it.
+_UNSETTLED = """(SELECT count(*) FROM enrollments WHERE flow_id = $flow AND status = 'active')
+    <> (SELECT count(DISTINCT enrollment_id) FROM tokens WHERE flow_id = $flow)"""
 
 
 class TickPlan:
     """The stages of one tick of `flow` that may have work (see the module docstring)."""
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime) -> None:
+    def __init__(self, connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime,
+                 settled: bool = False) -> None:
+        """`settled`: the caller's previous tick of this flow ran to its end in this process
+        and nothing else wrote since, so its DISPATCH left no active enrollment without a
+        token and that check is skipped."""
         self.connection, self.flow, self.now = connection, flow, now
         every_tick = [node.id for node in flow.nodes if node.type in EVERY_TICK]
-        row = connection.execute(_STATE, {"flow": flow.id, "version": flow.version,
-                                          "now": now, "every_tick": every_tick}).fetchone()
+        statement = _STATE.replace("{unsettled}", "false" if settled else _UNSETTLED)
+        row = connection.execute(statement, {"flow": flow.id, "version": flow.version,
+                                             "now": now, "every_tick": every_tick}).fetchone()
         assert row is not None
-        self.due: set[str] = set(row[0])
-        self.events_due = bool(row[1])
-        self.dispatch_due = bool(row[2]) or bool(row[3]) or bool(flow.settings.goal)
+        # Each trigger's state, read here once rather than once per trigger stage.
+        self.triggers = {state["node"]: (state["fired"], state["seq"]) for state in row[0]}
+        self.due: set[str] = set(row[1])
+        self.events_due = bool(row[2])
+        self.dispatch_due = bool(row[3]) or bool(row[4]) or bool(flow.settings.goal)
         self.moved = False  # whether any node stage ran (tokens may have moved or ended)
 
     def skip(self, stage: str) -> bool:
@@ -73,7 +86,8 @@ class TickPlan:
             return False
         if node_type.category is Category.TRIGGER:
             params = node_type.parse(node.params)
-            return not enroll.may_enroll(self.connection, self.flow, node, params, self.now)
+            return not enroll.may_enroll(self.connection, self.flow, node, params, self.now,
+                                         self.triggers.get(node.id, (None, None)))
         return True
 
     def ran(self, stage: str) -> None:

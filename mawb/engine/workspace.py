@@ -124,6 +124,8 @@ class Workspace:
         # Stores are migrated on first use, one partition at a time: an Airflow task that steps
         # partition 0 must never wait for the writer of partition 1.
         self._migrated: set[int] = set()
+        # See `steady`: per-run answers only other writers could change, read once.
+        self._steady: dict[tuple[Any, ...], Any] | None = None
 
     # -- files -------------------------------------------------------------------------------
     def store_path(self, partition: int = 0) -> Path:
@@ -201,6 +203,26 @@ class Workspace:
             held, self._held = self._held, {}
             for connection in held.values():
                 connection.close()
+
+    @contextlib.contextmanager
+    def steady(self) -> Iterator[Workspace]:
+        """Within the block only this process's ticks change the store (a simulation on its own
+        store), so what only other writers change is read once instead of every tick: a flow's
+        lifecycle (pause, stop), the params recorded for it, and that no other version holds
+        contacts (nobody new enters another version, so an empty answer stays empty)."""
+        self._steady = {}
+        try:
+            yield self
+        finally:
+            self._steady = None
+
+    def _once(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+        """`compute()`, or within `steady` its first answer for `key`."""
+        if self._steady is None:
+            return compute()
+        if key not in self._steady:
+            self._steady[key] = compute()
+        return self._steady[key]
 
     def flow_path(self, flow_id: str, version: int) -> Path:
         if not SLUG.match(flow_id):  # ids are slugs everywhere: no path outside flows/
@@ -400,13 +422,20 @@ class Workspace:
     def _tick_partition(self, flow: Flow, now: datetime, partition: int,
                         params: dict[str, Any] | None) -> None:
         with self.connection(partition) as connection:
-            record_params(connection, flow, now, params)
-            held = lifecycle.held(connection, flow.id)
-            plan = TickPlan(connection, flow, now)  # stages with nothing due are skipped
+            self._once(("params", partition, flow.id, flow.version, as_json(params)),
+                       lambda: record_params(connection, flow, now, params))
+            held = self._once(("held", partition, flow.id),
+                              lambda: lifecycle.held(connection, flow.id))
+            # Within `steady`, a previous tick that ran to its end leaves nothing to complete.
+            settled = ("settled", partition, flow.id, flow.version)
+            plan = TickPlan(connection, flow, now,  # stages with nothing due are skipped
+                            settled=bool(self._steady and self._steady.pop(settled, False)))
             for stage in self.stages(flow) if not held else [INGEST]:
                 if not plan.skip(stage):
                     self._run(connection, flow, stage, now, params)
                     plan.ran(stage)
+            if self._steady is not None:
+                self._steady[settled] = True
 
     def step(self, flow: Flow, stage: str, now: datetime, partition: int = 0,
              params: dict[str, Any] | None = None) -> None:
@@ -447,10 +476,15 @@ class Workspace:
                 run_stage(connection, older, older_stage, now, own)
 
     def _older_versions(self, connection: duckdb.DuckDBPyConnection, flow: Flow) -> list[Flow]:
+        key = ("no older versions", id(connection), flow.id, flow.version)
+        if self._steady is not None and key in self._steady:
+            return []
         rows = connection.execute(
             "SELECT DISTINCT version FROM tokens WHERE flow_id = ? AND version <> ? ORDER BY 1",
             [flow.id, flow.version],
         ).fetchall()
+        if not rows and self._steady is not None:
+            self._steady[key] = True
         return [self.load_flow(flow.id, row[0]) for row in rows]
 
     def request_enrollment(self, flow: Flow, node_id: str, contact_ids: list[str],
