@@ -264,11 +264,15 @@ def send_sandbox(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetim
     connection.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE sending AS
-        SELECT idempotency_key, flow_id, contact_id, node_id, channel, recipient, subject, body
+        SELECT idempotency_key, flow_id, contact_id, node_id, channel, recipient, subject, body,
+               created_at
         FROM outbox WHERE {_DUE} AND outbox.connection IS NULL
         """,
         [flow.id, now],
     )
+    # A key's message is recorded at or after its row was created, so only messages since the
+    # oldest row sent here can match: older row groups are skipped by their statistics.
+    oldest = connection.execute("SELECT min(created_at) FROM sending").fetchone()
     connection.execute(
         """
         INSERT INTO messages (idempotency_key, flow_id, contact_id, node_id, channel, recipient,
@@ -277,9 +281,10 @@ def send_sandbox(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetim
                ?, 'sandbox'
         FROM sending WHERE channel IN ('email', 'sms', 'web_push', 'social')
           AND NOT EXISTS (SELECT 1 FROM messages m
-                          WHERE m.idempotency_key = sending.idempotency_key)
+                          WHERE m.idempotency_key = sending.idempotency_key
+                            AND m.sent_at >= CAST(? AS TIMESTAMP))
         """,
-        [now],
+        [now, oldest[0] if oldest and oldest[0] is not None else now],
     )
     connection.execute(
         "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?, reason = NULL, "

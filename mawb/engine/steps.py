@@ -80,11 +80,18 @@ def _new_keys(cohort: Cohort) -> str:
 
     An anti-join (NOT EXISTS), not `NOT IN`: DuckDB hashes the few new keys and probes the
     outbox, so the cost follows the cohort, not the outbox's history. Both the open rows and
-    the finished ones (`outbox_done`) are looked at: a key is never enqueued twice."""
+    the finished ones (`outbox_done`) are looked at: a key is never enqueued twice. A key
+    names its enrollment, so its row was created after that enrollment entered: finished rows
+    older than the cohort's first entry are skipped by row-group statistics, unread."""
     own = (f"o.idempotency_key = ({KEY_SQL}) AND o.flow_id = {literal(cohort.flow.id)} "
            f"AND o.node_id = {literal(cohort.node.id)}")
+    row = cohort.connection.execute(
+        "SELECT bool_and(e.entered_at IS NOT NULL), min(e.entered_at) FROM cohort t "
+        "LEFT JOIN enrollments e USING (enrollment_id)").fetchone()
+    since = (f" AND o.created_at >= CAST({literal(str(row[1]))} AS TIMESTAMP)"
+             if row and row[0] and row[1] is not None else "")
     return (f"WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE {own}) "
-            f"AND NOT EXISTS (SELECT 1 FROM outbox_done o WHERE {own})")
+            f"AND NOT EXISTS (SELECT 1 FROM outbox_done o WHERE {own}{since})")
 
 
 OUTBOX_COLUMNS = (
