@@ -14,7 +14,8 @@ render) and leaves the allowed rows of connected channels `queued`. `deliver` th
    table: sent rows (and a `messages` row for message channels), retries (`queued` again with
    exponential backoff and jitter, or the provider's Retry-After), dead rows (permanent
    failures at once, retryable ones after MAX_ATTEMPTS) with the last error kept, API responses
-   mapped into contact attributes and cached.
+   mapped into contact attributes and cached. Finished rows move to `outbox_done` in the same
+   transaction (as in the claim), so a batch's store cost follows the open rows, not history.
 
 Network I/O never happens while the store is open, so readers in other processes (the monitor,
 `mawb status`) get in between batches. The idempotency key travels with every attempt: SMTP's
