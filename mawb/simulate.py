@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -39,8 +40,6 @@ from mawb.engine.store import connect_memory, contact_column_names, utc_naive
 from mawb.validate import FlowInvalidError, validate_flow
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
-
     import duckdb
 
     from mawb.model import Flow
@@ -141,7 +140,8 @@ class SimulationResult:
     summary: dict[str, Any]
     workspace: Workspace | None  # the store in `home`; None after an in-memory run (gone)
     ticks: int = 0
-    figures: dict[str, go.Figure] = field(default_factory=dict)
+    figures: Mapping[str, go.Figure] = field(default_factory=dict)
+    """`funnel` and `timeline`, each built on first use (a slider's rerun may want neither)."""
     message_steps: pd.DataFrame = field(default_factory=pd.DataFrame)
     """Per message step: entered and each outbox outcome (`analytics.message_counts`)."""
     edges: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -463,8 +463,29 @@ def _collect(workspace: Workspace, flow: Flow, params: dict[str, Any], seed: int
     result = SimulationResult(flow, params, seed, funnel, messages, per_channel, timeline,
                               summary, keep, ticks, message_steps=message_steps,
                               edges=edges)
-    result.figures = {"funnel": result.funnel_figure(), "timeline": result.timeline_figure()}
+    result.figures = _Figures({"funnel": result.funnel_figure,
+                               "timeline": result.timeline_figure})
     return result
+
+
+class _Figures(Mapping[str, go.Figure]):
+    """Figures by name, each built once on first access: building Plotly figures costs more
+    than reading a small run back."""
+
+    def __init__(self, builders: dict[str, Callable[[], go.Figure]]) -> None:
+        self._builders = builders
+        self._built: dict[str, go.Figure] = {}
+
+    def __getitem__(self, name: str) -> go.Figure:
+        if name not in self._built:
+            self._built[name] = self._builders[name]()
+        return self._built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._builders)
+
+    def __len__(self) -> int:
+        return len(self._builders)
 
 
 @dataclass

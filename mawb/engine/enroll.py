@@ -240,9 +240,11 @@ def enroll(connection: duckdb.DuckDBPyConnection, flow: Flow, node: Node, now: d
 
 
 def next_trigger_time(connection: duckdb.DuckDBPyConnection, flow: Flow, node: Node,
-                      params: Params, now: datetime) -> datetime | None:
-    """When this trigger could next enroll anyone (for the virtual clock), or None."""
-    last_time, _ = _state(connection, flow, node)
+                      params: Params, now: datetime,
+                      state: tuple[Any, Any] | None = None) -> datetime | None:
+    """When this trigger could next enroll anyone (for the virtual clock), or None; `state`
+    as in `may_enroll`."""
+    last_time, _ = state if state is not None else _state(connection, flow, node)
     if isinstance(params, triggers.TimeBasedParams):
         if params.date_field:
             offset = int(params.offset_days * 86400 * 1e6)

@@ -515,17 +515,24 @@ class Workspace:
                         (SELECT min(wake_at) FROM tokens WHERE flow_id = $1 AND wake_at > $2),
                         (SELECT min(not_before) FROM outbox WHERE flow_id = $1
                            AND status = 'pending' AND not_before > $2),
-                        (SELECT min(ts) FROM events WHERE ts > $2 AND $3))
+                        (SELECT min(ts) FROM events WHERE ts > $2 AND $3)),
+                        -- each trigger's state, in this statement rather than one per trigger
+                        (SELECT coalesce(list({'node': node_id, 'fired': last_fired_at,
+                                               'seq': last_event_seq}), [])
+                         FROM trigger_state WHERE flow_id = $1)
                     """,
                     [flow.id, now, include_events],
                 ).fetchone()
-                if row and row[0] is not None:
+                assert row is not None
+                if row[0] is not None:
                     candidates.append(row[0])
+                states = {state["node"]: (state["fired"], state["seq"]) for state in row[1]}
                 for node in flow.nodes:
                     node_type = nodes.get(node.type)
                     if node_type.category is Category.TRIGGER:
                         due = enroll.next_trigger_time(connection, flow, node,
-                                                       node_type.parse(node.params), now)
+                                                       node_type.parse(node.params), now,
+                                                       states.get(node.id, (None, None)))
                         if due is not None:
                             candidates.append(due)
         return min(candidates) if candidates else None
