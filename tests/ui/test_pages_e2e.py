@@ -190,7 +190,12 @@ def test_monitor_shows_counts_charts_and_a_contact(tab: Tab) -> None:
 # Another process writes like a tick: holds the store for a few seconds, records 25 more sends.
 TICK_LIKE_WRITER = """
 import sys, time, duckdb
-connection = duckdb.connect(sys.argv[1])
+for attempt in range(200):  # as the engine's writers do: wait while a reader is inside
+    try:
+        connection = duckdb.connect(sys.argv[1])
+        break
+    except duckdb.IOException:
+        time.sleep(0.05)
 connection.execute("BEGIN")
 connection.execute(
     "INSERT INTO messages SELECT 'e2e:' || idempotency_key, flow_id, contact_id, node_id, "
