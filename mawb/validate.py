@@ -28,6 +28,9 @@ runs them all. Codes are stable (scripts match on them):
 | unknown_column | a condition reads an attribute the contact schema lacks |
 | bad_template | a Liquid syntax error in a message field |
 | bad_settings | invalid flow settings (timezone, goal, tick) |
+| unconnected_branch | (warning) a branching step none of whose handles leads anywhere |
+| unknown_variable | (warning) a Liquid variable that is no contact attribute or flow param |
+| secret_literal | a credential-named flow param holding a value instead of a reference |
 """
 
 from __future__ import annotations

@@ -55,6 +55,11 @@ EXPECTATIONS: dict[str, Expectation] = {
     ),
     "bad_template": Expectation("hello", "params.subject"),
     "bad_settings": Expectation(None, "settings.timezone"),
+    "unconnected_branch": Expectation("engaged", "edges", severity=Severity.WARNING),
+    "unknown_variable": Expectation(
+        "hello", "params.subject", severity=Severity.WARNING, columns=frozenset(CONTACT_COLUMNS)
+    ),
+    "secret_literal": Expectation(None, "params.api_token"),
 }
 
 
@@ -66,7 +71,7 @@ def documented_codes() -> list[str]:
 
 def test_every_documented_code_has_a_fixture_and_an_expectation() -> None:
     codes = documented_codes()
-    assert len(codes) == 22
+    assert len(codes) == 25
     assert sorted(codes) == sorted(EXPECTATIONS)
     assert sorted(p.stem for p in BROKEN.glob("*.json")) == sorted(codes)
 
