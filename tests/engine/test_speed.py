@@ -9,10 +9,12 @@ demands identical results, and that nothing is left behind. No timings are asser
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
-from datetime import timedelta
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
+import pandas as pd
 import pytest
 from engine_harness import START, scratch_home
 
@@ -25,8 +27,6 @@ from mawb.simulate import SimulationCancelled, simulate, sweep
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
-
-    import pandas as pd
 
 TEMPLATES = ["abandoned_cart_v1", "lead_qualification_v1"]
 
@@ -164,3 +164,36 @@ def test_in_memory_workspace_holds_one_store_until_closed(tmp_path: Path) -> Non
     with pytest.raises(RuntimeError, match=r"in-memory store .* is closed"):
         workspace.connection()
     assert not workspace.store_path().exists()
+
+
+@pytest.mark.parametrize("template_id", ["lead_welcome_v1", "trial_to_paid_v1"])
+def test_reading_run_constants_once_changes_no_row(
+        template_id: str, population: tuple[pd.DataFrame, pd.DataFrame],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`Workspace.steady` (what a simulation runs in) reads params, lifecycle and older
+    versions once and lets the plan skip its settled-enrollment check; without it every tick
+    reads them again. Both runs must agree row for row."""
+    from mawb.engine import workspace as engine_workspace
+
+    flow = mawb.load_template(template_id)
+    contacts, events = population
+    options = {"days": 6, "seed": 2, "responses": "model", "events": events,
+               "progress": False}
+    calls: list[datetime] = []
+    record = engine_workspace.record_params
+
+    def counted(connection: Any, flow: Any, now: datetime, params: Any) -> None:
+        calls.append(now)
+        record(connection, flow, now, params)
+
+    monkeypatch.setattr(engine_workspace, "record_params", counted)
+    steady = simulate(flow, contacts, **options)
+    assert len(calls) == 1, "a steady run records its params once"
+    calls.clear()
+    monkeypatch.setattr(Workspace, "steady", contextlib.nullcontext)
+    every_tick = simulate(flow, contacts, **options)
+    assert len(calls) == every_tick.ticks > 1
+    assert steady.to_dict() == every_tick.to_dict()
+    for name in ("funnel", "messages", "timeline"):
+        pd.testing.assert_frame_equal(getattr(steady, name), getattr(every_tick, name))
+    assert steady.summary["enrolled"] > 0
