@@ -611,7 +611,10 @@ def _long_fields(raw: pd.DataFrame) -> list[Problem]:
         values = raw[column]
         if not (values.dtype == object or ptypes.is_string_dtype(values)):
             continue
-        lengths = values.map(lambda value: len(value) if isinstance(value, str) else 0)
+        try:  # vectorised: a Python call per cell dominated imports of 100k contacts
+            lengths = values.str.len().fillna(0)
+        except AttributeError:  # an object column holding no text at all
+            continue
         too_long = np.flatnonzero(lengths.to_numpy() > MAX_FIELD_LENGTH)
         if len(too_long):
             problems.append(Problem(int(too_long[0]) + 1, str(column),

@@ -29,6 +29,8 @@ class _SandboxedEnvironment(Environment):
 
 
 _ENVIRONMENT = _SandboxedEnvironment()
+# The longest text one rendering may produce; the SQL fast path enforces the same cap.
+OUTPUT_LIMIT = _SandboxedEnvironment.output_stream_limit
 
 
 class TemplateError(ValueError):

@@ -24,7 +24,7 @@ from mawb.engine.render import (
 )
 from mawb.engine.store import contact_column_names
 from mawb.nodes import actions, integrations, logic
-from mawb.personalize import TemplateError
+from mawb.personalize import OUTPUT_LIMIT, TemplateError
 from mawb.protected import is_protected, protected_message
 from mawb.query import check_query, run_query
 
@@ -131,6 +131,24 @@ def _enqueue(cohort: Cohort, channel: str, audience: str = "contact") -> None:
         {_new_keys(cohort)}
         """,
         [channel, cohort.now, cohort.now, connection, audience, unrendered],
+    )
+    _fail_oversized(cohort)
+
+
+def _fail_oversized(cohort: Cohort) -> None:
+    """python-liquid stops at the sandbox's output limit; the SQL renderer has no such stop, so
+    a row it rendered past the limit is made dead (`render_failed`) before the transaction
+    commits, and its text is never kept."""
+    cohort.sql(
+        """
+        UPDATE outbox SET status = 'dead', reason = 'render_failed', error = ?,
+               subject = NULL, body = NULL, html = NULL
+        WHERE flow_id = ? AND node_id = ? AND status = 'pending' AND created_at = ?
+          AND greatest(length(coalesce(subject, '')), length(coalesce(body, '')),
+                       length(coalesce(html, ''))) > ?
+        """,
+        [f"render failed: the message is over {OUTPUT_LIMIT:,} characters", cohort.flow.id,
+         cohort.node.id, cohort.now, OUTPUT_LIMIT],
     )
 
 

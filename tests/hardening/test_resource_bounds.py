@@ -92,3 +92,26 @@ def test_an_oversized_flow_file_is_refused_before_parsing(tmp_path: Path) -> Non
     path.write_text('{"id": "x", "description": "' + "y" * 6_000_000 + '"}', encoding="utf-8")
     with pytest.raises(FlowFileError, match="larger than"):
         load(path)
+
+
+def test_sql_rendered_messages_stop_at_the_liquid_output_limit(tmp_path):
+    """The set-based renderer has no output limit of its own: a row it renders past
+    python-liquid's cap is dead (render_failed) and its text is not kept; others still go."""
+    from hardening_helpers import NOW, contacts, rows, workspace
+
+    from mawb.model import Flow
+    from mawb.personalize import OUTPUT_LIMIT
+
+    frame = contacts(2)
+    frame["bio"] = ["x" * 90_000, "short"]
+    ws = workspace(tmp_path, frame)
+    flow = (Flow.new("big").add("start", "time_based_trigger", schedule="@once")
+            .add("mail", "email_send", subject="Hi", body="{{ bio }}{{ bio }}{{ bio }}")
+            .connect("start", "mail"))
+    ws.deploy(flow)
+    ws.tick(flow, NOW)
+    found = dict((row[0], row[1:]) for row in rows(
+        ws, "SELECT contact_id, status, reason, length(body) FROM outbox_all ORDER BY 1"))
+    assert found["c0"] == ("dead", "render_failed", None)
+    assert found["c1"] == ("sent", None, len("short") * 3)
+    assert 3 * 90_000 > OUTPUT_LIMIT
