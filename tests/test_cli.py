@@ -1,9 +1,9 @@
 """The `mawb` command line: exit codes, JSON shapes and clean errors.
 
 Scripts and CI jobs call `mawb validate` and match on its exit code (0 valid, 1 invalid,
-2 unreadable) and `--json` output, so both are contract (DESIGN.md section 9). Most tests run
-the Typer app in-process; one runs the installed console script to prove that a malformed
-file produces one line naming the file, not a traceback.
+2 unreadable) and `--json` output, so both are contract (docs/architecture.md, section 9).
+Most tests run the Typer app in-process; one runs the installed console script to prove that a
+malformed file produces one line naming the file, not a traceback.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Layers point down: import-linter keeps the contract, and `import mawb` stays light.
 
-DESIGN.md section 2 stacks mawb from the file model up to the CLI; lower layers never import
-upper ones. The contract lives in pyproject.toml and is checked here with import-linter. A second
-check runs `import mawb` in a fresh interpreter: notebooks and the CLI must not pay for (or need)
-Airflow or Streamlit unless they use them.
+docs/architecture.md (section 1) stacks mawb from the file model up to the CLI; lower layers
+never import upper ones. The contract lives in pyproject.toml and is checked here with
+import-linter. A second check runs `import mawb` in a fresh interpreter: notebooks and the CLI
+must not pay for (or need) Airflow or Streamlit unless they use them.
 """
 
 from __future__ import annotations
