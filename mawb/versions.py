@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from mawb.engine.store import transaction
 from mawb.engine.workspace import default_home
 from mawb.model import Flow, FlowFileError, load
 from mawb.validate import FlowInvalidError, validate_flow
@@ -379,38 +380,34 @@ def _move_partition(connection: Any, plan: MovePlan, now: datetime
     import pandas as pd
 
     frame = pd.DataFrame({"old_node": list(plan.mapping), "new_node": list(plan.mapping.values())})
-    connection.execute("BEGIN")
     try:
-        connection.register("node_map", frame)
-        keys = [plan.flow_id, plan.from_version]
-        stayed = dict(connection.execute(
-            "SELECT node_id, count(DISTINCT enrollment_id) FROM tokens WHERE flow_id = ? "
-            "AND version = ? AND node_id NOT IN (SELECT old_node FROM node_map) GROUP BY 1",
-            keys).fetchall())
-        connection.execute(
-            "CREATE OR REPLACE TEMP TABLE moving AS SELECT enrollment_id FROM enrollments "
-            "WHERE flow_id = ? AND version = ? AND status = 'active' AND enrollment_id NOT IN "
-            "(SELECT enrollment_id FROM tokens WHERE flow_id = ? AND version = ? "
-            " AND node_id NOT IN (SELECT old_node FROM node_map))", keys + keys)
-        connection.execute(
-            "INSERT INTO node_log SELECT ?, t.flow_id, ?, t.enrollment_id, t.contact_id, "
-            "m.new_node, 'moved', NULL, ? FROM tokens t JOIN node_map m ON m.old_node = t.node_id "
-            "WHERE t.flow_id = ? AND t.version = ? "
-            "AND t.enrollment_id IN (SELECT enrollment_id FROM moving)",
-            [now, plan.to_version, f"from v{plan.from_version}", *keys])
-        connection.execute(
-            "UPDATE tokens SET version = ?, node_id = m.new_node FROM node_map m "
-            "WHERE m.old_node = tokens.node_id AND tokens.flow_id = ? AND tokens.version = ? "
-            "AND tokens.enrollment_id IN (SELECT enrollment_id FROM moving)",
-            [plan.to_version, *keys])
-        row = connection.execute(
-            "UPDATE enrollments SET version = ? WHERE flow_id = ? AND version = ? "
-            "AND enrollment_id IN (SELECT enrollment_id FROM moving) RETURNING enrollment_id",
-            [plan.to_version, *keys]).fetchall()
-        connection.execute("COMMIT")
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
+        with transaction(connection):
+            connection.register("node_map", frame)
+            keys = [plan.flow_id, plan.from_version]
+            stayed = dict(connection.execute(
+                "SELECT node_id, count(DISTINCT enrollment_id) FROM tokens WHERE flow_id = ? "
+                "AND version = ? AND node_id NOT IN (SELECT old_node FROM node_map) GROUP BY 1",
+                keys).fetchall())
+            connection.execute(
+                "CREATE OR REPLACE TEMP TABLE moving AS SELECT enrollment_id FROM enrollments "
+                "WHERE flow_id = ? AND version = ? AND status = 'active' AND enrollment_id NOT IN "
+                "(SELECT enrollment_id FROM tokens WHERE flow_id = ? AND version = ? "
+                " AND node_id NOT IN (SELECT old_node FROM node_map))", keys + keys)
+            connection.execute(
+                "INSERT INTO node_log SELECT ?, t.flow_id, ?, t.enrollment_id, t.contact_id, "
+                "m.new_node, 'moved', NULL, ? FROM tokens t "
+                "JOIN node_map m ON m.old_node = t.node_id WHERE t.flow_id = ? AND t.version = ? "
+                "AND t.enrollment_id IN (SELECT enrollment_id FROM moving)",
+                [now, plan.to_version, f"from v{plan.from_version}", *keys])
+            connection.execute(
+                "UPDATE tokens SET version = ?, node_id = m.new_node FROM node_map m "
+                "WHERE m.old_node = tokens.node_id AND tokens.flow_id = ? AND tokens.version = ? "
+                "AND tokens.enrollment_id IN (SELECT enrollment_id FROM moving)",
+                [plan.to_version, *keys])
+            row = connection.execute(
+                "UPDATE enrollments SET version = ? WHERE flow_id = ? AND version = ? "
+                "AND enrollment_id IN (SELECT enrollment_id FROM moving) RETURNING enrollment_id",
+                [plan.to_version, *keys]).fetchall()
     finally:
         connection.unregister("node_map")
     return len(row), {str(k): int(v) for k, v in stayed.items()}

@@ -41,7 +41,7 @@ from mawb.channels.base import OutboundMessage, SendResult
 from mawb.engine.cohort import literal, quote
 from mawb.engine.outbox import MAX_ATTEMPTS, archive_finished, suppress_due
 from mawb.engine.render import column_types
-from mawb.engine.store import now_utc, utc_naive
+from mawb.engine.store import now_utc, transaction, utc_naive
 from mawb.protected import is_protected
 
 if TYPE_CHECKING:
@@ -154,8 +154,7 @@ def _claim(workspace: Workspace, partition: int, flows: list[str] | None, now: d
            batch_size: int, lease: timedelta) -> _Batch:
     claim_id = uuid.uuid4().hex
     with workspace.connection(partition) as connection:
-        connection.execute("BEGIN")
-        try:
+        with transaction(connection):
             cached = _serve_from_cache(connection, flows, now)
             connection.execute(
                 f"""
@@ -181,10 +180,6 @@ def _claim(workspace: Workspace, partition: int, flows: list[str] | None, now: d
                 [claim_id, now + lease],
             ).fetchall()
             archive_finished(connection)  # served from the cache, suppressed since queued
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
     return _Batch(claim_id, rows, cached)
 
 
@@ -342,20 +337,16 @@ def _record(workspace: Workspace, partition: int, batch: _Batch, results: list[S
     frame = _results_frame(batch, results, now)
     failed = frame[~frame["ok"]]
     with workspace.connection(partition) as connection:
-        connection.execute("BEGIN")
         try:
-            connection.register("results", frame)
-            sent = _record_sent(connection, now)
-            if len(failed):
-                _record_failures(connection, batch.claim_id)
-            if frame["response"].notna().any():
-                _apply_responses(connection, "results")
-                _cache_responses(connection, now)
-            archive_finished(connection)  # after the responses, which read the rows
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
+            with transaction(connection):
+                connection.register("results", frame)
+                sent = _record_sent(connection, now)
+                if len(failed):
+                    _record_failures(connection, batch.claim_id)
+                if frame["response"].notna().any():
+                    _apply_responses(connection, "results")
+                    _cache_responses(connection, now)
+                archive_finished(connection)  # after the responses, which read the rows
         finally:
             connection.unregister("results")
     retry = failed["retryable"] & (failed["attempts"] < MAX_ATTEMPTS)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from mawb.engine.store import now_utc, utc_naive
+from mawb.engine.store import now_utc, transaction, utc_naive
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -154,14 +154,9 @@ def change(workspace: Workspace, flow_id: str, state: State | str, by: str | Non
     made: Change | None = None
     for partition in range(workspace.partitions):
         with workspace.connection(partition) as connection:
-            connection.execute("BEGIN")
-            try:
+            with transaction(connection):
                 made = record(connection, flow_id, state, max(versions), by or actor(), note,
                               moment)
-                connection.execute("COMMIT")
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
     assert made is not None
     return made
 

@@ -40,7 +40,13 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from mawb.engine import lifecycle
-from mawb.engine.store import StoreBusyError, connect, contact_column_names, now_utc
+from mawb.engine.store import (
+    StoreBusyError,
+    connect,
+    contact_column_names,
+    now_utc,
+    transaction,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -301,8 +307,7 @@ def _load_partition(workspace: Workspace, connection: duckdb.DuckDBPyConnection,
                     partition: int, files: list[_File], report: LoadReport) -> None:
     """One transaction: the partition's share of every file, and every file's name."""
     mine = _mine(workspace, partition)
-    connection.execute("BEGIN")
-    try:
+    with transaction(connection):
         contacts = _upsert(connection, files, mine)
         events = _insert_events(connection, files, mine)
         commands = _apply_commands(workspace, connection, partition, files)
@@ -313,10 +318,6 @@ def _load_partition(workspace: Workspace, connection: duckdb.DuckDBPyConnection,
                 "INSERT INTO spool_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [file.name, moment, file.records, partition, got[0], contacts.get(file.name, 0),
                  commands.get(file.name, 0), got[1], got[2], len(file.rejected)])
-        connection.execute("COMMIT")
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
     for file in files:
         got = events.get(file.name, (0, 0, 0))
         report.events += got[0]

@@ -250,6 +250,19 @@ def opened(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConne
         connection.close()
 
 
+@contextlib.contextmanager
+def transaction(connection: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One transaction: committed when the block ends, rolled back (and re-raised) when the
+    block or the commit raises, so a failed step never leaves half its writes."""
+    connection.execute("BEGIN")
+    try:
+        yield connection
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+
+
 def schema_version(connection: duckdb.DuckDBPyConnection) -> int:
     """The store's schema version (0 for an empty file)."""
     found = connection.execute(

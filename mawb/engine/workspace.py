@@ -40,6 +40,7 @@ from mawb.engine.store import (
     contact_columns,
     migrate,
     schema_version,
+    transaction,
     utc_naive,
 )
 from mawb.expr import ConditionError, to_sql
@@ -795,8 +796,7 @@ def _fail_cohort(connection: duckdb.DuckDBPyConnection, flow: Flow, node_id: str
     node = flow.node(node_id)
     every_token = node.type in EVERY_TICK
     reason = f"node {node_id} failed: {message}"
-    connection.execute("BEGIN")
-    try:
+    with transaction(connection):
         started = datetime.now()
         connection.execute(
             "CREATE OR REPLACE TEMP TABLE failing AS SELECT DISTINCT enrollment_id FROM tokens "
@@ -818,10 +818,6 @@ def _fail_cohort(connection: duckdb.DuckDBPyConnection, flow: Flow, node_id: str
         )
         row = connection.execute("SELECT count(*) FROM failing").fetchone()
         _record_run(connection, flow, node_id, now, started, "failed", message)
-        connection.execute("COMMIT")
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
     return int(row[0]) if row else 0
 
 
