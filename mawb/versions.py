@@ -367,47 +367,77 @@ def move_in_flight(workspace: Any, flow_id: str, from_version: int, to_version: 
     moment = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
     moved, stayed = 0, dict.fromkeys(plan.unmapped, 0)
     for partition in range(workspace.partitions):
-        with workspace.connection(partition) as connection:
-            part_moved, part_stayed = _move_partition(connection, plan, moment)
+        with workspace.connection(partition) as connection, transaction(connection):
+            part_moved, part_stayed = move_partition(connection, plan, moment)
         moved += part_moved
         for node_id, count in part_stayed.items():
             stayed[node_id] += count
     return MoveResult(plan, moved, stayed)
 
 
-def _move_partition(connection: Any, plan: MovePlan, now: datetime
-                    ) -> tuple[int, dict[str, int]]:
+def move_partition(connection: Any, plan: MovePlan, now: datetime
+                   ) -> tuple[int, dict[str, int]]:
+    """Move one partition's share inside the caller's transaction (the CLI's own, or the
+    service loop's spool transaction); (enrollments moved, enrollments kept per unmapped node)."""
     import pandas as pd
 
     frame = pd.DataFrame({"old_node": list(plan.mapping), "new_node": list(plan.mapping.values())})
+    connection.register("node_map", frame)
     try:
-        with transaction(connection):
-            connection.register("node_map", frame)
-            keys = [plan.flow_id, plan.from_version]
-            stayed = dict(connection.execute(
-                "SELECT node_id, count(DISTINCT enrollment_id) FROM tokens WHERE flow_id = ? "
-                "AND version = ? AND node_id NOT IN (SELECT old_node FROM node_map) GROUP BY 1",
-                keys).fetchall())
-            connection.execute(
-                "CREATE OR REPLACE TEMP TABLE moving AS SELECT enrollment_id FROM enrollments "
-                "WHERE flow_id = ? AND version = ? AND status = 'active' AND enrollment_id NOT IN "
-                "(SELECT enrollment_id FROM tokens WHERE flow_id = ? AND version = ? "
-                " AND node_id NOT IN (SELECT old_node FROM node_map))", keys + keys)
-            connection.execute(
-                "INSERT INTO node_log SELECT ?, t.flow_id, ?, t.enrollment_id, t.contact_id, "
-                "m.new_node, 'moved', NULL, ? FROM tokens t "
-                "JOIN node_map m ON m.old_node = t.node_id WHERE t.flow_id = ? AND t.version = ? "
-                "AND t.enrollment_id IN (SELECT enrollment_id FROM moving)",
-                [now, plan.to_version, f"from v{plan.from_version}", *keys])
-            connection.execute(
-                "UPDATE tokens SET version = ?, node_id = m.new_node FROM node_map m "
-                "WHERE m.old_node = tokens.node_id AND tokens.flow_id = ? AND tokens.version = ? "
-                "AND tokens.enrollment_id IN (SELECT enrollment_id FROM moving)",
-                [plan.to_version, *keys])
-            row = connection.execute(
-                "UPDATE enrollments SET version = ? WHERE flow_id = ? AND version = ? "
-                "AND enrollment_id IN (SELECT enrollment_id FROM moving) RETURNING enrollment_id",
-                [plan.to_version, *keys]).fetchall()
+        keys = [plan.flow_id, plan.from_version]
+        stayed = dict(connection.execute(
+            "SELECT node_id, count(DISTINCT enrollment_id) FROM tokens WHERE flow_id = ? "
+            "AND version = ? AND node_id NOT IN (SELECT old_node FROM node_map) GROUP BY 1",
+            keys).fetchall())
+        connection.execute(
+            "CREATE OR REPLACE TEMP TABLE moving AS SELECT enrollment_id FROM enrollments "
+            "WHERE flow_id = ? AND version = ? AND status = 'active' AND enrollment_id NOT IN "
+            "(SELECT enrollment_id FROM tokens WHERE flow_id = ? AND version = ? "
+            " AND node_id NOT IN (SELECT old_node FROM node_map))", keys + keys)
+        connection.execute(
+            "INSERT INTO node_log SELECT ?, t.flow_id, ?, t.enrollment_id, t.contact_id, "
+            "m.new_node, 'moved', NULL, ? FROM tokens t "
+            "JOIN node_map m ON m.old_node = t.node_id WHERE t.flow_id = ? AND t.version = ? "
+            "AND t.enrollment_id IN (SELECT enrollment_id FROM moving)",
+            [now, plan.to_version, f"from v{plan.from_version}", *keys])
+        connection.execute(
+            "UPDATE tokens SET version = ?, node_id = m.new_node FROM node_map m "
+            "WHERE m.old_node = tokens.node_id AND tokens.flow_id = ? AND tokens.version = ? "
+            "AND tokens.enrollment_id IN (SELECT enrollment_id FROM moving)",
+            [plan.to_version, *keys])
+        row = connection.execute(
+            "UPDATE enrollments SET version = ? WHERE flow_id = ? AND version = ? "
+            "AND enrollment_id IN (SELECT enrollment_id FROM moving) RETURNING enrollment_id",
+            [plan.to_version, *keys]).fetchall()
     finally:
         connection.unregister("node_map")
     return len(row), {str(k): int(v) for k, v in stayed.items()}
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """One version's active enrollments: how many, and how many wait at each node (an
+    enrollment in parallel branches waits at several, so `at` may add up to more)."""
+
+    enrollments: int
+    at: dict[str, int]
+
+
+def in_flight(connection: Any, flow_id: str) -> dict[int, InFlight]:
+    """Active enrollments of `flow_id` per version, from a read connection: what a publish
+    leaves on older versions. Keys include the contact id, since a partitioned workspace's
+    union repeats enrollment ids across partitions."""
+    waiting = """
+        SELECT t.version, t.node_id, (t.contact_id, t.enrollment_id) AS enrollment
+        FROM tokens t JOIN enrollments e ON e.enrollment_id = t.enrollment_id
+         AND e.contact_id = t.contact_id
+        WHERE t.flow_id = ? AND e.status = 'active'"""
+    totals = dict(connection.execute(
+        f"SELECT version, count(DISTINCT enrollment) FROM ({waiting}) GROUP BY 1",
+        [flow_id]).fetchall())
+    found = {int(v): InFlight(int(n), {}) for v, n in totals.items()}
+    for version, node_id, count in connection.execute(
+            f"SELECT version, node_id, count(DISTINCT enrollment) FROM ({waiting}) "
+            "GROUP BY 1, 2 ORDER BY 1, 2", [flow_id]).fetchall():
+        found[int(version)].at[str(node_id)] = int(count)
+    return found

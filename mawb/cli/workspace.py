@@ -137,9 +137,10 @@ def move_contacts_command(
 ) -> None:
     """Move contacts in flight onto a newer version: same node id = same node; contacts at
     a node the new version lacks stay (and finish) on their version unless --map names its
-    counterpart."""
+    counterpart. While the service runs, the move is a command its loop applies."""
+    from mawb.cli import _command, _route_to_service
     from mawb.engine.runner import workspace_at
-    from mawb.versions import move_in_flight
+    from mawb.versions import move_in_flight, plan_move
 
     with expected_failures(flow_id):
         workspace = workspace_at(_home(home))
@@ -150,6 +151,16 @@ def move_contacts_command(
         sources = [from_version] if from_version is not None else [
             v for v in versions if v < target]
         pairs = dict(_pair(text) for text in mapping or [])
+        if not sources:
+            typer.echo(f"{flow_id}: no version older than v{target}; nothing to move")
+            return
+        for source in sources:  # refuse a bad mapping here, before anything is queued
+            plan_move(workspace.load_flow(flow_id, source), workspace.load_flow(flow_id, target),
+                      pairs)
+        commands = [_command("move", flow_id=flow_id, from_version=source, to_version=target,
+                             mapping=pairs) for source in sources]
+        if _route_to_service(workspace.home, commands, flow_id):
+            return
         for source in sources:
             result = move_in_flight(workspace, flow_id, source, target, pairs)
             left = ", ".join(f"{n} at {node}" for node, n in result.stayed.items() if n)

@@ -20,7 +20,8 @@ Records (one JSON object a line, `kind` first):
 - `command`: a write the one writer applies for another process (docs/architecture.md,
   "The service loop and lifecycle"): `lifecycle` (flow_id, state, note), `deploy` (flow: a
   flow document), `enroll` (flow_id, node_id, contact_ids), `import` (what: contacts|events,
-  rows, source). Each is recorded in `service_commands` with its outcome.
+  rows, source), `move` (flow_id, from_version, to_version, mapping: contacts in flight onto
+  another version, `mawb move-contacts`). Each is recorded in `service_commands` with its outcome.
 
 A file that is not a spool file at all (unparsable JSON) is moved to `spool/rejected/` with a
 `.error` note naming the line, so one bad file never blocks the rest; a malformed record inside
@@ -61,7 +62,7 @@ REJECTED_DIR = "rejected"
 SUFFIX = ".jsonl"
 BATCH_RECORDS = 50_000
 BATCH_FILES = 500
-COMMANDS = ("lifecycle", "deploy", "enroll", "import")
+COMMANDS = ("lifecycle", "deploy", "enroll", "import", "move")
 
 log = logging.getLogger(__name__)
 
@@ -341,7 +342,7 @@ def _count_once(files: list[_File], report: LoadReport) -> None:
             status, detail = file.outcomes.get(line, ("done", ""))
             if status != "done":
                 report.failed_commands.append(f"{file.name} line {line}: {detail}")
-            if record["command"] in ("enroll", "lifecycle") and status == "done":
+            if record["command"] in ("enroll", "lifecycle", "move") and status == "done":
                 report.wake_flows.add(str(record.get("flow_id")))
 
 
@@ -497,7 +498,7 @@ def _apply_commands(workspace: Workspace, connection: duckdb.DuckDBPyConnection,
     for file in files:
         for line, record in file.commands:
             outcome = file.outcomes.get(line)
-            if record["command"] in ("lifecycle", "enroll"):
+            if record["command"] in ("lifecycle", "enroll", "move"):
                 outcome = _apply(workspace, connection, partition, record)
                 file.outcomes.setdefault(line, outcome)
             outcome = outcome or ("done", "")
@@ -521,8 +522,10 @@ def _apply(workspace: Workspace, connection: duckdb.DuckDBPyConnection, partitio
     try:
         if record["command"] == "lifecycle":
             return _lifecycle(workspace, connection, record)
+        if record["command"] == "move":
+            return _move(workspace, connection, record)
         return _enroll(workspace, connection, partition, record)
-    except (lifecycle.LifecycleError, KeyError, ValueError) as error:
+    except (lifecycle.LifecycleError, KeyError, ValueError, TypeError) as error:
         return "failed", str(error.args[0] if error.args else error)
 
 
@@ -540,6 +543,21 @@ def _lifecycle(workspace: Workspace, connection: duckdb.DuckDBPyConnection,
     by = str(record.get("by") or "service")
     lifecycle.record(connection, flow_id, state, max(versions), by, record.get("note"))
     return "done", f"{flow_id} is {state.value}"
+
+
+def _move(workspace: Workspace, connection: duckdb.DuckDBPyConnection,
+          record: dict[str, Any]) -> tuple[str, str]:
+    """This partition's share of moving one version's contacts in flight onto another."""
+    from mawb.versions import move_partition, plan_move
+
+    flow_id = str(record.get("flow_id"))
+    source, target = int(record["from_version"]), int(record["to_version"])
+    plan = plan_move(workspace.load_flow(flow_id, source), workspace.load_flow(flow_id, target),
+                     record.get("mapping") or {})
+    moved, stayed = move_partition(connection, plan, now_utc())
+    left = ", ".join(f"{count} at {node}" for node, count in stayed.items() if count)
+    return "done", (f"{flow_id}: v{source} -> v{target}: {moved} enrollments moved"
+                    + (f"; stayed on v{source}: {left}" if left else ""))
 
 
 def _enroll(workspace: Workspace, connection: duckdb.DuckDBPyConnection, partition: int,

@@ -1,7 +1,7 @@
 """The service's own routes: writes other processes ask the one writer to make.
 
 `POST /v1/commands` takes one command or `{"commands": [...]}` (lifecycle, deploy, enroll,
-import; docs/architecture.md, "The service loop and lifecycle"), checks its shape, and spools
+import, move; docs/architecture.md, "The service loop and lifecycle"), checks its shape, and spools
 it like any accepted batch — durable before the 202 — for the loop to apply in order, each
 recorded in `service_commands` with its outcome. `POST /v1/flows/{flow_id}/{live|pause|stop}`
 is the Builder's and Monitor's lifecycle button; `GET /v1/service` is the loop's own view
@@ -30,6 +30,7 @@ _REQUIRED = {
     "deploy": ("flow",),
     "enroll": ("flow_id", "node_id", "contact_ids"),
     "import": ("what", "rows"),
+    "move": ("flow_id", "from_version", "to_version"),
 }
 MAX_COMMANDS = 100
 
@@ -56,9 +57,23 @@ def check_command(item: Any, where: str) -> dict[str, Any]:
                              or not isinstance(item["rows"], list)):
         raise ApiError(422, f"{where}: import needs what (contacts|events) and a rows list",
                        field=where)
+    if name == "move":
+        _check_move(item, where)
     if name == "deploy" and not isinstance(item["flow"], dict):
         raise ApiError(422, f"{where}.flow: a flow document (object)", field=f"{where}.flow")
     return {**item, "kind": "command"}
+
+
+def _check_move(item: dict[str, Any], where: str) -> None:
+    for key in ("from_version", "to_version"):
+        if not isinstance(item[key], int) or isinstance(item[key], bool) or item[key] < 1:
+            raise ApiError(422, f"{where}.{key}: a version number (1 or more)",
+                           field=f"{where}.{key}")
+    mapping = item.get("mapping")
+    if mapping is not None and not (isinstance(mapping, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in mapping.items())):
+        raise ApiError(422, f"{where}.mapping: an object of old node id -> new node id",
+                       field=f"{where}.mapping")
 
 
 def router(loop: ServiceLoop | None = None) -> APIRouter:

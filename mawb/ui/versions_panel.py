@@ -13,6 +13,7 @@ import streamlit as st
 
 from mawb.model import FlowFileError
 from mawb.ui import builder_state as bs
+from mawb.ui.in_flight_panel import render_in_flight
 from mawb.validate import FlowInvalidError
 from mawb.versions import NothingToSaveError, VersionStore, diff
 
@@ -29,6 +30,7 @@ def render_versions(state: bs.BuilderState, store: VersionStore, report: Report)
         _save_form(state, store, report)
     with history:
         _history(state, store)
+    render_in_flight(state.flow.id, store)
 
 
 def _save_form(state: bs.BuilderState, store: VersionStore, report: Report) -> None:
