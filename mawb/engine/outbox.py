@@ -26,6 +26,7 @@ from mawb import nodes
 from mawb.engine.cohort import literal
 from mawb.engine.render import message_spec, render_fields
 from mawb.engine.store import contact_column_names
+from mawb.flowplan import plan
 from mawb.personalize import TemplateError
 
 if TYPE_CHECKING:
@@ -227,7 +228,7 @@ def render_pending(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datet
         spec_key = (node_id, connection_name is not None)
         if spec_key not in specs:
             node = flow.node(node_id)
-            parsed = nodes.get(node.type).parse(node.params)
+            parsed = plan(flow).params.get(node_id) or nodes.get(node.type).parse(node.params)
             specs[spec_key] = message_spec(flow, node, parsed, connected=spec_key[1])
         try:
             fields = render_fields(specs[spec_key], contact, run_params)

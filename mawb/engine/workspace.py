@@ -28,11 +28,11 @@ import duckdb
 import pandas as pd
 from pydantic import ValidationError
 
-from mawb import graph, nodes
+from mawb import flowplan, nodes
 from mawb.engine import enroll, lifecycle, manifest, outbox, spool
 from mawb.engine.cohort import Cohort, apply, ended_paths, literal, prepare, quote
 from mawb.engine.plan import TickPlan
-from mawb.engine.steps import EVERY_TICK, STEPS, StepError
+from mawb.engine.steps import StepError, step_for
 from mawb.engine.store import (
     STORE_SCHEMA_VERSION,
     connect,
@@ -47,7 +47,7 @@ from mawb.expr import ConditionError, to_sql
 from mawb.model import Flow, load
 from mawb.nodes.base import Category
 from mawb.query import QueryError
-from mawb.validate import SLUG, FlowInvalidError, validate_flow
+from mawb.validate import SLUG
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -368,9 +368,7 @@ class Workspace:
 
         `partitions` limits the column preparation to those stores (a partition's step
         prepares its own); by default every partition is prepared."""
-        report = validate_flow(flow)
-        if not report.valid:
-            raise FlowInvalidError(flow.id, report)
+        flowplan.checked_plan(flow)  # raises FlowInvalidError naming every problem
         path = self.flow_path(flow.id, flow.version)
         document = flow.model_copy(update={"ui": flow.ui.model_copy(update={"positions": {}})})
         if path.exists():
@@ -403,7 +401,7 @@ class Workspace:
     # -- running -------------------------------------------------------------------------------
     def stages(self, flow: Flow) -> list[str]:
         """A tick's stages in order; running them one by one (`step`) is exactly `tick`."""
-        return [INGEST, *graph.topological_order(flow), DISPATCH, DRAIN]
+        return [INGEST, *flowplan.plan(flow).order, DISPATCH, DRAIN]
 
     def tick(self, flow: Flow, now: datetime, params: dict[str, Any] | None = None,
              load_spool: bool = True) -> None:
@@ -532,7 +530,7 @@ class Workspace:
                     node_type = nodes.get(node.type)
                     if node_type.category is Category.TRIGGER:
                         due = enroll.next_trigger_time(connection, flow, node,
-                                                       node_type.parse(node.params), now,
+                                                       flowplan.plan(flow).params[node.id], now,
                                                        states.get(node.id, (None, None)))
                         if due is not None:
                             candidates.append(due)
@@ -575,8 +573,9 @@ def drain_stages(flow: Flow) -> list[str]:
     """The stages of a version that only finishes its contacts: its nodes in order, except
     its triggers (nobody new enters an older version; a token never rests at a trigger),
     then DISPATCH."""
-    return [node_id for node_id in graph.topological_order(flow)
-            if nodes.get(flow.node(node_id).type).category is not Category.TRIGGER] + [DISPATCH]
+    planned = flowplan.plan(flow)
+    return [node_id for node_id in planned.order
+            if not planned.types[node_id].is_trigger()] + [DISPATCH]
 
 
 def record_params(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime,
@@ -658,7 +657,7 @@ def _ensure_written_columns(connection: duckdb.DuckDBPyConnection, flow: Flow) -
     """Every attribute a flow writes exists as a column before the flow runs."""
     wanted: dict[str, str] = {}
     for node in flow.nodes:
-        params = nodes.get(node.type).parse(node.params)
+        params = flowplan.plan(flow).params[node.id]
         for name, value in (getattr(params, "set", None) or {}).items():
             wanted[name] = _sql_type(value)
         for name in getattr(params, "increment", None) or {}:
@@ -794,7 +793,7 @@ def _fail_cohort(connection: duckdb.DuckDBPyConnection, flow: Flow, node_id: str
     go on along another) and each gets a node_log row, so no contact vanishes without a reason.
     Returns the number of enrollments failed."""
     node = flow.node(node_id)
-    every_token = node.type in EVERY_TICK
+    every_token = nodes.get(node.type).every_tick
     reason = f"node {node_id} failed: {message}"
     with transaction(connection):
         started = datetime.now()
@@ -847,11 +846,11 @@ def _node_step(connection: duckdb.DuckDBPyConnection, flow: Flow, node_id: str, 
                flow_params: dict[str, Any]) -> None:
     node = flow.node(node_id)
     node_type = nodes.get(node.type)
-    params = node_type.parse(node.params)
+    params = flowplan.plan(flow).params[node_id]
     if node_type.category is Category.TRIGGER:
         enroll.candidates(connection, flow, node, params, now, flow_params)
         enroll.enroll(connection, flow, node, now)
-    every_token = node.type in EVERY_TICK
+    every_token = node_type.every_tick
     if not _anyone_due(connection, flow, node.id, now, every_token):
         return  # most nodes are idle at most ticks; skip their statements entirely
     prepare(connection, flow, node.id, node_type, now, every_token=every_token)
@@ -859,7 +858,7 @@ def _node_step(connection: duckdb.DuckDBPyConnection, flow: Flow, node_id: str, 
     if node_type.category is Category.TRIGGER:
         cohort.pass_all()
     else:
-        STEPS[node.type](cohort)
+        step_for(node_type)(cohort)
     apply(cohort)
     if ended_paths(connection):
         _complete(connection, flow, now, "cohort")
@@ -873,7 +872,7 @@ def _idle(connection: duckdb.DuckDBPyConnection, flow: Flow, stage: str,
     node = flow.node(stage)
     if nodes.get(node.type).category is Category.TRIGGER:
         return False
-    return not _anyone_due(connection, flow, stage, now, node.type in EVERY_TICK)
+    return not _anyone_due(connection, flow, stage, now, nodes.get(node.type).every_tick)
 
 
 def _anyone_due(connection: duckdb.DuckDBPyConnection, flow: Flow, node_id: str,
