@@ -156,19 +156,26 @@ def _sorted(found: list[Diagnostic], order: dict[str, int]) -> Report:
 
 def validate_document(document: Any, columns: Collection[str] | None = None) -> Report:
     """Validate a raw (already parsed) document: shape errors become `schema` diagnostics."""
+    return check_document(document, columns)[1]
+
+
+def check_document(document: Any, columns: Collection[str] | None = None
+                   ) -> tuple[Flow | None, Report]:
+    """The Flow of a raw document (None when it has not the flow shape) and its report, so
+    a caller that goes on with the flow migrates and parses the document only here."""
     if not isinstance(document, dict):
-        return Report((_error("schema", None, None, "a flow must be an object"),))
+        return None, Report((_error("schema", None, None, "a flow must be an object"),))
     try:
         flow = Flow.model_validate(migrate(document))
     except FlowFileError as error:
-        return Report((_error("schema", None, "schema_version", error.detail),))
+        return None, Report((_error("schema", None, "schema_version", error.detail),))
     except ValidationError as error:
         found = []
         for item in error.errors():
             node_id, field = error_location(document, tuple(item["loc"]))
             found.append(_error("schema", node_id, field, item["msg"]))
-        return _sorted(found, {})
-    return validate_flow(flow, columns=columns)
+        return None, _sorted(found, {})
+    return flow, validate_flow(flow, columns=columns)
 
 
 def validate_flow(flow: Flow, columns: Collection[str] | None = None) -> Report:

@@ -1,10 +1,10 @@
 """When a compiled DAG runs: the flow's tick, a cron override, and the flow's event Asset.
 
-A tick DAG runs on a timer. Flows that enroll contacts on incoming events (a trigger type whose
-`listens_to_events()`: business events, webhooks) also run as soon as Airflow records an event on the flow's Asset, so a
-webhook does not wait up to one tick for its contact to enter. The Asset only wakes the DAG:
-the events themselves travel through the ingest spool, which the run's `ingest` task loads,
-so a lost or duplicated Asset event changes nothing but the run's time.
+A tick DAG runs on a timer. Flows that enroll contacts on incoming events (a trigger type that
+`listens_to_events()`: business events, webhooks) also run as soon as Airflow records an event
+on the flow's Asset, so a webhook does not wait up to one tick for its contact to enter. The
+Asset only wakes the DAG: the events themselves travel through the ingest spool, which the
+run's `ingest` task loads, so a lost or duplicated Asset event changes nothing but the run's time.
 """
 
 from __future__ import annotations
