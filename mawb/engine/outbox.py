@@ -27,6 +27,7 @@ from mawb.engine.cohort import literal
 from mawb.engine.render import message_spec, render_fields
 from mawb.engine.store import contact_column_names
 from mawb.flowplan import plan
+from mawb.model import CONSENT_COLUMNS
 from mawb.personalize import TemplateError
 
 if TYPE_CHECKING:
@@ -35,11 +36,6 @@ if TYPE_CHECKING:
     from mawb.model import Flow
 
 MAX_ATTEMPTS = 5
-CONSENT_COLUMNS = {"email": "email_consent", "sms": "sms_consent", "web_push": "push_consent"}
-CONTACT_CHANNELS = ("email", "sms", "web_push")
-# Channels whose sends are messages (rows in `messages`); webhook, api and crm rows are
-# requests, recorded in the outbox only.
-MESSAGE_CHANNELS = ("email", "sms", "web_push", "social")
 REASONS = {
     "do_not_contact": "contact is marked do not contact",
     "unsubscribed": "contact unsubscribed",

@@ -47,6 +47,7 @@ from mawb.engine.schedule import next_fire
 from mawb.expr import parse_condition, to_sql
 from mawb.flowplan import SINGLE, plan
 from mawb.intake import read_contacts, read_events
+from mawb.model import CONSENT_COLUMNS, CONTACT_CHANNELS
 from mawb.nodes import actions, logic, triggers
 from mawb.nodes.base import Category, Message
 
@@ -57,8 +58,6 @@ if TYPE_CHECKING:
 
 EPOCH = datetime(1970, 1, 1)
 MICROSECOND = timedelta(microseconds=1)
-CONSENT_COLUMNS = {"email": "email_consent", "sms": "sms_consent", "web_push": "push_consent"}
-CONTACT_CHANNELS = ("email", "sms", "web_push")
 SENT_TO_CONTACTS = (Message.EMAIL, Message.SMS, Message.PUSH)  # the sends modelled here
 ENGAGEMENT_DEFAULTS: dict[str, Any] = {
     "email_opens": 0, "email_clicks": 0, "last_open_at": None, "last_click_at": None,
