@@ -95,6 +95,8 @@ _LOCK = threading.Lock()
 def plan(flow: Flow) -> FlowPlan:
     """The plan of `flow`, built on the first call for its content and shared after that."""
     key = flow_key(flow)
+    if key is None:
+        return _build(flow)
     with _LOCK:
         found = _PLANS.get(key)
         if found is not None:

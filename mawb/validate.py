@@ -35,6 +35,7 @@ runs them all. Codes are stable (scripts match on them):
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections import Counter, OrderedDict, defaultdict
@@ -45,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
+from pydantic_core import PydanticSerializationError
 
 from mawb import graph, nodes
 from mawb.expr import ConditionError, parse_condition
@@ -206,17 +208,47 @@ _ANALYSES_KEPT = 256
 _LOCK = threading.Lock()
 
 
-def flow_key(flow: Flow) -> tuple[Any, ...]:
+def flow_key(flow: Flow) -> tuple[Any, ...] | None:
     """What the meaning of `flow` depends on: its nodes, edges, settings and param names
-    (not their values: run overrides change those) under the registered node types."""
-    shape = flow.model_dump_json(exclude={"name", "description", "metadata", "ui", "params"})
+    (not their values: run overrides change those) under the registered node types. None for
+    a flow built in code with params that have no JSON form (never cached: validation says
+    what is wrong with them)."""
+    if not all(_json_native(node.params) for node in flow.nodes):
+        return None  # JSON would not tell inf from None, or a tuple from a list
+    try:
+        shape = flow.model_dump_json(exclude={"name", "description", "metadata", "ui",
+                                              "params"}, warnings=False)
+    except (PydanticSerializationError, ValueError, TypeError):
+        return None
     return (nodes.registry.generation(), tuple(sorted(flow.params)), shape)
+
+
+def _json_native(value: Any) -> bool:
+    """Whether `value` is made of JSON's own values only (finite numbers), so its JSON text
+    stands for exactly it."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if not all(isinstance(key, str) for key in item):
+                return False
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return False
+        elif item is not None and not isinstance(item, str | int):
+            return False
+    return True
 
 
 def analyse(flow: Flow) -> Analysis:
     """Parse and check `flow` once per content: a later call with an equal flow (the same
     file loaded again, a copy with other param values) returns the first call's analysis."""
     key = flow_key(flow)
+    if key is None:
+        return _analyse(flow)
     with _LOCK:
         found = _ANALYSES.get(key)
         if found is not None:
