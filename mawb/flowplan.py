@@ -110,6 +110,17 @@ def plan(flow: Flow) -> FlowPlan:
     return found
 
 
+def node_params(flow: Flow, node_id: str) -> Params:
+    """A node's parsed params from the plan; params that fail their model (a saved version
+    edited by hand, run without deploy's check) raise the model's ValidationError here, so
+    the engine fails that node's cohort with the field named, as it always did."""
+    found = plan(flow).params.get(node_id)
+    if found is not None:
+        return found
+    node = flow.node(node_id)
+    return nodes.get(node.type).parse(node.params)
+
+
 def checked_plan(flow: Flow) -> FlowPlan:
     """The plan of a valid flow; raises FlowInvalidError (with the report) otherwise."""
     report = validate_flow(flow)

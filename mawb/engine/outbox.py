@@ -22,11 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from mawb import nodes
 from mawb.engine.cohort import literal
 from mawb.engine.render import message_spec, render_fields
 from mawb.engine.store import contact_column_names
-from mawb.flowplan import plan
+from mawb.flowplan import node_params
 from mawb.model import CONSENT_COLUMNS
 from mawb.personalize import TemplateError
 
@@ -224,7 +223,7 @@ def render_pending(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datet
         spec_key = (node_id, connection_name is not None)
         if spec_key not in specs:
             node = flow.node(node_id)
-            parsed = plan(flow).params.get(node_id) or nodes.get(node.type).parse(node.params)
+            parsed = node_params(flow, node_id)
             specs[spec_key] = message_spec(flow, node, parsed, connected=spec_key[1])
         try:
             fields = render_fields(specs[spec_key], contact, run_params)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mawb.engine import enroll
-from mawb.flowplan import plan
+from mawb.flowplan import node_params, plan
 from mawb.nodes.base import Category
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ class TickPlan:
         if stage in self.due:
             return False
         if node_type.category is Category.TRIGGER:
-            params = plan(self.flow).params[stage]
+            params = node_params(self.flow, stage)
             return not enroll.may_enroll(self.connection, self.flow, node, params, self.now,
                                          self.triggers.get(node.id, (None, None)))
         return True

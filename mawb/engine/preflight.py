@@ -18,7 +18,7 @@ import duckdb
 from mawb.engine.cohort import contact_column
 from mawb.engine.store import contact_column_names
 from mawb.expr import ConditionError, referenced_columns, to_sql
-from mawb.flowplan import plan
+from mawb.flowplan import node_params, plan
 from mawb.validate import Diagnostic, Severity
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def _conditions(flow: Flow) -> list[tuple[str | None, str, str]]:
     found: list[tuple[str | None, str, str]] = []
     planned = plan(flow)
     for node in flow.nodes:
-        node_type, params = planned.types[node.id], planned.params[node.id]
+        node_type, params = planned.types[node.id], node_params(flow, node.id)
         found += [(node.id, f"params.{field}", text)
                   for field, text in node_type.conditions(params).items()]
     if flow.settings.goal:

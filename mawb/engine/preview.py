@@ -17,7 +17,7 @@ from mawb import nodes
 from mawb.channels.base import OutboundMessage
 from mawb.engine.render import message_spec, render_fields
 from mawb.engine.steps import connection_for
-from mawb.flowplan import plan
+from mawb.flowplan import node_params
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -75,8 +75,7 @@ def preview(flow: Flow, node_id: str, contact_id: str, params: dict[str, Any] | 
     channel = outbox_channel(node.type)
     if channel is None:
         raise PreviewError(f"node {node_id} ({node.type}) sends nothing to preview")
-    # Parsed once per flow by its plan; params that fail their model raise here as before.
-    parsed = plan(flow).params.get(node_id) or nodes.get(node.type).parse(node.params)
+    parsed = node_params(flow, node_id)
     workspace = Workspace(home)
     contact = _contact(workspace, contact_id)
     connection = connection_for(flow, parsed, channel)

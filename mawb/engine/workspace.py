@@ -530,7 +530,7 @@ class Workspace:
                     node_type = nodes.get(node.type)
                     if node_type.category is Category.TRIGGER:
                         due = enroll.next_trigger_time(connection, flow, node,
-                                                       flowplan.plan(flow).params[node.id], now,
+                                                       flowplan.node_params(flow, node.id), now,
                                                        states.get(node.id, (None, None)))
                         if due is not None:
                             candidates.append(due)
@@ -657,7 +657,7 @@ def _ensure_written_columns(connection: duckdb.DuckDBPyConnection, flow: Flow) -
     """Every attribute a flow writes exists as a column before the flow runs."""
     wanted: dict[str, str] = {}
     for node in flow.nodes:
-        params = flowplan.plan(flow).params[node.id]
+        params = flowplan.node_params(flow, node.id)
         for name, value in (getattr(params, "set", None) or {}).items():
             wanted[name] = _sql_type(value)
         for name in getattr(params, "increment", None) or {}:
@@ -846,7 +846,7 @@ def _node_step(connection: duckdb.DuckDBPyConnection, flow: Flow, node_id: str, 
                flow_params: dict[str, Any]) -> None:
     node = flow.node(node_id)
     node_type = nodes.get(node.type)
-    params = flowplan.plan(flow).params[node_id]
+    params = flowplan.node_params(flow, node_id)
     if node_type.category is Category.TRIGGER:
         enroll.candidates(connection, flow, node, params, now, flow_params)
         enroll.enroll(connection, flow, node, now)

@@ -30,7 +30,7 @@ from mawb.engine import lifecycle, spool
 from mawb.engine.runner import parse_interval
 from mawb.engine.store import StoreBusyError, utc_naive
 from mawb.engine.workspace import Workspace
-from mawb.flowplan import plan
+from mawb.flowplan import node_params, plan
 from mawb.nodes import triggers
 from mawb.nodes.base import TriggerKind
 
@@ -254,7 +254,7 @@ def _state_of(flow: Flow, now: datetime) -> FlowState:
     webhook = False
     planned = plan(flow)
     for node_id in planned.triggers:
-        kind, params = planned.types[node_id].trigger_kind, planned.params[node_id]
+        kind, params = planned.types[node_id].trigger_kind, node_params(flow, node_id)
         if kind is TriggerKind.WEBHOOK:
             webhook = True
         elif kind is TriggerKind.EVENT:
