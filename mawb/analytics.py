@@ -44,6 +44,7 @@ import plotly.graph_objects as go
 
 from mawb import nodes
 from mawb.engine.store import contact_columns
+from mawb.model import MESSAGE_CHANNELS
 from mawb.nodes.base import CATEGORY_COLORS
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
 
     from mawb.model import Flow, Node
 
-CHANNELS = ("email", "sms", "web_push", "social")
+CHANNELS = MESSAGE_CHANNELS
 OPENABLE = ("email", "web_push")
 ENGAGEMENT = ("email_open", "email_click", "conversion", "purchase", "unsubscribe",
               "email_bounce", "bounce")

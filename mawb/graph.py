@@ -2,9 +2,10 @@
 
 The validator, the engine and the Airflow compiler must agree on which edges close a
 loop, so the rule lives here once: an edge is a *loop back-edge* when it enters a
-`loop_iterator` from a node reachable from that loop's `body` branch (without passing
-through the loop again). Every other cycle is illegal. The engine processes nodes in
-`topological_order` (back-edges removed) and takes back-edges in the next tick.
+loop node (a type with `is_loop`) from a node reachable from that loop's `body` branch
+(without passing through the loop again). Every other cycle is illegal. The engine processes
+nodes in `topological_order` (back-edges removed) and takes back-edges in the next tick.
+Callers that run a flow read these from its plan (`mawb.flowplan`), computed once.
 """
 
 from __future__ import annotations
@@ -13,10 +14,15 @@ import heapq
 from collections import defaultdict, deque
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from mawb.model import Edge, Flow
+from mawb import nodes
 
-LOOP_TYPE = "loop_iterator"
+if TYPE_CHECKING:
+    from mawb.model import Edge, Flow, Node
+
+
+def is_loop(node: Node) -> bool:
+    """Whether `node` is of a registered loop type (unknown types are not loops)."""
+    return nodes.has(node.type) and nodes.get(node.type).is_loop
 
 
 def successors(flow: Flow) -> dict[str, list[Edge]]:
@@ -32,7 +38,7 @@ def back_edges(flow: Flow) -> set[tuple[str, str, str | None]]:
     out = successors(flow)
     found: set[tuple[str, str, str | None]] = set()
     for node in flow.nodes:
-        if node.type != LOOP_TYPE:
+        if not is_loop(node):
             continue
         body_starts = [e.target for e in out.get(node.id, []) if e.branch == "body"]
         body = _reachable(out, body_starts, stop=node.id)
@@ -146,5 +152,5 @@ def topological_order(flow: Flow) -> list[str]:
             if indegree[target] == 0:
                 heapq.heappush(ready, (position[target], target))
     if len(order) != len(position):
-        raise ValueError("flow has a cycle that does not go through a loop_iterator body")
+        raise ValueError("flow has a cycle that does not go through a loop body")
     return order

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
-from mawb import graph, nodes
+from mawb.flowplan import plan
 
 if TYPE_CHECKING:
     from mawb.model import Edge, Flow
@@ -48,7 +48,7 @@ def layered_positions(
 def _acyclic_edges(flow: Flow, ids: list[str]) -> list[Edge]:
     """Forward edges between known nodes with every remaining cycle broken (DFS back-edges)."""
     known = set(ids)
-    loops = graph.back_edges(flow)
+    loops = plan(flow).back_edges
     candidates = [
         edge for edge in flow.edges
         if edge.source in known and edge.target in known and edge.source != edge.target
@@ -142,11 +142,8 @@ def _branch_ranks(flow: Flow, edges: list[Edge]) -> dict[tuple[str, str | None],
 
 
 def _declared_branches(flow: Flow, node_id: str) -> list[str]:
-    try:
-        kind = nodes.get(flow.node(node_id).type)
-        return list(kind.branches(kind.parse(flow.node(node_id).params)))
-    except Exception:  # unknown type or bad params while editing: edge order will do
-        return []
+    # Unknown type or bad params while editing: none, and edge order will do.
+    return list(plan(flow).branches(node_id))
 
 
 def _sorted_by_barycentre(

@@ -70,8 +70,14 @@ class CapMode(StrEnum):
 
 
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+# The channel vocabulary, defined once. Contact channels reach a contact's own address, so
+# consent, suppressions and frequency caps apply; message channels are the sends recorded as
+# messages; webhook, api and crm rows are requests, kept in the outbox only.
+CONTACT_CHANNELS = ("email", "sms", "web_push")
+MESSAGE_CHANNELS = (*CONTACT_CHANNELS, "social")
+CONSENT_COLUMNS = {"email": "email_consent", "sms": "sms_consent", "web_push": "push_consent"}
 # Outbox channels a connection can deliver (docs/architecture.md section 4).
-DELIVERY_CHANNELS = ("email", "sms", "web_push", "social", "webhook", "api", "crm")
+DELIVERY_CHANNELS = (*MESSAGE_CHANNELS, "webhook", "api", "crm")
 _CONNECTION_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
 

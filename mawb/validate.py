@@ -20,7 +20,7 @@ runs them all. Codes are stable (scripts match on them):
 | unknown_branch | an edge names a branch its source does not have |
 | duplicate_branch | two edges leave the same branch |
 | too_many_edges | a single-output node has more than one outgoing edge |
-| illegal_cycle | a cycle that is not a loop_iterator body |
+| illegal_cycle | a cycle that is not a loop's body |
 | loop_not_closed | (warning) a loop whose body never returns to it |
 | merge_inputs | a merge with fewer than two incoming edges |
 | bad_condition | a condition that fails to parse or leaves the allow-list |
@@ -35,24 +35,28 @@ runs them all. Codes are stable (scripts match on them):
 
 from __future__ import annotations
 
+import math
 import re
-from collections import Counter, defaultdict
+import threading
+from collections import Counter, OrderedDict, defaultdict
 from dataclasses import asdict, dataclass
 from enum import StrEnum
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
+from pydantic_core import PydanticSerializationError
 
 from mawb import graph, nodes
 from mawb.expr import ConditionError, parse_condition
 from mawb.model import Edge, Flow, FlowFileError, error_location, migrate
 from mawb.nodes.actions import looks_secret
-from mawb.nodes.base import SECRET_REF, Category, Outputs
+from mawb.nodes.base import SECRET_REF, Outputs
 from mawb.personalize import check_template, compile_template, template_variables
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Iterator
+    from collections.abc import Collection, Iterator, Mapping
 
     from mawb.nodes.base import NodeType, Params
 
@@ -154,41 +158,140 @@ def _sorted(found: list[Diagnostic], order: dict[str, int]) -> Report:
 
 def validate_document(document: Any, columns: Collection[str] | None = None) -> Report:
     """Validate a raw (already parsed) document: shape errors become `schema` diagnostics."""
+    return check_document(document, columns)[1]
+
+
+def check_document(document: Any, columns: Collection[str] | None = None
+                   ) -> tuple[Flow | None, Report]:
+    """The Flow of a raw document (None when it has not the flow shape) and its report, so
+    a caller that goes on with the flow migrates and parses the document only here."""
     if not isinstance(document, dict):
-        return Report((_error("schema", None, None, "a flow must be an object"),))
+        return None, Report((_error("schema", None, None, "a flow must be an object"),))
     try:
         flow = Flow.model_validate(migrate(document))
     except FlowFileError as error:
-        return Report((_error("schema", None, "schema_version", error.detail),))
+        return None, Report((_error("schema", None, "schema_version", error.detail),))
     except ValidationError as error:
         found = []
         for item in error.errors():
             node_id, field = error_location(document, tuple(item["loc"]))
             found.append(_error("schema", node_id, field, item["msg"]))
-        return _sorted(found, {})
-    return validate_flow(flow, columns=columns)
+        return None, _sorted(found, {})
+    return flow, validate_flow(flow, columns=columns)
 
 
 def validate_flow(flow: Flow, columns: Collection[str] | None = None) -> Report:
-    """Run every check over a Flow. `columns`: the contact schema, for unknown_column checks."""
+    """Run every check over a Flow. `columns`: the contact schema, for unknown_column checks.
+
+    The checks of the flow alone are run once per flow content (`analyse`); those of the
+    params' values and of `columns` are cheap and run on each call."""
+    analysis = analyse(flow)
+    found = [*analysis.diagnostics, *_check_secret_params(flow)]
+    if columns is not None:
+        found += _check_columns(flow, analysis.parsed, columns)
+    order = {node.id: i for i, node in enumerate(flow.nodes)}
+    return _sorted(found, order)
+
+
+@dataclass(frozen=True, eq=False)
+class Analysis:
+    """What validating a flow found, apart from its params' values and the contact columns:
+    each node's parsed params (nodes whose params failed their model are absent) and the
+    diagnostics. Shared by every caller of the same flow content: treat as read-only."""
+
+    parsed: Mapping[str, Params]
+    diagnostics: tuple[Diagnostic, ...]
+
+
+_ANALYSES: OrderedDict[tuple[Any, ...], Analysis] = OrderedDict()
+_ANALYSES_KEPT = 256
+_LOCK = threading.Lock()
+
+
+def flow_key(flow: Flow) -> tuple[Any, ...] | None:
+    """What the meaning of `flow` depends on: its nodes, edges, settings and param names
+    (not their values: run overrides change those) under the registered node types. None for
+    a flow built in code with params that have no JSON form (never cached: validation says
+    what is wrong with them)."""
+    if not all(_json_native(node.params) for node in flow.nodes):
+        return None  # JSON would not tell inf from None, or a tuple from a list
+    try:
+        shape = flow.model_dump_json(exclude={"name", "description", "metadata", "ui",
+                                              "params"}, warnings=False)
+    except (PydanticSerializationError, ValueError, TypeError):
+        return None
+    return (nodes.registry.generation(), tuple(sorted(flow.params)), shape)
+
+
+def _json_native(value: Any) -> bool:
+    """Whether `value` is made of JSON's own values only (finite numbers), so its JSON text
+    stands for exactly it."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if not all(isinstance(key, str) for key in item):
+                return False
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return False
+        elif item is not None and not isinstance(item, str | int):
+            return False
+    return True
+
+
+def analyse(flow: Flow) -> Analysis:
+    """Parse and check `flow` once per content: a later call with an equal flow (the same
+    file loaded again, a copy with other param values) returns the first call's analysis."""
+    key = flow_key(flow)
+    if key is None:
+        return _analyse(flow)
+    with _LOCK:
+        found = _ANALYSES.get(key)
+        if found is not None:
+            _ANALYSES.move_to_end(key)
+            return found
+    found = _analyse(flow)
+    with _LOCK:
+        _ANALYSES[key] = found
+        while len(_ANALYSES) > _ANALYSES_KEPT:
+            _ANALYSES.popitem(last=False)
+    return found
+
+
+def _analyse(flow: Flow) -> Analysis:
     parsed: dict[str, Params] = {}
     found: list[Diagnostic] = []
     found += _check_ids(flow)
     for node in flow.nodes:
         found += _check_node(flow, node.id, node.type, node.params, parsed)
-    known_columns = None if columns is None else _known_columns(flow, parsed, columns)
     found += _check_edges(flow, parsed)
     found += _check_reachability(flow)
     found += _check_cycles(flow)
-    found += _check_expressions(flow, parsed, known_columns)
-    found += _check_settings(flow, known_columns)
+    found += _check_expressions(flow, parsed, None)
+    found += _check_settings(flow, None)
     found += _check_unconnected_branches(flow, parsed)
-    found += _check_template_variables(flow, parsed, known_columns)
-    found += _check_secret_params(flow)
-    if columns is not None:
-        found += _check_written_case(flow, parsed, columns)
-    order = {node.id: i for i, node in enumerate(flow.nodes)}
-    return _sorted(found, order)
+    return Analysis(MappingProxyType(parsed), tuple(found))
+
+
+def _check_columns(flow: Flow, parsed: Mapping[str, Params], columns: Collection[str]
+                   ) -> Iterator[Diagnostic]:
+    """The checks against the contact schema (plus the attributes the flow writes)."""
+    known = _known_columns(flow, parsed, columns)
+    for node in flow.nodes:
+        node_type, params = _typed_params(node.type, parsed.get(node.id))
+        if node_type is None or params is None:
+            continue
+        for field, text in node_type.conditions(params).items():
+            yield from _condition_columns(node.id, f"params.{field}", text, known)
+        yield from _check_fields(node.id, params, known)
+    if flow.settings.goal:
+        yield from _condition_columns(None, "settings.goal", flow.settings.goal, known)
+    yield from _check_template_variables(flow, parsed, known)
+    yield from _check_written_case(flow, parsed, columns)
 
 
 def _check_ids(flow: Flow) -> Iterator[Diagnostic]:
@@ -232,7 +335,7 @@ def _typed_params(
     return (node_type, params) if type(params) is node_type.params_model else (None, None)
 
 
-def _check_edges(flow: Flow, parsed: dict[str, Params]) -> Iterator[Diagnostic]:
+def _check_edges(flow: Flow, parsed: Mapping[str, Params]) -> Iterator[Diagnostic]:
     ids = {node.id for node in flow.nodes}
     # Index once: per-node scans of every edge made a 500-node flow quadratic.
     types = {node.id: nodes.get(node.type) for node in reversed(flow.nodes) if nodes.has(node.type)}
@@ -253,14 +356,14 @@ def _check_edges(flow: Flow, parsed: dict[str, Params]) -> Iterator[Diagnostic]:
                 yield _error("missing_node", owner, "edges",
                              f"edge {edge.source} -> {edge.target}: no node {name!r}")
         target_type = types.get(edge.target)
-        if target_type is not None and target_type.category is Category.TRIGGER:
+        if target_type is not None and target_type.is_trigger():
             yield _error("trigger_input", edge.target, "edges",
                          f"triggers have no input, but {edge.source} leads into it")
     for node in flow.nodes:
         node_type, params = _typed_params(node.type, parsed.get(node.id))
         if node_type is not None and params is not None:
             yield from _check_outputs(outgoing[node.id], node.id, node_type, params)
-        if node.type == "merge_branches" and incoming[node.id] < 2:
+        if nodes.has(node.type) and nodes.get(node.type).is_merge and incoming[node.id] < 2:
             yield _error("merge_inputs", node.id, "edges",
                          "a merge needs at least two incoming paths")
 
@@ -298,7 +401,7 @@ def _check_outputs(
                          f"branch {branch!r} leads to {used[branch]} nodes; add a parallel node")
 
 
-def _check_unconnected_branches(flow: Flow, parsed: dict[str, Params]
+def _check_unconnected_branches(flow: Flow, parsed: Mapping[str, Params]
                                 ) -> Iterator[Diagnostic]:
     """Warning `unconnected_branch`: a branching step none of whose handles is connected
     ends every path through it (one loose branch is a common way to let contacts leave, so
@@ -323,7 +426,7 @@ _TEMPLATE_BUILTINS = frozenset({"forloop", "tablerowloop", "now", "today", "cont
                                 "unsubscribe_url", "unsubscribe_link", "view_url"})
 
 
-def _check_template_variables(flow: Flow, parsed: dict[str, Params],
+def _check_template_variables(flow: Flow, parsed: Mapping[str, Params],
                               columns: set[str] | None) -> Iterator[Diagnostic]:
     """Warning `unknown_variable`: a Liquid variable that is neither a contact attribute of
     the workspace nor a flow param renders empty (`{{ frist_name }}`); needs the columns."""
@@ -355,8 +458,7 @@ def _closest(name: str, known: Collection[str]) -> str | None:
 
 
 def _check_reachability(flow: Flow) -> Iterator[Diagnostic]:
-    triggers = [n.id for n in flow.nodes
-                if nodes.has(n.type) and nodes.get(n.type).category is Category.TRIGGER]
+    triggers = [n.id for n in flow.nodes if nodes.has(n.type) and nodes.get(n.type).is_trigger()]
     if not triggers:
         yield _error("no_trigger", None, "nodes", "add a trigger: nothing enrolls contacts")
         return
@@ -375,13 +477,13 @@ def _check_cycles(flow: Flow) -> Iterator[Diagnostic]:
                          f"cycle {path}: only a loop_iterator's body may lead back to it")
     closing = {target for _, target, _ in graph.back_edges(flow)}
     for node in flow.nodes:
-        if node.type == graph.LOOP_TYPE and node.id not in closing:
+        if graph.is_loop(node) and node.id not in closing:
             yield _warning("loop_not_closed", node.id, "edges",
                            "the body path never returns to this loop, so it runs once")
 
 
 def _known_columns(
-    flow: Flow, parsed: dict[str, Params], columns: Collection[str]
+    flow: Flow, parsed: Mapping[str, Params], columns: Collection[str]
 ) -> set[str]:
     """The contact schema plus every attribute the flow itself writes."""
     known = {c.lower() for c in columns}
@@ -406,7 +508,7 @@ def _check_secret_params(flow: Flow) -> Iterator[Diagnostic]:
 
 
 def _check_written_case(
-    flow: Flow, parsed: dict[str, Params], columns: Collection[str]
+    flow: Flow, parsed: Mapping[str, Params], columns: Collection[str]
 ) -> Iterator[Diagnostic]:
     """A written attribute must use an existing column's exact name: DuckDB compares names
     without case, so `Score` next to `score` is the same column, not a new one."""
@@ -427,7 +529,7 @@ def _check_written_case(
 
 
 def _check_expressions(
-    flow: Flow, parsed: dict[str, Params], columns: set[str] | None
+    flow: Flow, parsed: Mapping[str, Params], columns: set[str] | None
 ) -> Iterator[Diagnostic]:
     for node in flow.nodes:
         node_type, params = _typed_params(node.type, parsed.get(node.id))
@@ -500,6 +602,19 @@ def _check_condition(
         for name in sorted(c for c in condition.columns if c.lower() not in columns):
             yield _error("unknown_column", node_id, field,
                          f"contacts have no attribute {name!r}")
+
+
+def _condition_columns(node_id: str | None, field: str, text: str, columns: set[str]
+                       ) -> Iterator[Diagnostic]:
+    """unknown_column for a condition that `_check_condition` found otherwise fine."""
+    try:
+        condition = parse_condition(text)
+    except ConditionError:
+        return
+    if _depth(condition.tree) > MAX_CONDITION_DEPTH:
+        return
+    for name in sorted(c for c in condition.columns if c.lower() not in columns):
+        yield _error("unknown_column", node_id, field, f"contacts have no attribute {name!r}")
 
 
 def _depth(tree: Any) -> int:

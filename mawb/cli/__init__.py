@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mawb.model import FlowFileError, from_document, read_document
-from mawb.validate import FlowInvalidError, Report, validate_document
+from mawb.model import FlowFileError, read_document
+from mawb.validate import FlowInvalidError, Report, check_document, validate_document, validate_flow
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -144,15 +144,15 @@ def load_flow(spec: str) -> Flow:
 
     path = Path(spec)
     if path.exists():
-        document = read_document(path)
+        flow, report = check_document(read_document(path))
     elif spec in template_ids():
-        document = load_template(spec).to_dict()
+        flow = load_template(spec)
+        report = validate_flow(flow)
     else:
         raise FlowFileError(spec, "no such flow file or template id (see mawb templates list)")
-    report = validate_document(document)
-    if not report.valid:
+    if flow is None or not report.valid:
         raise _Invalid(spec, report)
-    return from_document(document, spec)
+    return flow
 
 
 def parse_params(flow: Flow, pairs: list[str]) -> dict[str, Any]:
@@ -436,8 +436,6 @@ def deploy_checked(workspace: Any, flow: Flow, source: str,
 
 def check_columns(flow: Flow, params: dict[str, Any] | None, columns: Any, source: str) -> None:
     """Validate `flow` with `params` against the contact attributes it will run on."""
-    from mawb.validate import validate_flow
-
     merged = {**flow.params, **(params or {})}
     report = validate_flow(flow.model_copy(update={"params": merged}), columns=set(columns))
     if not report.valid:
@@ -533,7 +531,10 @@ def enroll_command(
 
 
 def _manual_trigger(flow: Flow, node_id: str | None) -> str:
-    manual = [n.id for n in flow.nodes if n.type == "manual_trigger"]
+    from mawb.flowplan import plan
+    from mawb.nodes.base import TriggerKind
+
+    manual = list(plan(flow).triggers_of(TriggerKind.MANUAL))
     if node_id is not None:
         if node_id not in manual:
             raise ValueError(f"--node {node_id}: not a manual_trigger node of {flow.id} "

@@ -17,8 +17,9 @@ from typing import Annotated, Any
 import typer
 
 from mawb.cli import HomeOpt, JsonOpt, _home, emit_json, expected_failures, fail
+from mawb.model import CONTACT_CHANNELS
 
-CHANNELS = ("email", "sms", "web_push")
+CHANNELS = CONTACT_CHANNELS
 MAX_PROBLEMS = 20
 
 suppressions_app = typer.Typer(help="The suppression list (checked on every send).",

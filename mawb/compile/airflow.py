@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mawb import graph
 from mawb.compile import source
 from mawb.compile.kubernetes import (
     FLOW_MOUNT,
@@ -46,7 +45,7 @@ from mawb.compile.schedule import (
 )
 from mawb.compile.tasks import param_arguments, step_kubernetes, step_local
 from mawb.engine.deliver import uses_connections
-from mawb.validate import FlowInvalidError, validate_flow
+from mawb.flowplan import checked_plan, plan
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -111,9 +110,7 @@ def compile_airflow(
     >>> compile_airflow(mawb.load_template("lead_welcome_v1"), tempfile.mkdtemp()).name
     'mawb_lead_welcome_v1.py'
     """
-    report = validate_flow(flow)
-    if not report.valid:
-        raise FlowInvalidError(flow.id, report)
+    checked_plan(flow)  # raises FlowInvalidError with the validation report
     settings = pod or PodSettings()
     overrides = {"image": image, "namespace": namespace}
     settings = PodSettings(**{**settings.__dict__, **{k: v for k, v in overrides.items() if v}})
@@ -144,8 +141,9 @@ def _write(path: Path, text: str) -> Path:
 def dag_source(flow: Flow, target: Target) -> str:
     """The DAG file's text for a validated flow."""
     _check(flow, target)
-    edges = [(edge.source, edge.target, edge.branch) for edge in graph.forward_edges(flow)]
-    order = graph.topological_order(flow)
+    planned = plan(flow)
+    edges = [(edge.source, edge.target, edge.branch) for edge in planned.forward_edges]
+    order = list(planned.order)
     schedule, sdk_names = dag_schedule(flow, target.schedule or flow.settings.tick)
     step = step_kubernetes(target) if target.kubernetes else step_local(target)
     body = [_constants(flow, target, order, edges), step, _dag(flow, schedule, target)]

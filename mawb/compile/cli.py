@@ -16,8 +16,8 @@ import typer
 
 from mawb.compile.airflow import CompileError, compile_airflow
 from mawb.compile.kubernetes import DEFAULT_IMAGE, DEFAULT_NAMESPACE, PodSettingsError
-from mawb.model import FlowFileError, from_document, read_document
-from mawb.validate import validate_document
+from mawb.model import FlowFileError, read_document
+from mawb.validate import check_document
 
 EXIT_INVALID = 1
 EXIT_UNREADABLE = 2
@@ -66,14 +66,14 @@ def compile_command(
         document = read_document(flow)
     except FlowFileError as error:
         raise _fail(str(error), EXIT_UNREADABLE) from None
-    report = validate_document(document)
-    if not report.valid:
+    parsed, report = check_document(document)
+    if parsed is None or not report.valid:
         for diagnostic in report.diagnostics:
             typer.secho(f"{flow}: {diagnostic}", fg=typer.colors.RED, err=True)
         raise _fail(f"{flow}: invalid ({len(report.errors)} errors), not compiled", EXIT_INVALID)
     try:
         path = compile_airflow(
-            from_document(document, str(flow)),
+            parsed,
             out,
             kubernetes=kubernetes,
             partitions=partitions,

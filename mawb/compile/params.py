@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
-from mawb import nodes
 from mawb.compile import source
 from mawb.expr import parse_condition
+from mawb.flowplan import plan
 
 if TYPE_CHECKING:
     from mawb.model import Flow
@@ -53,9 +53,9 @@ def param_uses(flow: Flow) -> dict[str, list[str]]:
     """Where each flow param appears: `node.field` of the conditions that name it, and `goal`."""
     uses: dict[str, list[str]] = defaultdict(list)
     conditions = []
+    planned = plan(flow)
     for node in flow.nodes:
-        node_type = nodes.get(node.type)
-        found = node_type.conditions(node_type.parse(node.params))
+        found = planned.types[node.id].conditions(planned.params[node.id])
         conditions += [(f"{node.id}.{field}", text) for field, text in found.items()]
     if flow.settings.goal:
         conditions.append(("the goal", flow.settings.goal))

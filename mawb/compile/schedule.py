@@ -1,10 +1,10 @@
 """When a compiled DAG runs: the flow's tick, a cron override, and the flow's event Asset.
 
-A tick DAG runs on a timer. Flows that enroll contacts on incoming events (`event_trigger`,
-`webhook_trigger`) also run as soon as Airflow records an event on the flow's Asset, so a
-webhook does not wait up to one tick for its contact to enter. The Asset only wakes the DAG:
-the events themselves travel through the ingest spool, which the run's `ingest` task loads,
-so a lost or duplicated Asset event changes nothing but the run's time.
+A tick DAG runs on a timer. Flows that enroll contacts on incoming events (a trigger type that
+`listens_to_events()`: business events, webhooks) also run as soon as Airflow records an event
+on the flow's Asset, so a webhook does not wait up to one tick for its contact to enter. The
+Asset only wakes the DAG: the events themselves travel through the ingest spool, which the
+run's `ingest` task loads, so a lost or duplicated Asset event changes nothing but the run's time.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import re
 from typing import TYPE_CHECKING
 
 from mawb.compile import source
+from mawb.flowplan import plan
 
 if TYPE_CHECKING:
     from mawb.model import Flow
 
-EVENT_TRIGGER_TYPES = frozenset({"event_trigger", "webhook_trigger"})
 _TICK_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 _TICK = re.compile(r"^(\d+)([mhd])$")
 _PRESETS = {"@once", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
@@ -51,7 +51,13 @@ def has_event_asset(flow: Flow, schedule: str) -> bool:
 
     `@once` keeps its single run: Airflow has no "once or on events" timetable in the SDK.
     """
-    return schedule != "@once" and any(node.type in EVENT_TRIGGER_TYPES for node in flow.nodes)
+    return schedule != "@once" and listens_to_events(flow)
+
+
+def listens_to_events(flow: Flow) -> bool:
+    """Whether a trigger of the flow enrolls from arriving events."""
+    types = plan(flow).types
+    return any(types[node_id].listens_to_events() for node_id in plan(flow).triggers)
 
 
 def asset_names(flow: Flow) -> tuple[str, str]:

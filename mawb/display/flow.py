@@ -7,10 +7,11 @@ Nodes carry the canvas's category colours, labels and one-line summaries.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from mawb import graph, nodes
+from mawb import nodes
 from mawb.display.style import BORDER, INK, MUTED, UNKNOWN_COLOR, escaped
+from mawb.flowplan import plan
 from mawb.layout import layered_positions
 from mawb.nodes.base import CATEGORY_COLORS, shorten
 
@@ -34,16 +35,15 @@ def node_color(node_type: str) -> str:
         return UNKNOWN_COLOR
 
 
-def _node_caption(node_type: str, params: Mapping[str, Any]) -> tuple[str, str]:
+def _node_caption(flow: Flow, node_id: str) -> tuple[str, str]:
     """(type label, one-line summary) as the canvas card shows them; tolerant of bad params."""
-    try:
-        kind = nodes.get(node_type)
-    except KeyError:
-        return f"unknown type {node_type}", ""
-    try:
-        summary = kind.summary(kind.parse(params))
-    except Exception:  # invalid params: validation reports them, the picture still draws
-        summary = ""
+    planned = plan(flow)
+    kind = planned.types.get(node_id)
+    if kind is None:
+        return f"unknown type {flow.node(node_id).type}", ""
+    params = planned.params.get(node_id)
+    # Invalid params: validation reports them, the picture still draws.
+    summary = kind.summary(params) if params is not None else ""
     return kind.label, summary if summary != kind.label else ""
 
 
@@ -99,7 +99,7 @@ def _edge_svg(
 def _node_svg(flow: Flow, node_id: str, x: float, y: float, count: int | None) -> str:
     node = flow.node(node_id)
     color = node_color(node.type)
-    type_label, summary = _node_caption(node.type, node.params)
+    type_label, summary = _node_caption(flow, node_id)
     title = shorten(node.label or type_label, 26)
     subtitle = shorten(summary or f"{type_label} · {node.id}", 30)
     badge = ""
@@ -129,7 +129,7 @@ def flow_svg(flow: Flow, counts: Mapping[str, int] | None = None) -> str:
 
     Loop back-edges run along a lane above the graph (when they sit in its upper half) or
     below it, so they never cross a node."""
-    loops = graph.back_edges(flow)
+    loops = plan(flow).back_edges
     room = LOOP_LANE if loops else 0.0
     positions = {node_id: (x, y + room) for node_id, (x, y) in layout(flow).items()}
     width = max((x for x, _ in positions.values()), default=0) + NODE_WIDTH + MARGIN

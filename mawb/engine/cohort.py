@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
-from mawb import graph
 from mawb.expr import to_sql
-from mawb.nodes.base import Outputs
+from mawb.flowplan import SINGLE, plan
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
     from mawb.model import Flow, Node
     from mawb.nodes.base import NodeType, Params
 
-SINGLE = "out"  # the branch name of single-output and fan-out nodes
 
 
 def quote(name: str) -> str:
@@ -82,13 +80,7 @@ class Cohort:
 
 def routes(flow: Flow, node_id: str, node_type: type[NodeType]) -> list[tuple[str, str]]:
     """(branch, target) pairs of a node; single/fan-out edges share the branch SINGLE."""
-    pairs = []
-    for edge in flow.outgoing(node_id):
-        if node_type.outputs is Outputs.BRANCHES:
-            pairs.append((edge.branch or "", edge.target))
-        else:
-            pairs.append((SINGLE, edge.target))
-    return pairs
+    return list(plan(flow).routes.get(node_id, ()))
 
 
 def prepare(connection: duckdb.DuckDBPyConnection, flow: Flow, node_id: str,
@@ -118,7 +110,7 @@ def apply(cohort: Cohort) -> None:
     """Move the cohort according to `decision` (see module docstring)."""
     connection, flow, now = cohort.connection, cohort.flow, cohort.now
     node_id = cohort.node.id
-    back_targets = {target for source, target, _ in graph.back_edges(flow) if source == node_id}
+    back_targets = plan(flow).back_targets.get(node_id, frozenset())
     # A back-edge is taken at the next tick: its token wakes a microsecond later, so the
     # loop node (already processed this tick) picks it up next time.
     connection.execute(

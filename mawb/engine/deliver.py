@@ -42,6 +42,7 @@ from mawb.engine.cohort import literal, quote
 from mawb.engine.outbox import MAX_ATTEMPTS, archive_finished, suppress_due
 from mawb.engine.render import column_types
 from mawb.engine.store import now_utc, transaction, utc_naive
+from mawb.model import MESSAGE_CHANNELS
 from mawb.protected import is_protected
 
 if TYPE_CHECKING:
@@ -57,7 +58,6 @@ LEASE = timedelta(minutes=5)
 BACKOFF_BASE = 30.0  # seconds before the first retry; doubles per attempt
 BACKOFF_CAP = 6 * 3600.0
 RETRY_AFTER_CAP = 86_400.0
-MESSAGE_CHANNELS = ("email", "sms", "web_push", "social")
 REQUEST_KEY = ("md5(coalesce(o.payload->>'method', '') || ' ' || coalesce(o.payload->>'url', '')"
                " || ' ' || coalesce(o.payload->>'body', ''))")
 _CLAIMED = ("idempotency_key, flow_id, version, contact_id, node_id, channel, recipient, subject, "

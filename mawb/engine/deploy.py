@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mawb import nodes
+from mawb import flowplan
 from mawb.engine.cohort import quote
 from mawb.engine.store import contact_columns
 from mawb.model import load
-from mawb.validate import FlowInvalidError, validate_flow
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -24,9 +23,7 @@ def deploy(workspace: Workspace, flow: Flow, partitions: Iterable[int] | None = 
 
     `partitions` limits the column preparation to those stores (a partition's step
     prepares its own); by default every partition is prepared."""
-    report = validate_flow(flow)
-    if not report.valid:
-        raise FlowInvalidError(flow.id, report)
+    flowplan.checked_plan(flow)  # raises FlowInvalidError naming every problem
     path = workspace.flow_path(flow.id, flow.version)
     document = flow.model_copy(update={"ui": flow.ui.model_copy(update={"positions": {}})})
     if path.exists():
@@ -48,7 +45,7 @@ def ensure_written_columns(connection: duckdb.DuckDBPyConnection, flow: Flow) ->
     """Every attribute a flow writes exists as a column before the flow runs."""
     wanted: dict[str, str] = {}
     for node in flow.nodes:
-        params = nodes.get(node.type).parse(node.params)
+        params = flowplan.node_params(flow, node.id)
         for name, value in (getattr(params, "set", None) or {}).items():
             wanted[name] = _sql_type(value)
         for name in getattr(params, "increment", None) or {}:

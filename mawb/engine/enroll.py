@@ -10,17 +10,22 @@ late and future-dated events are each counted exactly once.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
+from mawb import nodes
 from mawb.engine.cohort import literal, quote
 from mawb.engine.schedule import next_fire
 from mawb.expr import to_sql
 from mawb.nodes import triggers
+from mawb.nodes.base import TriggerKind
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import duckdb
 
     from mawb.model import Flow, Node
@@ -67,92 +72,142 @@ def _new_events(last_seq: int | None, last_time: datetime | None) -> str:
 
 def candidates(connection: duckdb.DuckDBPyConnection, flow: Flow, node: Node, params: Params,
                now: datetime, flow_params: dict[str, Any]) -> None:
-    """Fill the `candidates` temp table (contact_id) for one trigger node."""
+    """Fill the `candidates` temp table (contact_id) for one trigger node, by the trigger
+    kind its registered type declares."""
     connection.execute("CREATE OR REPLACE TEMP TABLE candidates (contact_id VARCHAR)")
     last_time, last_seq = _state(connection, flow, node)
     seq_now = _max_seq(connection, last_seq)
     audience = _audience(getattr(params, "audience", None), flow_params, now)
-    fired = last_time
-    if isinstance(params, triggers.TimeBasedParams):
-        if params.date_field:
-            offset = int(params.offset_days * 86400 * 1e6)
-            when = (f"TRY_CAST(c.{quote(params.date_field)} AS TIMESTAMP) "
-                    f"+ to_microseconds(CAST({offset} AS BIGINT))")
-            connection.execute(
-                f"INSERT INTO candidates SELECT c.contact_id FROM contacts c "
-                f"WHERE {when} <= ? AND {when} > ? AND {audience}",
-                [now, last_time or EPOCH],
-            )
-            fired = now
-        else:
-            due = next_fire(params.schedule, last_time)
-            if due is not None and due <= now:
-                connection.execute(
-                    f"INSERT INTO candidates SELECT c.contact_id FROM contacts c WHERE {audience}"
-                )
-                fired = now
-            elif last_time is None:
-                fired = now  # a recurring schedule starts counting from the first tick
-    elif isinstance(params, triggers.BehavioralParams):
-        names = ", ".join(literal(name) for name in params.events)
-        window = (f"AND ev.ts > CAST(? AS TIMESTAMP) - to_microseconds("
-                  f"CAST({int(params.within_days * 86400 * 1e6)} AS BIGINT))"
-                  if params.within_days else "AND ? IS NOT NULL")
-        connection.execute(
-            f"""
-            INSERT INTO candidates
-            SELECT c.contact_id FROM contacts c
-            WHERE c.contact_id IN (SELECT ev.contact_id FROM events ev
-                                   WHERE ev.name IN ({names})
-                                     AND {_new_events(last_seq, last_time)})
-              AND (SELECT count(*) FROM events ev WHERE ev.contact_id = c.contact_id
-                   AND ev.name IN ({names}) AND ev.ts <= ? {window}) >= {int(params.min_count)}
-              AND {audience}
-            """,
-            [now, now, now],
-        )
-        fired = now
-    elif isinstance(params, triggers.EventParams | triggers.WebhookParams):
-        where = "true"
-        if params.where:
-            column = lambda name: exp.func(  # noqa: E731
-                "json_extract_string", exp.column("properties", table="ev"),
-                exp.Literal.string(f"$.{name}"))
-            condition = to_sql(params.where, flow_params, column=column, now=now)
-            where = f"coalesce(({condition}), false)"
-        if isinstance(params, triggers.WebhookParams):
-            # Of the live sources, only calls to this node's own endpoint enroll: an API event
-            # of the same name (or another flow's webhook, a link, a provider) never does. The
-            # service records the source. Recorded events (imports, history, simulations)
-            # stand in for past calls, so backtests and simulations of webhook flows work.
-            own = literal(f"webhook:{flow.id}:{node.id}")
-            where += (f" AND (ev.source = {own} OR NOT (ev.source IN ('api', 'link') "
-                      "OR ev.source LIKE 'webhook:%' OR ev.source LIKE 'provider:%'))")
-        connection.execute(
-            f"""
-            INSERT INTO candidates
-            SELECT c.contact_id FROM contacts c
-            WHERE c.contact_id IN (SELECT ev.contact_id FROM events ev
-                                   WHERE ev.name = ? AND {_new_events(last_seq, last_time)}
-                                     AND {where})
-              AND {audience}
-            """,
-            [params.event, now],
-        )
-        fired = now
-    elif isinstance(params, triggers.ManualParams):
-        connection.execute(
-            "INSERT INTO candidates SELECT contact_id FROM contacts WHERE contact_id IN "
-            "(SELECT unnest(?::VARCHAR[]) UNION SELECT contact_id FROM manual_requests "
-            " WHERE flow_id = ? AND node_id = ? AND NOT consumed AND requested_at <= ?)",
-            [list(params.contacts) if last_time is None else [], flow.id, node.id, now],
-        )
-        connection.execute(
-            "UPDATE manual_requests SET consumed = true WHERE flow_id = ? AND node_id = ? "
-            "AND requested_at <= ?", [flow.id, node.id, now],
-        )
-        fired = now
+    fill = _CANDIDATES[trigger_kind(node)]
+    fired = fill(_Run(connection, flow, node, params, now, flow_params, audience,
+                      last_time, last_seq))
     _save_state(connection, flow, node, fired, seq_now)
+
+
+def trigger_kind(node: Node) -> TriggerKind:
+    """The kind of a trigger node (ValueError for a node that is no trigger)."""
+    kind = nodes.get(node.type).trigger_kind
+    if kind is None:
+        raise ValueError(f"node {node.id}: {node.type} is not a trigger")
+    return kind
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One trigger's run: what its candidate query needs."""
+
+    connection: duckdb.DuckDBPyConnection
+    flow: Flow
+    node: Node
+    params: Any
+    now: datetime
+    flow_params: dict[str, Any]
+    audience: str
+    last_time: datetime | None
+    last_seq: int | None
+
+
+def _time_candidates(run: _Run) -> datetime | None:
+    """An audience on a schedule, or the contacts whose date attribute (plus offset) passed."""
+    params, connection, now, last_time = run.params, run.connection, run.now, run.last_time
+    if params.date_field:
+        offset = int(params.offset_days * 86400 * 1e6)
+        when = (f"TRY_CAST(c.{quote(params.date_field)} AS TIMESTAMP) "
+                f"+ to_microseconds(CAST({offset} AS BIGINT))")
+        connection.execute(
+            f"INSERT INTO candidates SELECT c.contact_id FROM contacts c "
+            f"WHERE {when} <= ? AND {when} > ? AND {run.audience}",
+            [now, last_time or EPOCH],
+        )
+        return now
+    due = next_fire(params.schedule, last_time)
+    if due is not None and due <= now:
+        connection.execute(
+            f"INSERT INTO candidates SELECT c.contact_id FROM contacts c WHERE {run.audience}"
+        )
+        return now
+    if last_time is None:
+        return now  # a recurring schedule starts counting from the first tick
+    return last_time
+
+
+def _behavioral_candidates(run: _Run) -> datetime:
+    params, now = run.params, run.now
+    names = ", ".join(literal(name) for name in params.events)
+    window = (f"AND ev.ts > CAST(? AS TIMESTAMP) - to_microseconds("
+              f"CAST({int(params.within_days * 86400 * 1e6)} AS BIGINT))"
+              if params.within_days else "AND ? IS NOT NULL")
+    run.connection.execute(
+        f"""
+        INSERT INTO candidates
+        SELECT c.contact_id FROM contacts c
+        WHERE c.contact_id IN (SELECT ev.contact_id FROM events ev
+                               WHERE ev.name IN ({names})
+                                 AND {_new_events(run.last_seq, run.last_time)})
+          AND (SELECT count(*) FROM events ev WHERE ev.contact_id = c.contact_id
+               AND ev.name IN ({names}) AND ev.ts <= ? {window}) >= {int(params.min_count)}
+          AND {run.audience}
+        """,
+        [now, now, now],
+    )
+    return now
+
+
+def _event_candidates(run: _Run) -> datetime:
+    """Contacts named by new events of the trigger's name (whose properties match `where`)."""
+    params, flow, node, now = run.params, run.flow, run.node, run.now
+    where = "true"
+    if params.where:
+        column = lambda name: exp.func(  # noqa: E731
+            "json_extract_string", exp.column("properties", table="ev"),
+            exp.Literal.string(f"$.{name}"))
+        condition = to_sql(params.where, run.flow_params, column=column, now=now)
+        where = f"coalesce(({condition}), false)"
+    if trigger_kind(node) is TriggerKind.WEBHOOK:
+        # Of the live sources, only calls to this node's own endpoint enroll: an API event
+        # of the same name (or another flow's webhook, a link, a provider) never does. The
+        # service records the source. Recorded events (imports, history, simulations)
+        # stand in for past calls, so backtests and simulations of webhook flows work.
+        own = literal(f"webhook:{flow.id}:{node.id}")
+        where += (f" AND (ev.source = {own} OR NOT (ev.source IN ('api', 'link') "
+                  "OR ev.source LIKE 'webhook:%' OR ev.source LIKE 'provider:%'))")
+    run.connection.execute(
+        f"""
+        INSERT INTO candidates
+        SELECT c.contact_id FROM contacts c
+        WHERE c.contact_id IN (SELECT ev.contact_id FROM events ev
+                               WHERE ev.name = ? AND {_new_events(run.last_seq, run.last_time)}
+                                 AND {where})
+          AND {run.audience}
+        """,
+        [params.event, now],
+    )
+    return now
+
+
+def _manual_candidates(run: _Run) -> datetime:
+    """The inline list (first run only) and the lists requested since (`mawb enroll`)."""
+    connection, flow, node, now = run.connection, run.flow, run.node, run.now
+    connection.execute(
+        "INSERT INTO candidates SELECT contact_id FROM contacts WHERE contact_id IN "
+        "(SELECT unnest(?::VARCHAR[]) UNION SELECT contact_id FROM manual_requests "
+        " WHERE flow_id = ? AND node_id = ? AND NOT consumed AND requested_at <= ?)",
+        [list(run.params.contacts) if run.last_time is None else [], flow.id, node.id, now],
+    )
+    connection.execute(
+        "UPDATE manual_requests SET consumed = true WHERE flow_id = ? AND node_id = ? "
+        "AND requested_at <= ?", [flow.id, node.id, now],
+    )
+    return now
+
+
+_CANDIDATES: dict[TriggerKind, Callable[[_Run], datetime | None]] = {
+    TriggerKind.TIME: _time_candidates,
+    TriggerKind.BEHAVIORAL: _behavioral_candidates,
+    TriggerKind.EVENT: _event_candidates,
+    TriggerKind.WEBHOOK: _event_candidates,
+    TriggerKind.MANUAL: _manual_candidates,
+}
 
 
 def may_enroll(connection: duckdb.DuckDBPyConnection, flow: Flow, node: Node, params: Params,
@@ -167,22 +222,23 @@ def may_enroll(connection: duckdb.DuckDBPyConnection, flow: Flow, node: Node, pa
     last_time, last_seq = state if state is not None else _state(connection, flow, node)
     if last_time is None:
         return True
-    if isinstance(params, triggers.TimeBasedParams):
+    kind = trigger_kind(node)
+    if kind is TriggerKind.TIME:
+        assert isinstance(params, triggers.TimeBasedParams)
         if params.date_field:
             return True
         due = next_fire(params.schedule, last_time)
         return due is not None and due <= now
-    if isinstance(params, triggers.BehavioralParams | triggers.EventParams
-                  | triggers.WebhookParams):
+    if kind in (TriggerKind.BEHAVIORAL, TriggerKind.EVENT, TriggerKind.WEBHOOK):
         names = (params.events if isinstance(params, triggers.BehavioralParams)
-                 else [params.event])
+                 else [params.event])  # type: ignore[attr-defined]
         row = connection.execute(
             f"SELECT EXISTS (SELECT 1 FROM events ev WHERE list_contains(?, ev.name) "
             f"AND {_new_events(last_seq, last_time)})",
             [list(names), now],
         ).fetchone()
         return bool(row and row[0])
-    if isinstance(params, triggers.ManualParams):
+    if kind is TriggerKind.MANUAL:
         row = connection.execute(
             "SELECT EXISTS (SELECT 1 FROM manual_requests WHERE flow_id = ? AND node_id = ? "
             "AND NOT consumed AND requested_at <= ?)",
@@ -245,7 +301,8 @@ def next_trigger_time(connection: duckdb.DuckDBPyConnection, flow: Flow, node: N
     """When this trigger could next enroll anyone (for the virtual clock), or None; `state`
     as in `may_enroll`."""
     last_time, _ = state if state is not None else _state(connection, flow, node)
-    if isinstance(params, triggers.TimeBasedParams):
+    if trigger_kind(node) is TriggerKind.TIME:
+        assert isinstance(params, triggers.TimeBasedParams)
         if params.date_field:
             offset = int(params.offset_days * 86400 * 1e6)
             row = connection.execute(

@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from mawb import nodes
 from mawb.engine.cohort import literal
 from mawb.engine.render import message_spec, render_fields
 from mawb.engine.store import contact_column_names
+from mawb.flowplan import node_params
+from mawb.model import CONSENT_COLUMNS
 from mawb.personalize import TemplateError
 
 if TYPE_CHECKING:
@@ -34,11 +35,6 @@ if TYPE_CHECKING:
     from mawb.model import Flow
 
 MAX_ATTEMPTS = 5
-CONSENT_COLUMNS = {"email": "email_consent", "sms": "sms_consent", "web_push": "push_consent"}
-CONTACT_CHANNELS = ("email", "sms", "web_push")
-# Channels whose sends are messages (rows in `messages`); webhook, api and crm rows are
-# requests, recorded in the outbox only.
-MESSAGE_CHANNELS = ("email", "sms", "web_push", "social")
 REASONS = {
     "do_not_contact": "contact is marked do not contact",
     "unsubscribed": "contact unsubscribed",
@@ -227,7 +223,7 @@ def render_pending(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datet
         spec_key = (node_id, connection_name is not None)
         if spec_key not in specs:
             node = flow.node(node_id)
-            parsed = nodes.get(node.type).parse(node.params)
+            parsed = node_params(flow, node_id)
             specs[spec_key] = message_spec(flow, node, parsed, connected=spec_key[1])
         try:
             fields = render_fields(specs[spec_key], contact, run_params)

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mawb import nodes
 from mawb.engine import enroll
-from mawb.engine.steps import EVERY_TICK
+from mawb.flowplan import node_params, plan
 from mawb.nodes.base import Category
 
 if TYPE_CHECKING:
@@ -60,7 +59,7 @@ class TickPlan:
         and nothing else wrote since, so its DISPATCH left no active enrollment without a
         token and that check is skipped."""
         self.connection, self.flow, self.now = connection, flow, now
-        every_tick = [node.id for node in flow.nodes if node.type in EVERY_TICK]
+        every_tick = list(plan(flow).every_tick)
         statement = _STATE.replace("{unsettled}", "false" if settled else _UNSETTLED)
         row = connection.execute(statement, {"flow": flow.id, "version": flow.version,
                                              "now": now, "every_tick": every_tick}).fetchone()
@@ -81,11 +80,11 @@ class TickPlan:
         if stage.startswith("_"):
             return False  # stages the plan does not know (e.g. draining older versions)
         node = self.flow.node(stage)
-        node_type = nodes.get(node.type)
+        node_type = plan(self.flow).types[stage]
         if stage in self.due:
             return False
         if node_type.category is Category.TRIGGER:
-            params = node_type.parse(node.params)
+            params = node_params(self.flow, stage)
             return not enroll.may_enroll(self.connection, self.flow, node, params, self.now,
                                          self.triggers.get(node.id, (None, None)))
         return True

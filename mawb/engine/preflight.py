@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from mawb import nodes
 from mawb.engine.cohort import contact_column
 from mawb.engine.store import contact_column_names
 from mawb.expr import ConditionError, referenced_columns, to_sql
+from mawb.flowplan import node_params, plan
 from mawb.validate import Diagnostic, Severity
 
 if TYPE_CHECKING:
@@ -48,9 +48,9 @@ def condition_diagnostics(connection: duckdb.DuckDBPyConnection, flow: Flow,
 
 def _conditions(flow: Flow) -> list[tuple[str | None, str, str]]:
     found: list[tuple[str | None, str, str]] = []
+    planned = plan(flow)
     for node in flow.nodes:
-        node_type = nodes.get(node.type)
-        params = node_type.parse(node.params)
+        node_type, params = planned.types[node.id], node_params(flow, node.id)
         found += [(node.id, f"params.{field}", text)
                   for field, text in node_type.conditions(params).items()]
     if flow.settings.goal:

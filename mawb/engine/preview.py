@@ -17,16 +17,18 @@ from mawb import nodes
 from mawb.channels.base import OutboundMessage
 from mawb.engine.render import message_spec, render_fields
 from mawb.engine.steps import connection_for
+from mawb.flowplan import node_params
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from mawb.model import Flow
 
-# Node type -> outbox channel (HTTP nodes have their own channels, see docs/architecture.md).
-CHANNELS = {"email_send": "email", "sms_send": "sms", "web_push": "web_push",
-            "social_post": "social", "api_call": "api", "external_api": "api",
-            "webhook_call": "webhook", "crm_update": "crm", "crm_create": "crm"}
+
+def outbox_channel(type_name: str) -> str | None:
+    """The outbox channel of a node type's rows (None: it sends nothing, or is unknown).
+    HTTP nodes have their own channels, see docs/architecture.md."""
+    return nodes.get(type_name).outbox_channel if nodes.has(type_name) else None
 
 
 class PreviewError(ValueError):
@@ -67,13 +69,13 @@ def preview(flow: Flow, node_id: str, contact_id: str, params: dict[str, Any] | 
     try:
         node = flow.node(node_id)
     except KeyError:
-        known = ", ".join(n.id for n in flow.nodes if n.type in CHANNELS) or "none"
+        known = ", ".join(n.id for n in flow.nodes if outbox_channel(n.type)) or "none"
         raise PreviewError(f"flow {flow.id} has no node {node_id!r} (message nodes: {known})"
                            ) from None
-    if node.type not in CHANNELS:
+    channel = outbox_channel(node.type)
+    if channel is None:
         raise PreviewError(f"node {node_id} ({node.type}) sends nothing to preview")
-    parsed = nodes.get(node.type).parse(node.params)
-    channel = CHANNELS[node.type]
+    parsed = node_params(flow, node_id)
     workspace = Workspace(home)
     contact = _contact(workspace, contact_id)
     connection = connection_for(flow, parsed, channel)

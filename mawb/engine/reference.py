@@ -42,12 +42,14 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from sqlglot import exp
 
-from mawb import graph, nodes
+from mawb import nodes
 from mawb.engine.schedule import next_fire
 from mawb.expr import parse_condition, to_sql
+from mawb.flowplan import SINGLE, plan
 from mawb.intake import read_contacts, read_events
+from mawb.model import CONSENT_COLUMNS, CONTACT_CHANNELS
 from mawb.nodes import actions, logic, triggers
-from mawb.nodes.base import Category, Outputs
+from mawb.nodes.base import Category, Message
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -56,11 +58,7 @@ if TYPE_CHECKING:
 
 EPOCH = datetime(1970, 1, 1)
 MICROSECOND = timedelta(microseconds=1)
-SINGLE = "out"
-EVERY_TICK = {"condition_check", "merge_branches"}
-CONSENT_COLUMNS = {"email": "email_consent", "sms": "sms_consent", "web_push": "push_consent"}
-CONTACT_CHANNELS = ("email", "sms", "web_push")
-SEND_CHANNELS = {"email_send": "email", "sms_send": "sms", "web_push": "web_push"}
+SENT_TO_CONTACTS = (Message.EMAIL, Message.SMS, Message.PUSH)  # the sends modelled here
 ENGAGEMENT_DEFAULTS: dict[str, Any] = {
     "email_opens": 0, "email_clicks": 0, "last_open_at": None, "last_click_at": None,
     "converted": False, "converted_at": None, "unsubscribed": False, "do_not_contact": False,
@@ -378,8 +376,9 @@ class Reference:
         self.contacts = contact_rows(contacts)
         self.events = event_rows(events)
         self.applied: set[str] = set()
-        self.order = graph.topological_order(flow)
-        self.parsed = {n.id: nodes.get(n.type).parse(n.params) for n in flow.nodes}
+        self.plan = plan(flow)
+        self.order = list(self.plan.order)
+        self.parsed = self.plan.params
         self.enrollments: list[dict[str, Any]] = []
         self.tokens: list[_Token] = []
         self.outbox: dict[str, dict[str, Any]] = {}
@@ -571,7 +570,7 @@ class Reference:
         node_type = nodes.get(node.type)
         if node_type.category is Category.TRIGGER:
             self._enroll(node, self._candidates(node, now), now)
-        every = node.type in EVERY_TICK
+        every = node_type.every_tick
         cohort = [t for t in self.tokens if t.node_id == node_id
                   and (every or (t.wake_at is not None and t.wake_at <= now))]
         if not cohort:
@@ -587,9 +586,10 @@ class Reference:
 
     def _decide(self, node: Node, cohort: list[_Token], now: datetime) -> dict[int, _Decision]:
         params = self.parsed[node.id]
-        if node.type in SEND_CHANNELS:
+        node_type = self.plan.types[node.id]
+        if node_type.message in SENT_TO_CONTACTS and node_type.outbox_channel:
             for token in cohort:
-                self._enqueue(node, token, SEND_CHANNELS[node.type], now)
+                self._enqueue(node, token, node_type.outbox_channel, now)
             return {t.token_id: _Decision(SINGLE) for t in cohort}
         if isinstance(params, actions.DataUpdateParams):
             self._update(params, cohort)
@@ -643,7 +643,7 @@ class Reference:
 
     def _loop(self, node: Node, params: logic.LoopParams, token: _Token,
               now: datetime) -> _Decision:
-        returning = {s for s, target, _ in graph.back_edges(self.flow) if target == node.id}
+        returning = self.plan.returning.get(node.id, frozenset())
         passes = (token.iteration or 0) + 1 if token.via in returning else 1
         done = passes > params.max_iterations or (
             params.until is not None and holds(params.until, self._row(token), self.params, now))
@@ -693,10 +693,8 @@ class Reference:
 
     def _apply(self, node: Node, cohort: list[_Token], decisions: dict[int, _Decision],
                now: datetime) -> None:
-        node_type = nodes.get(node.type)
-        routes = [((edge.branch or "") if node_type.outputs is Outputs.BRANCHES else SINGLE,
-                   edge.target) for edge in self.flow.outgoing(node.id)]
-        back = {target for source, target, _ in graph.back_edges(self.flow) if source == node.id}
+        routes = self.plan.routes.get(node.id, ())
+        back = self.plan.back_targets.get(node.id, frozenset())
         leaving: set[int] = set()
         for token in cohort:
             decision = decisions[token.token_id]

@@ -23,10 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
+from mawb import nodes
+from mawb.nodes.base import Message
 from mawb.personalize import check_template, render
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     import duckdb
 
@@ -197,53 +199,80 @@ def message_spec(flow: Flow, node: Node, params: Any, *, connected: bool = False
     """The outbox columns a message or request node fills, as templates/attributes/values.
 
     `params` is the node's parsed params model; `connected` says whether the row goes to a
-    real provider (web push then addresses the contact's stored subscription)."""
-    kind = node.type
-    if kind == "email_send":
-        recipient = Template(params.to) if params.to else Attribute("email")
-        spec: Spec = {"recipient": recipient, "subject": Template(params.subject),
-                      "body": Template(params.body)}
-        if getattr(params, "html", None):
-            spec["html"] = Template(params.html)
-        if params.preheader:
-            spec["payload"] = {"preheader": Template(params.preheader)}
-        return spec
-    if kind == "sms_send":
-        return {"recipient": Attribute("phone"), "body": Template(params.body)}
-    if kind == "web_push":
-        spec = {"recipient": Attribute("push_subscription") if connected
-                else Attribute("contact_id"),
-                "subject": Template(params.title), "body": Template(params.body)}
-        if params.url:
-            spec["payload"] = {"url": Template(params.url)}
-        return spec
-    if kind in ("api_call", "external_api"):
-        request: dict[str, Any] = {
-            "method": Fixed(params.method), "url": Template(params.url),
-            "headers": {name: Template(value) for name, value in params.headers.items()},
-            "store": Fixed(dict(params.store))}
-        if getattr(params, "body", None):
-            request["body"] = Template(params.body)
-        if getattr(params, "cache_hours", 0):
-            request["cache_hours"] = Fixed(params.cache_hours)
-        return {"payload": request}
-    if kind == "webhook_call":
-        body = {"event": Fixed(params.event), "flow": Fixed(flow.id),
-                "version": Fixed(flow.version), "node": Fixed(node.id),
-                "contact_id": Attribute("contact_id"),
-                "data": {name: Attribute(name) for name in params.include}}
-        return {"payload": {"url": Fixed(params.url), "secret": Fixed(params.secret),
-                            "body": body}}
-    if kind in ("crm_update", "crm_create"):
+    real provider (web push then addresses the contact's stored subscription). What the row
+    holds is the node type's `message`."""
+    kind = nodes.get(node.type).message if nodes.has(node.type) else None
+    build = _SPECS.get(kind) if kind is not None else None
+    if build is None:
+        raise ValueError(f"node {node.id}: {node.type} sends nothing")
+    return build(flow, node, params, connected)
+
+
+def _email(flow: Flow, node: Node, params: Any, connected: bool) -> Spec:
+    recipient = Template(params.to) if params.to else Attribute("email")
+    spec: Spec = {"recipient": recipient, "subject": Template(params.subject),
+                  "body": Template(params.body)}
+    if getattr(params, "html", None):
+        spec["html"] = Template(params.html)
+    if params.preheader:
+        spec["payload"] = {"preheader": Template(params.preheader)}
+    return spec
+
+
+def _sms(flow: Flow, node: Node, params: Any, connected: bool) -> Spec:
+    return {"recipient": Attribute("phone"), "body": Template(params.body)}
+
+
+def _push(flow: Flow, node: Node, params: Any, connected: bool) -> Spec:
+    spec: Spec = {"recipient": Attribute("push_subscription") if connected
+                  else Attribute("contact_id"),
+                  "subject": Template(params.title), "body": Template(params.body)}
+    if params.url:
+        spec["payload"] = {"url": Template(params.url)}
+    return spec
+
+
+def _request(flow: Flow, node: Node, params: Any, connected: bool) -> Spec:
+    request: dict[str, Any] = {
+        "method": Fixed(params.method), "url": Template(params.url),
+        "headers": {name: Template(value) for name, value in params.headers.items()},
+        "store": Fixed(dict(params.store))}
+    if getattr(params, "body", None):
+        request["body"] = Template(params.body)
+    if getattr(params, "cache_hours", 0):
+        request["cache_hours"] = Fixed(params.cache_hours)
+    return {"payload": request}
+
+
+def _webhook(flow: Flow, node: Node, params: Any, connected: bool) -> Spec:
+    body = {"event": Fixed(params.event), "flow": Fixed(flow.id),
+            "version": Fixed(flow.version), "node": Fixed(node.id),
+            "contact_id": Attribute("contact_id"),
+            "data": {name: Attribute(name) for name in params.include}}
+    return {"payload": {"url": Fixed(params.url), "secret": Fixed(params.secret),
+                        "body": body}}
+
+
+def _crm(operation: str) -> Callable[[Flow, Node, Any, bool], Spec]:
+    def build(flow: Flow, node: Node, params: Any, connected: bool) -> Spec:
         properties = {name: Template(value) if isinstance(value, str) else Fixed(value)
                       for name, value in params.fields.items()}
-        operation = "create" if kind == "crm_create" else "update"
         return {"recipient": Attribute("email"),
                 "payload": {"operation": Fixed(operation), "object": Fixed(params.object),
                             "properties": properties}}
-    if kind == "social_post":
-        spec = {"recipient": Fixed(None), "body": Template(params.text)}
-        if params.link:
-            spec["payload"] = {"link": Template(params.link)}
-        return spec
-    raise ValueError(f"node {node.id}: {kind} sends nothing")
+
+    return build
+
+
+def _social(flow: Flow, node: Node, params: Any, connected: bool) -> Spec:
+    spec: Spec = {"recipient": Fixed(None), "body": Template(params.text)}
+    if params.link:
+        spec["payload"] = {"link": Template(params.link)}
+    return spec
+
+
+_SPECS: dict[Message, Callable[[Flow, Node, Any, bool], Spec]] = {
+    Message.EMAIL: _email, Message.SMS: _sms, Message.PUSH: _push, Message.SOCIAL: _social,
+    Message.REQUEST: _request, Message.WEBHOOK: _webhook,
+    Message.CRM_UPDATE: _crm("update"), Message.CRM_CREATE: _crm("create"),
+}

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from mawb.engine.deliver import deliver, uses_connections
 from mawb.engine.workspace import Workspace
+from mawb.model import MESSAGE_CHANNELS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 _INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-CHANNELS = ("email", "sms", "web_push", "social")
+CHANNELS = MESSAGE_CHANNELS
 
 
 def parse_interval(text: str) -> timedelta:

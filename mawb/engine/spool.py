@@ -48,6 +48,8 @@ from mawb.engine.store import (
     now_utc,
     transaction,
 )
+from mawb.flowplan import plan
+from mawb.nodes.base import TriggerKind
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -564,7 +566,7 @@ def _enroll(workspace: Workspace, connection: duckdb.DuckDBPyConnection, partiti
             record: dict[str, Any]) -> tuple[str, str]:
     flow = workspace.load_flow(str(record.get("flow_id")))
     node_id = str(record.get("node_id"))
-    manual = [n.id for n in flow.nodes if n.type == "manual_trigger"]
+    manual = plan(flow).triggers_of(TriggerKind.MANUAL)
     if node_id not in manual:
         return "failed", (f"node {node_id!r} is not a manual_trigger of {flow.id} "
                           f"(manual triggers: {', '.join(manual) or 'none'})")

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 from pydantic import ValidationError
 
-from mawb import nodes
+from mawb import flowplan, nodes
 from mawb.engine import enroll
 from mawb.engine.cohort import Cohort, apply, ended_paths, prepare
 from mawb.engine.dispatch import complete, dispatch
 from mawb.engine.ingest import ingest
-from mawb.engine.steps import EVERY_TICK, STEPS, StepError
+from mawb.engine.steps import StepError, step_for
 from mawb.engine.store import transaction
 from mawb.expr import ConditionError
 from mawb.nodes.base import Category
@@ -132,7 +132,7 @@ def _fail_cohort(connection: duckdb.DuckDBPyConnection, flow: Flow, node_id: str
     go on along another) and each gets a node_log row, so no contact vanishes without a reason.
     Returns the number of enrollments failed."""
     node = flow.node(node_id)
-    every_token = node.type in EVERY_TICK
+    every_token = nodes.get(node.type).every_tick
     reason = f"node {node_id} failed: {message}"
     with transaction(connection):
         started = datetime.now()
@@ -173,11 +173,11 @@ def _node_step(connection: duckdb.DuckDBPyConnection, flow: Flow, node_id: str, 
                flow_params: dict[str, Any]) -> None:
     node = flow.node(node_id)
     node_type = nodes.get(node.type)
-    params = node_type.parse(node.params)
+    params = flowplan.node_params(flow, node_id)
     if node_type.category is Category.TRIGGER:
         enroll.candidates(connection, flow, node, params, now, flow_params)
         enroll.enroll(connection, flow, node, now)
-    every_token = node.type in EVERY_TICK
+    every_token = node_type.every_tick
     if not _anyone_due(connection, flow, node.id, now, every_token):
         return  # most nodes are idle at most ticks; skip their statements entirely
     prepare(connection, flow, node.id, node_type, now, every_token=every_token)
@@ -185,7 +185,7 @@ def _node_step(connection: duckdb.DuckDBPyConnection, flow: Flow, node_id: str, 
     if node_type.category is Category.TRIGGER:
         cohort.pass_all()
     else:
-        STEPS[node.type](cohort)
+        step_for(node_type)(cohort)
     apply(cohort)
     if ended_paths(connection):
         complete(connection, flow, now, "cohort")
@@ -199,7 +199,7 @@ def _idle(connection: duckdb.DuckDBPyConnection, flow: Flow, stage: str,
     node = flow.node(stage)
     if nodes.get(node.type).category is Category.TRIGGER:
         return False
-    return not _anyone_due(connection, flow, stage, now, node.type in EVERY_TICK)
+    return not _anyone_due(connection, flow, stage, now, nodes.get(node.type).every_tick)
 
 
 def _anyone_due(connection: duckdb.DuckDBPyConnection, flow: Flow, node_id: str,

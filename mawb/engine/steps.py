@@ -1,17 +1,18 @@
-"""Cohort steps of the non-trigger node types, keyed by type name.
+"""Cohort steps of the non-trigger node types, keyed by the registered type class.
 
 Each step reads the `cohort` temp table, performs its side effects for the whole cohort in
 SQL (outbox rows, attribute updates, CRM records) and fills `decision`. Side effects carry
 an idempotency key (flow, version, contact, node, entry number, iteration) and are inserted
 only when the key is new, so a step re-run after a crash never sends or counts twice.
-Triggers live in `mawb.engine.enroll`.
+Triggers live in `mawb.engine.enroll`. The outbox channel a step writes and what its rows
+hold are the type's (`outbox_channel`, `message`); `step_for` finds a type's step, and a
+test checks every registered type has one.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mawb import graph
 from mawb.engine.cohort import SINGLE, literal, quote
 from mawb.engine.render import (
     JSON_TARGETS,
@@ -23,6 +24,7 @@ from mawb.engine.render import (
     render_fields,
 )
 from mawb.engine.store import contact_column_names
+from mawb.flowplan import plan
 from mawb.nodes import actions, integrations, logic
 from mawb.personalize import OUTPUT_LIMIT, TemplateError
 from mawb.protected import is_protected, protected_message
@@ -32,11 +34,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from mawb.engine.cohort import Cohort
+    from mawb.nodes.base import NodeType
 
 Step = "Callable[[Cohort], None]"
-STEPS: dict[str, Callable[[Cohort], None]] = {}
-# Steps that look at every token at their node each tick, not only the due ones.
-EVERY_TICK = {"condition_check", "merge_branches"}
+STEPS: dict[type[NodeType], Callable[[Cohort], None]] = {}
 
 KEY_SQL = (
     "t.flow_id || ':' || t.version || ':' || t.contact_id || ':' || t.node_id || ':' || "
@@ -44,12 +45,30 @@ KEY_SQL = (
 )
 
 
-def step(type_name: str) -> Callable[[Callable[[Cohort], None]], Callable[[Cohort], None]]:
+def step(*node_types: type[NodeType]
+         ) -> Callable[[Callable[[Cohort], None]], Callable[[Cohort], None]]:
+    """Register the decorated function as the cohort step of `node_types`."""
     def register(function: Callable[[Cohort], None]) -> Callable[[Cohort], None]:
-        STEPS[type_name] = function
+        for node_type in node_types:
+            STEPS[node_type] = function
         return function
 
     return register
+
+
+def step_for(node_type: type[NodeType]) -> Callable[[Cohort], None]:
+    """The cohort step of a registered non-trigger type."""
+    try:
+        return STEPS[node_type]
+    except KeyError:
+        raise StepError(f"node type {node_type.type!r} has no engine step") from None
+
+
+def _channel(cohort: Cohort) -> str:
+    channel = cohort.node_type.outbox_channel
+    if channel is None:
+        raise StepError(f"node {cohort.node.id}: {cohort.node_type.type} has no outbox channel")
+    return channel
 
 
 def _columns(cohort: Cohort) -> set[str]:
@@ -70,7 +89,7 @@ def _unique_tokens(cohort: Cohort) -> str:
 
     Two tokens of one enrollment at the same node in the same tick (paths of a fork meeting
     again without a merge) share a key; without a fork every enrollment has one token."""
-    if not any(node.type == "parallel_execution" for node in cohort.flow.nodes):
+    if not plan(cohort.flow).fans_out:
         return "cohort"
     return "(SELECT DISTINCT ON (enrollment_id, coalesce(iteration, 0)) * FROM cohort)"
 
@@ -175,29 +194,22 @@ def _enqueue_once(cohort: Cohort, key: str, channel: str, recipient: str | None)
     )
 
 
-@step("email_send")
+@step(actions.EmailSend)
 def send_email(cohort: Cohort) -> None:
     params = cohort.params
     assert isinstance(params, actions.EmailParams)
-    _enqueue(cohort, "email", audience=params.resolved_audience())
+    _enqueue(cohort, _channel(cohort), audience=params.resolved_audience())
     cohort.pass_all()
 
 
-@step("sms_send")
-def send_sms(cohort: Cohort) -> None:
-    assert isinstance(cohort.params, actions.SmsParams)
-    _enqueue(cohort, "sms")
+@step(actions.SmsSend, actions.WebPush)
+def send_text(cohort: Cohort) -> None:
+    """SMS and web push: one row per contact on the type's channel."""
+    _enqueue(cohort, _channel(cohort))
     cohort.pass_all()
 
 
-@step("web_push")
-def send_push(cohort: Cohort) -> None:
-    assert isinstance(cohort.params, actions.PushParams)
-    _enqueue(cohort, "web_push")
-    cohort.pass_all()
-
-
-@step("social_post")
+@step(actions.SocialPost)
 def post_social(cohort: Cohort) -> None:
     """One post per network per firing (a tick with contacts passing), not per contact."""
     params = cohort.params
@@ -206,38 +218,33 @@ def post_social(cohort: Cohort) -> None:
         stamp = cohort.now.isoformat()
         for network in params.networks:
             key = f"{cohort.flow.id}:{cohort.flow.version}:{cohort.node.id}:{network}:{stamp}"
-            _enqueue_once(cohort, key, "social", network)
+            _enqueue_once(cohort, key, _channel(cohort), network)
     cohort.pass_all()
 
 
-def _request(cohort: Cohort, channel: str) -> None:
+def _request(cohort: Cohort) -> None:
     """HTTP and CRM work goes through the outbox as its own channel (webhook, api, crm), with
     the request rendered per contact; it is never recorded as a sent message."""
-    _enqueue(cohort, channel)
+    _enqueue(cohort, _channel(cohort))
 
 
-@step("api_call")
+@step(actions.ApiCall)
 def call_api(cohort: Cohort) -> None:
     params = cohort.params
     assert isinstance(params, actions.ApiCallParams)
     if params.batch:
         if cohort.size():
             key = f"{cohort.flow.id}:{cohort.flow.version}:{cohort.node.id}:batch:{cohort.now}"
-            _enqueue_once(cohort, key, "api", None)
+            _enqueue_once(cohort, key, _channel(cohort), None)
     else:
-        _request(cohort, "api")
+        _request(cohort)
     cohort.pass_all()
 
 
-@step("external_api")
-def fetch_external(cohort: Cohort) -> None:
-    _request(cohort, "api")
-    cohort.pass_all()
-
-
-@step("webhook_call")
-def call_webhook(cohort: Cohort) -> None:
-    _request(cohort, "webhook")
+@step(integrations.ExternalApi, integrations.WebhookCall)
+def call_out(cohort: Cohort) -> None:
+    """A request per contact: an enrichment API call or a signed webhook."""
+    _request(cohort)
     cohort.pass_all()
 
 
@@ -265,7 +272,7 @@ def _set_attributes(cohort: Cohort, values: dict[str, object]) -> None:
     )
 
 
-@step("data_update")
+@step(actions.DataUpdate)
 def update_data(cohort: Cohort) -> None:
     params = cohort.params
     assert isinstance(params, actions.DataUpdateParams)
@@ -322,29 +329,29 @@ def _crm_local(cohort: Cohort, params: integrations.CrmUpdateParams, create: boo
         _set_attributes(cohort, plain)
 
 
-@step("crm_update")
+@step(integrations.CrmUpdate)
 def update_crm(cohort: Cohort) -> None:
     params = cohort.params
     assert isinstance(params, integrations.CrmUpdateParams)
     if params.crm == "local":
         _crm_local(cohort, params, create=False)
     else:
-        _request(cohort, "crm")
+        _request(cohort)
     cohort.pass_all()
 
 
-@step("crm_create")
+@step(integrations.CrmCreate)
 def create_crm(cohort: Cohort) -> None:
     params = cohort.params
     assert isinstance(params, integrations.CrmCreateParams)
     if params.crm == "local":
         _crm_local(cohort, params, create=True)
     else:
-        _request(cohort, "crm")
+        _request(cohort)
     cohort.pass_all()
 
 
-@step("database_query")
+@step(integrations.DatabaseQuery)
 def query_database(cohort: Cohort) -> None:
     """Run the author's read-only query in the sandbox (`mawb.query`) and copy columns.
 
@@ -377,7 +384,7 @@ def query_database(cohort: Cohort) -> None:
     cohort.pass_all()
 
 
-@step("delay_action")
+@step(actions.DelayAction)
 def delay(cohort: Cohort) -> None:
     params = cohort.params
     assert isinstance(params, actions.DelayParams)
@@ -420,7 +427,7 @@ def next_local_time(cohort: Cohort, base: str, clock: str) -> str:
     return f"timezone('UTC', timezone({zone}, {chosen}))"
 
 
-@step("condition_check")
+@step(actions.ConditionCheck)
 def check_condition(cohort: Cohort) -> None:
     params = cohort.params
     assert isinstance(params, actions.ConditionCheckParams)
@@ -438,7 +445,7 @@ def check_condition(cohort: Cohort) -> None:
     )
 
 
-@step("if_condition")
+@step(logic.IfCondition)
 def branch_if(cohort: Cohort) -> None:
     params = cohort.params
     assert isinstance(params, logic.IfParams)
@@ -452,7 +459,7 @@ def branch_if(cohort: Cohort) -> None:
     )
 
 
-@step("switch_case")
+@step(logic.SwitchCase)
 def branch_switch(cohort: Cohort) -> None:
     params = cohort.params
     assert isinstance(params, logic.SwitchParams)
@@ -466,13 +473,12 @@ def branch_switch(cohort: Cohort) -> None:
     )
 
 
-@step("loop_iterator")
+@step(logic.LoopIterator)
 def loop(cohort: Cohort) -> None:
     """Count passes: arriving by a back-edge is the next iteration, otherwise the first."""
     params = cohort.params
     assert isinstance(params, logic.LoopParams)
-    returning = sorted(s for s, target, _ in graph.back_edges(cohort.flow)
-                       if target == cohort.node.id) or [""]
+    returning = sorted(plan(cohort.flow).returning.get(cohort.node.id, ())) or [""]
     sources = ", ".join(literal(s) for s in returning)
     until = f"coalesce(({cohort.condition(params.until)}), false)" if params.until else "false"
     cohort.decide(
@@ -488,12 +494,12 @@ def loop(cohort: Cohort) -> None:
     )
 
 
-@step("parallel_execution")
+@step(logic.ParallelExecution)
 def fan_out(cohort: Cohort) -> None:
     cohort.pass_all()
 
 
-@step("merge_branches")
+@step(logic.MergeBranches)
 def merge(cohort: Cohort) -> None:
     """`all`: one token continues once every incoming source delivered; `any`: the first."""
     params = cohort.params

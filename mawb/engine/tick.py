@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from mawb import graph, nodes
+from mawb import flowplan, nodes
 from mawb.engine import enroll, lifecycle
 from mawb.engine.plan import TickPlan
 from mawb.engine.stage import DISPATCH, INGEST, run_stage
@@ -37,7 +37,7 @@ TICK = "_tick"
 
 def stages(flow: Flow) -> list[str]:
     """A tick's stages in order; running them one by one (`step`) is exactly `tick`."""
-    return [INGEST, *graph.topological_order(flow), DISPATCH, DRAIN]
+    return [INGEST, *flowplan.plan(flow).order, DISPATCH, DRAIN]
 
 
 def tick(workspace: Workspace, flow: Flow, now: datetime,
@@ -157,7 +157,7 @@ def next_due(workspace: Workspace, flow: Flow, now: datetime,
                 node_type = nodes.get(node.type)
                 if node_type.category is Category.TRIGGER:
                     due = enroll.next_trigger_time(connection, flow, node,
-                                                   node_type.parse(node.params), now,
+                                                   flowplan.node_params(flow, node.id), now,
                                                    states.get(node.id, (None, None)))
                     if due is not None:
                         candidates.append(due)
@@ -168,8 +168,9 @@ def drain_stages(flow: Flow) -> list[str]:
     """The stages of a version that only finishes its contacts: its nodes in order, except
     its triggers (nobody new enters an older version; a token never rests at a trigger),
     then DISPATCH."""
-    return [node_id for node_id in graph.topological_order(flow)
-            if nodes.get(flow.node(node_id).type).category is not Category.TRIGGER] + [DISPATCH]
+    planned = flowplan.plan(flow)
+    return [node_id for node_id in planned.order
+            if not planned.types[node_id].is_trigger()] + [DISPATCH]
 
 
 def record_params(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime,

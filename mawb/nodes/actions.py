@@ -11,7 +11,16 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from mawb.nodes.base import SECRET_HELP, SECRET_REF, Category, NodeType, Outputs, Params, shorten
+from mawb.nodes.base import (
+    SECRET_HELP,
+    SECRET_REF,
+    Category,
+    Message,
+    NodeType,
+    Outputs,
+    Params,
+    shorten,
+)
 from mawb.nodes.registry import register
 from mawb.protected import PROTECTED_COLUMNS, is_protected, protected_message
 
@@ -88,6 +97,8 @@ class EmailSend(NodeType):
     icon = "mail"
     help = "Render a personalised email and send it through the outbox."
     params_model = EmailParams
+    outbox_channel = "email"
+    message = Message.EMAIL
     channel = "email"
     template_fields = ("subject", "body", "preheader", "to", "html")
 
@@ -112,6 +123,8 @@ class SmsSend(NodeType):
     icon = "message"
     help = "Send a personalised text message to the contact's phone."
     params_model = SmsParams
+    outbox_channel = "sms"
+    message = Message.SMS
     channel = "sms"
     template_fields = ("body",)
 
@@ -136,6 +149,8 @@ class WebPush(NodeType):
     icon = "bell"
     help = "Send a browser push notification to subscribed contacts."
     params_model = PushParams
+    outbox_channel = "web_push"
+    message = Message.PUSH
     channel = "web_push"
     template_fields = ("title", "body", "url")
 
@@ -166,6 +181,8 @@ class SocialPost(NodeType):
     icon = "share"
     help = "Publish one post per network each time contacts pass (not one per contact)."
     params_model = SocialParams
+    outbox_channel = "social"
+    message = Message.SOCIAL
     channel = "social"
     template_fields = ("text",)
 
@@ -245,6 +262,7 @@ class ConditionCheck(NodeType):
     icon = "check-circle"
     help = "Hold contacts until a condition holds (met) or the timeout passes (timeout)."
     params_model = ConditionCheckParams
+    every_tick = True
     outputs = Outputs.BRANCHES
     fixed_branches = ("met", "timeout")
     condition_fields = ("condition",)
@@ -355,6 +373,8 @@ class ApiCall(NodeType):
     icon = "globe"
     help = "Call an HTTP API per contact (or once per batch); response fields may be stored."
     params_model = ApiCallParams
+    outbox_channel = "api"
+    message = Message.REQUEST
     channel = "http"
     template_fields = ("url", "body", "headers")
 

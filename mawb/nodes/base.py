@@ -1,12 +1,18 @@
-"""What every node type declares: params model, outputs, UI metadata.
+"""What every node type declares: params model, outputs, behaviour flags, UI metadata.
 
 A node type is a class, registered by name in `mawb.nodes.registry`. The class carries
 everything the rest of mawb needs to know about the type without special cases elsewhere:
 the pydantic model of its params (defaults and field descriptions feed the config panel),
 the names of its output branches, which params are SQL conditions or Liquid templates (so
-the validator checks them), its category, label, icon and help text, and a one-line summary
-for the canvas. How a cohort of contacts moves through the node lives in the engine, which
-keys its steps by the same type name.
+the validator checks them), its category, label, icon and help text, a one-line summary
+for the canvas, and what the engine, compiler and UI ask of it: whether it is a trigger and
+of which kind, a loop or a merge, whether it looks at every waiting token each tick, which
+outbox channel its rows go to and what kind of message it renders. No other module compares
+type names: they ask the class. A type name is looked up only in the registry.
+
+How a cohort of contacts moves through the node lives in the engine (`mawb.engine.steps`,
+triggers in `mawb.engine.enroll`), keyed by the class itself, not by its name; a test fails
+when a registered type has no step.
 """
 
 from __future__ import annotations
@@ -39,6 +45,29 @@ CATEGORY_COLORS: dict[Category, str] = {
     Category.LOGIC: "#d97706",
     Category.INTEGRATION: "#7c3aed",
 }
+
+
+class TriggerKind(StrEnum):
+    """How a trigger finds the contacts it enrolls."""
+
+    TIME = "time"  # an audience on a schedule or relative to a date attribute
+    BEHAVIORAL = "behavioral"  # a count of behaviour events within a window
+    EVENT = "event"  # a named business event
+    WEBHOOK = "webhook"  # an authenticated HTTP call to the flow's endpoint
+    MANUAL = "manual"  # an explicit list (CLI, API, upload)
+
+
+class Message(StrEnum):
+    """What an outbox row of a sending node holds (`mawb.engine.render` builds each)."""
+
+    EMAIL = "email"
+    SMS = "sms"
+    PUSH = "push"
+    SOCIAL = "social"
+    REQUEST = "request"  # an HTTP request whose response may be stored on the contact
+    WEBHOOK = "webhook"  # a signed JSON POST about the contact
+    CRM_UPDATE = "crm_update"
+    CRM_CREATE = "crm_create"
 
 
 class Outputs(StrEnum):
@@ -92,10 +121,26 @@ class NodeType:
     params_model: ClassVar[type[Params]]
     outputs: ClassVar[Outputs] = Outputs.SINGLE
     fixed_branches: ClassVar[tuple[str, ...]] = ()
-    channel: ClassVar[str | None] = None  # outbox channel of actions that send
+    channel: ClassVar[str | None] = None  # delivery family of actions that send (palette)
+    outbox_channel: ClassVar[str | None] = None  # `outbox.channel` of the rows it enqueues
+    message: ClassVar[Message | None] = None  # what those rows hold (None: sends nothing)
+    trigger_kind: ClassVar[TriggerKind | None] = None  # set on every trigger
+    is_loop: ClassVar[bool] = False  # its `body` branch may lead back to it (back-edges)
+    is_merge: ClassVar[bool] = False  # joins paths: needs two or more incoming edges
+    every_tick: ClassVar[bool] = False  # its step looks at every waiting token each tick
     condition_fields: ClassVar[tuple[str, ...]] = ()  # params that are SQL conditions
     template_fields: ClassVar[tuple[str, ...]] = ()  # params that are Liquid templates
     event_condition_fields: ClassVar[tuple[str, ...]] = ()  # conditions over event properties
+
+    @classmethod
+    def is_trigger(cls) -> bool:
+        """Triggers enroll contacts and have no input."""
+        return cls.category is Category.TRIGGER
+
+    @classmethod
+    def listens_to_events(cls) -> bool:
+        """Whether the trigger enrolls from arriving events (so a DAG may run on them)."""
+        return cls.trigger_kind in (TriggerKind.EVENT, TriggerKind.WEBHOOK)
 
     @classmethod
     def parse(cls, params: Mapping[str, Any]) -> Params:
@@ -149,6 +194,7 @@ class NodeType:
             "outputs": cls.outputs.value,
             "branches": list(cls.fixed_branches),
             "channel": cls.channel,
+            "trigger_kind": cls.trigger_kind.value if cls.trigger_kind else None,
             "params_schema": cls.params_model.model_json_schema(),
         }
 

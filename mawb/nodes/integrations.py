@@ -10,7 +10,7 @@ from sqlglot import exp
 
 from mawb import query
 from mawb.nodes.actions import ConnectionName, HttpParams, check_attribute_names
-from mawb.nodes.base import SECRET_REF, Category, NodeType, Params, shorten
+from mawb.nodes.base import SECRET_REF, Category, Message, NodeType, Params, shorten
 from mawb.nodes.registry import register
 from mawb.query import check_query
 
@@ -45,6 +45,8 @@ class CrmUpdate(NodeType):
     icon = "user-check"
     help = "Update the contact's CRM record (local CRM table by default, or an HTTP adapter)."
     params_model = CrmUpdateParams
+    outbox_channel = "crm"
+    message = Message.CRM_UPDATE
     channel = "crm"
     template_fields = ("fields",)
 
@@ -73,6 +75,8 @@ class CrmCreate(NodeType):
     icon = "user-plus"
     help = "Create a CRM record (deal, task, ...) linked to the contact."
     params_model = CrmCreateParams
+    outbox_channel = "crm"
+    message = Message.CRM_CREATE
     channel = "crm"
     template_fields = ("fields",)
 
@@ -154,6 +158,8 @@ class ExternalApi(NodeType):
     icon = "download"
     help = "Fetch data for each contact from an external API into contact attributes."
     params_model = ExternalApiParams
+    outbox_channel = "api"
+    message = Message.REQUEST
     channel = "http"
     template_fields = ("url", "headers")
 
@@ -199,6 +205,8 @@ class WebhookCall(NodeType):
     icon = "send"
     help = "POST a signed JSON payload about the contact to a URL (e.g. a sales alert)."
     params_model = WebhookCallParams
+    outbox_channel = "webhook"
+    message = Message.WEBHOOK
     channel = "http"
 
     @classmethod

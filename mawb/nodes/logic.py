@@ -98,6 +98,7 @@ class LoopIterator(NodeType):
     icon = "repeat"
     help = "Repeat the `body` path (which leads back here) up to N times or until a condition."
     params_model = LoopParams
+    is_loop = True
     outputs = Outputs.BRANCHES
     fixed_branches = ("body", "done")
     condition_fields = ("until",)
@@ -142,6 +143,8 @@ class MergeBranches(NodeType):
     icon = "merge"
     help = "Join paths: continue when all (or any) of a contact's incoming paths arrived."
     params_model = MergeParams
+    is_merge = True
+    every_tick = True
 
     @classmethod
     def summary(cls, params: Params) -> str:

@@ -14,6 +14,9 @@ if TYPE_CHECKING:
 T = TypeVar("T", bound="type[NodeType]")
 
 _REGISTRY: dict[str, type[NodeType]] = {}
+# Bumped on every change, so caches of what a flow means (`mawb.flowplan`) never outlive
+# the types they were built with.
+_generation = 0
 
 
 class DuplicateNodeTypeError(ValueError):
@@ -29,13 +32,23 @@ def register(cls: T) -> T:
     name = cls.type
     if name in _REGISTRY and _REGISTRY[name] is not cls:
         raise DuplicateNodeTypeError(f"node type {name!r} is already registered")
+    global _generation
+    if _REGISTRY.get(name) is not cls:
+        _generation += 1
     _REGISTRY[name] = cls
     return cls
 
 
 def unregister(name: str) -> None:
     """Remove a type (tests and plugins that replace one)."""
-    _REGISTRY.pop(name, None)
+    global _generation
+    if _REGISTRY.pop(name, None) is not None:
+        _generation += 1
+
+
+def generation() -> int:
+    """A number that changes whenever a type is registered or removed."""
+    return _generation
 
 
 def get(name: str) -> type[NodeType]:

@@ -10,7 +10,15 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from mawb.nodes.base import SECRET_HELP, SECRET_REF, Category, NodeType, Params, shorten
+from mawb.nodes.base import (
+    SECRET_HELP,
+    SECRET_REF,
+    Category,
+    NodeType,
+    Params,
+    TriggerKind,
+    shorten,
+)
 from mawb.nodes.registry import register
 
 _SCHEDULE_HELP = (
@@ -52,6 +60,7 @@ class TimeBasedTrigger(NodeType):
     icon = "clock"
     help = "Enroll an audience on a schedule, or relative to a date attribute."
     params_model = TimeBasedParams
+    trigger_kind = TriggerKind.TIME
     condition_fields = ("audience",)
 
     @classmethod
@@ -86,6 +95,7 @@ class BehavioralTrigger(NodeType):
     icon = "activity"
     help = "Enroll contacts whose behaviour events reach a count within a time window."
     params_model = BehavioralParams
+    trigger_kind = TriggerKind.BEHAVIORAL
     condition_fields = ("audience",)
 
     @classmethod
@@ -111,6 +121,7 @@ class EventTrigger(NodeType):
     icon = "zap"
     help = "Enroll a contact when a named business event (signup, form submission) arrives."
     params_model = EventParams
+    trigger_kind = TriggerKind.EVENT
     condition_fields = ("audience",)
     event_condition_fields = ("where",)
 
@@ -143,6 +154,7 @@ class WebhookTrigger(NodeType):
     icon = "webhook"
     help = "Enroll contacts named in authenticated HTTP events posted to this flow."
     params_model = WebhookParams
+    trigger_kind = TriggerKind.WEBHOOK
     event_condition_fields = ("where",)
 
     @classmethod
@@ -167,6 +179,7 @@ class ManualTrigger(NodeType):
     icon = "hand"
     help = "Enroll an explicit list of contacts (CLI `mawb enroll`, API or upload)."
     params_model = ManualParams
+    trigger_kind = TriggerKind.MANUAL
 
     @classmethod
     def summary(cls, params: Params) -> str:

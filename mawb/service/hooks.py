@@ -14,10 +14,12 @@ import os
 import re
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from mawb.nodes import registry
+from mawb.nodes.base import TriggerKind
 from mawb.nodes.triggers import WebhookParams
 
 if TYPE_CHECKING:
@@ -73,6 +75,11 @@ class HookDirectory:
         return targets
 
 
+def _is_webhook(type_name: Any) -> bool:
+    return (isinstance(type_name, str) and registry.has(type_name)
+            and registry.get(type_name).trigger_kind is TriggerKind.WEBHOOK)
+
+
 def _read_targets(folder: Path, flow_id: str, names: list[str]) -> list[HookTarget]:
     """Webhook nodes of every version, newest version first; unreadable files are skipped
     (a deploy validates versions, so only a hand-edited file can be broken)."""
@@ -83,7 +90,7 @@ def _read_targets(folder: Path, flow_id: str, names: list[str]) -> list[HookTarg
         try:
             document = json.loads((folder / name).read_text())
             nodes = [node for node in document.get("nodes", [])
-                     if isinstance(node, dict) and node.get("type") == "webhook_trigger"]
+                     if isinstance(node, dict) and _is_webhook(node.get("type"))]
         except (OSError, ValueError, AttributeError):
             continue
         for node in nodes:

@@ -26,12 +26,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from mawb import nodes
 from mawb.engine import lifecycle, spool
 from mawb.engine.runner import parse_interval
 from mawb.engine.store import StoreBusyError, utc_naive
 from mawb.engine.workspace import Workspace
+from mawb.flowplan import node_params, plan
 from mawb.nodes import triggers
+from mawb.nodes.base import TriggerKind
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -251,13 +252,16 @@ def _state_of(flow: Flow, now: datetime) -> FlowState:
         interval = DEFAULT_INTERVAL
     events: set[str] = set()
     webhook = False
-    for node in flow.nodes:
-        params = nodes.get(node.type).parse(node.params)
-        if isinstance(params, triggers.WebhookParams):
+    planned = plan(flow)
+    for node_id in planned.triggers:
+        kind, params = planned.types[node_id].trigger_kind, node_params(flow, node_id)
+        if kind is TriggerKind.WEBHOOK:
             webhook = True
-        elif isinstance(params, triggers.EventParams):
+        elif kind is TriggerKind.EVENT:
+            assert isinstance(params, triggers.EventParams)
             events.add(params.event)
-        elif isinstance(params, triggers.BehavioralParams):
+        elif kind is TriggerKind.BEHAVIORAL:
+            assert isinstance(params, triggers.BehavioralParams)
             events.update(params.events)
     return FlowState(flow, interval, now, frozenset(events), webhook)
 

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 import plotly.graph_objects as go
 
+from mawb import nodes
+from mawb.nodes.base import TriggerKind
 from mawb.simulate import SweepResult, simulate
 
 if TYPE_CHECKING:
@@ -149,15 +151,16 @@ def why_nobody_entered(flow: Flow, population: Population) -> str:
     names = set(events["name"]) if events is not None and "name" in events else set()
     reasons = []
     for node in flow.nodes:
-        event = node.params.get("event") if node.type in ("event_trigger",
-                                                          "webhook_trigger") else None
+        kind = nodes.get(node.type).trigger_kind if nodes.has(node.type) else None
+        event = node.params.get("event") if kind in (TriggerKind.EVENT,
+                                                     TriggerKind.WEBHOOK) else None
         if event is not None and event not in names:
             reasons.append(f"no contact has a {event} event in {population.label}")
-        elif node.type in ("time_based_trigger", "behavioral_trigger") and node.params.get(
+        elif kind in (TriggerKind.TIME, TriggerKind.BEHAVIORAL) and node.params.get(
                 "audience"):
             reasons.append(f"no contact of {population.label} matched the audience "
                            f"`{node.params['audience']}` of {node.label or node.id}")
-        elif node.type == "manual_trigger":
+        elif kind is TriggerKind.MANUAL:
             reasons.append(f"{node.label or node.id} is a manual trigger: contacts enter only "
                            "when enrolled by hand (mawb enroll)")
     if not reasons:

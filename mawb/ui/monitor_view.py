@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from mawb import analytics
+from mawb import analytics, nodes
 from mawb.engine.store import StoreBusyError
 from mawb.ui.builder_state import with_layout
 from mawb.ui.flow_graph import flow_to_graph
@@ -65,7 +65,7 @@ class Snapshot:
         counts = {}
         for row in self.funnel.to_dict("records"):
             badge = {column: int(row[column]) for column in COUNT_COLUMNS}
-            if row["type"] == "merge_branches":
+            if nodes.has(row["type"]) and nodes.get(row["type"]).is_merge:
                 badge["contacts"] = int(row["contacts"])
             counts[row["node_id"]] = badge
         return counts
@@ -112,9 +112,9 @@ def contact_journey(reader: WorkspaceReader, flow: Flow, contact_id: str
 def ordered_path(path: pd.DataFrame, flow: Flow) -> pd.DataFrame:
     """The path by time, then by the flow's step order (a tick moves a contact through several
     steps at one timestamp), entering a step before leaving it."""
-    from mawb.graph import topological_order
+    from mawb.flowplan import plan
 
-    rank = {node_id: index for index, node_id in enumerate(topological_order(flow))}
+    rank = {node_id: index for index, node_id in enumerate(plan(flow).order)}
     events = {"entered": 0, "waiting": 1, "completed": 3}
     keys = path.assign(_step=path["node_id"].map(rank).fillna(len(rank)),
                        _event=path["event"].map(events).fillna(2))

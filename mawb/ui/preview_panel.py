@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mawb import nodes
+from mawb.nodes.base import Message
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -20,7 +23,7 @@ GSM7_BASIC = frozenset(
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà")
 GSM7_EXTENDED = frozenset("^{}\\[~]|€\f")
 """GSM 03.38: the extension table's characters take two septets each."""
-MESSAGE_TYPES = ("email_send", "sms_send", "web_push")
+PREVIEWED = (Message.EMAIL, Message.SMS, Message.PUSH)  # messages a contact gets
 
 
 @dataclass(frozen=True)
@@ -60,10 +63,11 @@ def render_preview(flow: Flow, node: Node, home: Path, key: str) -> None:
     """Draw the preview controls of a message step (no-op for other steps)."""
     import streamlit as st
 
-    if node.type not in MESSAGE_TYPES:
+    message = nodes.get(node.type).message if nodes.has(node.type) else None
+    if message not in PREVIEWED:
         return
     with st.expander("Preview for a contact", icon=":material/preview:"):
-        if node.type == "sms_send":
+        if message is Message.SMS:
             body = str(node.params.get("body", ""))
             st.caption(f"Template: {sms_segments(body).describe()} (before personalisation)")
         if not preview_available():

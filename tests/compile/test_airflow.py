@@ -19,7 +19,8 @@ import mawb.engine
 from mawb import graph
 from mawb.compile import PodSettings, compile_airflow
 from mawb.compile.airflow import ordering_edges
-from mawb.compile.schedule import EVENT_TRIGGER_TYPES, asset_names
+from mawb.compile.schedule import asset_names
+from mawb.nodes.base import TriggerKind
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 TICK = pendulum.datetime(2025, 3, 3, 9, 0, tz="UTC")
@@ -108,7 +109,8 @@ def _assert_schedule(dag: Any, flow: mawb.Flow) -> None:
     from airflow.sdk import Asset, AssetOrTimeSchedule, DeltaTriggerTimetable
 
     timetable = dag.timetable
-    if any(node.type in EVENT_TRIGGER_TYPES for node in flow.nodes):
+    kinds = {mawb.nodes.get(node.type).trigger_kind for node in flow.nodes}
+    if kinds & {TriggerKind.EVENT, TriggerKind.WEBHOOK}:
         assert isinstance(timetable, AssetOrTimeSchedule), flow.id
         name, uri = asset_names(flow)
         assert timetable.asset_condition == Asset(name=name, uri=uri)
