@@ -52,7 +52,6 @@ if TYPE_CHECKING:
     from mawb.model import Flow, Node
 
 CHANNELS = ("email", "sms", "web_push", "social")
-OPENABLE = ("email", "web_push")
 ENGAGEMENT = ("email_open", "email_click", "conversion", "purchase", "unsubscribe",
               "email_bounce", "bounce")
 CHANNEL_COLORS = {"email": "#2563eb", "sms": "#16a34a", "web_push": "#d97706",

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-import sqlglot
 from pydantic import Field, field_validator
-from sqlglot import exp
 
 from mawb import query
 from mawb.nodes.actions import ConnectionName, HttpParams, check_attribute_names
@@ -108,17 +106,7 @@ class DatabaseQueryParams(Params):
         check_attribute_names(written)
         return value
 
-    def readonly_sql(self) -> str:
-        """The query regenerated from its checked tree (what the engine executes)."""
-        return check_query(self.sql).sql
-
-
 QUERYABLE_TABLES = query.QUERYABLE_TABLES
-
-
-def readonly_select(sql: str) -> exp.Expression:
-    """The checked query's tree (`mawb.query.check_query`); raises ValueError if unsafe."""
-    return sqlglot.parse_one(check_query(sql).sql, read="duckdb")
 
 
 @register

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from mawb.engine import manifest
+from mawb.engine import layout, manifest
 from mawb.engine.layout import default_home
 from mawb.engine.outbox import ALL_ROWS, ALL_ROWS_QUERY, DONE_TABLE
 from mawb.engine.store import (
@@ -62,10 +62,7 @@ class WorkspaceReader:
         return self.home / "store.duckdb"
 
     def store_paths(self) -> list[Path]:
-        count = self.partitions
-        if count == 1:
-            return [self.store_path]
-        return [self.home / "partitions" / f"{p}.duckdb" for p in range(count)]
+        return layout.store_paths(self.home, self.partitions)
 
     def has_store(self) -> bool:
         return any(path.is_file() for path in self.store_paths())
