@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator
 
@@ -12,14 +12,18 @@ from mawb.nodes.base import SECRET_REF, Category, NodeType, Params, shorten
 from mawb.nodes.registry import register
 from mawb.query import check_query
 
+if TYPE_CHECKING:
+    import builtins
+
 CrmObject = Literal["contact", "lead", "deal", "task"]
+FieldValues = dict[str, str | int | float | bool]
 
 
 class CrmUpdateParams(Params):
     crm: str = Field("local", description="CRM adapter: local (store table) or a configured one")
     object: CrmObject = Field("lead", description="Record type")
-    fields: dict[str, str | int | float | bool] = Field(
-        default_factory=lambda: {"lead_status": "qualified"},
+    fields: FieldValues = Field(
+        default_factory=lambda: FieldValues({"lead_status": "qualified"}),
         min_length=1,
         description="Fields to write; string values are Liquid",
     )
@@ -30,7 +34,7 @@ class CrmUpdateParams(Params):
 
     @field_validator("fields")
     @classmethod
-    def _names(cls, value: dict[str, object]) -> dict[str, object]:
+    def _names(cls, value: dict[str, builtins.object]) -> dict[str, builtins.object]:
         check_attribute_names(value)
         return value
 
@@ -55,8 +59,9 @@ class CrmUpdate(NodeType):
 
 class CrmCreateParams(CrmUpdateParams):
     object: CrmObject = Field("deal", description="Record type")
-    fields: dict[str, str | int | float | bool] = Field(
-        default_factory=lambda: {"name": "{{ company }} opportunity", "stage": "new"},
+    fields: FieldValues = Field(
+        default_factory=lambda: FieldValues({"name": "{{ company }} opportunity",
+                                             "stage": "new"}),
         min_length=1,
         description="Fields of the new record; string values are Liquid",
     )
