@@ -42,7 +42,9 @@ run: demo
 	trap 'kill $$service 2>/dev/null; wait $$service 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) --server.headless true
 
+# Type-check first (seconds with mypy's cache; settings in pyproject.toml), then every test.
 test: setup-test
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 notebooks: setup
@@ -66,6 +68,7 @@ bench: setup-test demo
 lint:
 	$(BIN)/ruff check mawb tests bench
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .mawb artifacts

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,8 +36,11 @@ from mawb.data import demo_contacts, demo_events
 from mawb.simulate import simulate
 from mawb.ui.monitor_view import read_snapshot
 from mawb.ui.reader import WorkspaceReader
-from mawb.ui.server import chromium_path, launch_chromium, serve_streamlit
 from mawb.versions import VersionStore
+
+# The Chromium/Streamlit harness is test support (tests/support), not part of the package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from support.browser import chromium_path, launch_chromium, serve_streamlit
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -8,7 +8,7 @@ RSS is that scenario's alone):
 (a) `lead_welcome_v1` over 14 virtual days for 1M synthetic contacts with pure flow logic
     (no simulated responses, like `mawb simulate --responses none`): wall time of the ticks
     (including the final checkpoint), import time and peak RSS. Targets: <= 30 s, <= 4 GB.
-(b) engine vs the per-contact reference interpreter (`mawb.engine.reference`) on 100k
+(b) engine vs the per-contact reference interpreter (`tests/support/reference.py`) on 100k
     contacts, both measured at that size (the reference takes minutes: its enrollment step
     grows faster than linearly, so scaling a small run up would flatter it). Target: >= 50x.
 (c) engine vs the raw floor: the bare DuckDB statements that make the same state transitions
@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 FLOW_ID = "lead_welcome_v1"
@@ -82,7 +83,9 @@ def scenario_engine(size: int, seed: int) -> dict[str, Any]:
 def scenario_reference(size: int, seed: int) -> dict[str, Any]:
     """The same flow through the per-contact reference interpreter."""
     from mawb.data import synthetic_contacts
-    from mawb.engine.reference import Reference
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # test support
+    from support.reference import Reference
+
     from mawb.templates import load_template
 
     flow = load_template(FLOW_ID)

@@ -31,8 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from mawb.model import Flow
-from mawb.ui.server import chromium_path, launch_chromium, serve_streamlit
 from mawb.versions import VersionStore
+
+# The Chromium/Streamlit harness is test support (tests/support), not part of the package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from support.browser import chromium_path, launch_chromium, serve_streamlit
 
 REPO = Path(__file__).resolve().parents[1]
 IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"

@@ -53,7 +53,6 @@ if TYPE_CHECKING:
     from mawb.model import Flow, Node
 
 CHANNELS = MESSAGE_CHANNELS
-OPENABLE = ("email", "web_push")
 ENGAGEMENT = ("email_open", "email_click", "conversion", "purchase", "unsubscribe",
               "email_bounce", "bounce")
 CHANNEL_COLORS = {"email": "#2563eb", "sms": "#16a34a", "web_push": "#d97706",

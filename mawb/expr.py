@@ -168,7 +168,7 @@ def to_sql(
     condition: Condition | str,
     params: Mapping[str, object] | None = None,
     *,
-    column: Callable[[str], exp.Expression] | None = None,
+    column: Callable[[str], exp.Expr] | None = None,
     now: datetime | None = None,
 ) -> str:
     """Generate DuckDB SQL for `condition` from its checked tree.
@@ -304,7 +304,7 @@ def _is_boolean(node: exp.Expr) -> bool:
 def _replacement(
     node: exp.Expr,
     values: Mapping[str, object],
-    column: Callable[[str], exp.Expression] | None,
+    column: Callable[[str], exp.Expr] | None,
     now: datetime | None,
 ) -> exp.Expr | None:
     if isinstance(node, exp.Placeholder):

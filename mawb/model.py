@@ -221,7 +221,10 @@ class Flow(_Strict):
         self.edges.append(Edge(source=source, target=target, branch=branch))
         return self
 
-    def validate(self, columns: set[str] | None = None) -> Any:  # -> mawb.validate.Report
+    # BaseModel.validate is pydantic v1's deprecated classmethod; `flow.validate()` is the
+    # notebook API (docs, README), so it keeps the name.
+    def validate(  # type: ignore[override]
+            self, columns: set[str] | None = None) -> Any:  # -> mawb.validate.Report
         """Run every check of `mawb.validate` and return its report."""
         from mawb.validate import validate_flow  # upward on purpose: a convenience for users
 

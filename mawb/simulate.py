@@ -397,9 +397,8 @@ def _tick_loop(workspace: Workspace, flow: Flow, params: dict[str, Any],
             first = connection.execute("SELECT min(ts) FROM events").fetchone()
             start = first[0] if first and first[0] else DEMO_EPOCH
         engagement = "engagement_score" in contact_column_names(connection)
-        now: datetime | None = utc_naive(start or DEMO_EPOCH)
-        origin = position = now
-        assert origin is not None
+        origin = position = utc_naive(start or DEMO_EPOCH)
+        now: datetime | None = origin
         end = origin + timedelta(days=options.days)
         step = options.max_step or (timedelta(hours=6) if options.responses != "none" else None)
         ticks = 0

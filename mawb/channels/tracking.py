@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 from mawb.links import link_url
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mawb.channels.base import OutboundMessage
     from mawb.channels.connections import LinkContext
 
@@ -61,6 +63,11 @@ class _Anchors(HTMLParser):
             self.anchors.append((self._line_starts[line - 1] + column, raw, href))
 
 
+def _quoted_href(url: str) -> Callable[[re.Match[str]], str]:
+    """An `_HREF` replacement: the attribute's own `href=` with `url` (already escaped)."""
+    return lambda match: f'{match[1]}"{url}"'
+
+
 def track_html(source: str, links: LinkContext, message: OutboundMessage) -> str:
     """`source` with http(s) links through `/c/` and an open pixel before `</body>`."""
     parser = _Anchors(source)
@@ -72,7 +79,7 @@ def track_html(source: str, links: LinkContext, message: OutboundMessage) -> str
         if not href.lower().startswith(("http://", "https://")) or href.startswith(own):
             continue
         tracked = html_lib.escape(click_url(links, message, href), quote=True)
-        pieces += [source[cursor:offset], _HREF.sub(lambda m, t=tracked: f'{m[1]}"{t}"', raw, 1)]
+        pieces += [source[cursor:offset], _HREF.sub(_quoted_href(tracked), raw, 1)]
         cursor = offset + len(raw)
     rewritten = "".join([*pieces, source[cursor:]])
     pixel = (f'<img src="{html_lib.escape(open_url(links, message), quote=True)}" width="1" '

@@ -22,7 +22,7 @@ def info(home: Path) -> dict[str, Any]:
     import duckdb
 
     from mawb.engine import manifest
-    from mawb.engine.repartition import layout
+    from mawb.engine.layout import store_paths
     from mawb.engine.store import STORE_SCHEMA_VERSION, connect, schema_version
     from mawb.versions import VersionStore
 
@@ -31,7 +31,7 @@ def info(home: Path) -> dict[str, Any]:
     found = manifest.read(home)
     count = found.partitions if found else manifest.partitions_on_disk(home)
     stores = []
-    for index, path in enumerate(layout(home, count)):
+    for index, path in enumerate(store_paths(home, count)):
         entry: dict[str, Any] = {"partition": index, "path": str(path), "exists": path.is_file()}
         if path.is_file():
             entry["bytes"] = path.stat().st_size

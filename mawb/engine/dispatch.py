@@ -20,12 +20,12 @@ def dispatch(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime,
              flow_params: dict[str, Any], goal: bool = True) -> None:
     if flow.settings.goal and goal:
         column = lambda name: _contact_column(name)  # noqa: E731
-        goal = to_sql(flow.settings.goal, flow_params, column=column, now=now)
+        reached = to_sql(flow.settings.goal, flow_params, column=column, now=now)
         connection.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE reached AS
             SELECT e.enrollment_id FROM enrollments e JOIN contacts c USING (contact_id)
-            WHERE e.flow_id = ? AND e.status = 'active' AND coalesce(({goal}), false)
+            WHERE e.flow_id = ? AND e.status = 'active' AND coalesce(({reached}), false)
             """,
             [flow.id],
         )

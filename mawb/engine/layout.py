@@ -20,7 +20,15 @@ def default_home() -> Path:
     return Path(os.environ.get("MAWB_HOME", ".mawb"))
 
 
+def store_paths(home: Path, partitions: int) -> list[Path]:
+    """Every store file of a workspace with `partitions` partitions (none created here)."""
+    if partitions == 1:
+        return [home / "store.duckdb"]
+    return [home / "partitions" / f"{p}.duckdb" for p in range(partitions)]
+
+
 def store_path(home: Path, partitions: int, partition: int = 0) -> Path:
+    """The store of one partition (its folder created, so the store can be)."""
     if partitions == 1:
         return home / "store.duckdb"
     folder = home / "partitions"
@@ -41,12 +49,19 @@ def versions(home: Path, flow_id: str) -> list[int]:
     return sorted(int(p.stem[1:]) for p in folder.glob("v*.json")) if folder.is_dir() else []
 
 
+def partition_numbers(contact_ids: pd.Series, partitions: int) -> pd.Series:
+    """The partition of each contact id: a stable hash of the id, modulo the count."""
+    if partitions == 1:
+        return pd.Series(0, index=contact_ids.index)
+    hashed = pd.util.hash_pandas_object(contact_ids.astype(str), index=False).to_numpy()
+    return pd.Series(hashed % partitions, index=contact_ids.index)
+
+
 def split(frame: pd.DataFrame, partitions: int) -> list[tuple[int, pd.DataFrame]]:
     """Each partition's share of a frame of contacts (or events), by contact_id."""
     if partitions == 1:
         return [(0, frame)]
-    keys = frame["contact_id"].astype(str)
-    buckets = pd.util.hash_pandas_object(keys, index=False).to_numpy() % partitions
+    buckets = partition_numbers(frame["contact_id"], partitions).to_numpy()
     return [(p, frame[buckets == p]) for p in range(partitions)]
 
 
@@ -57,4 +72,5 @@ def partition_of(contact_id: str, partitions: int) -> int:
     return int(value % partitions)
 
 
-__all__ = ["default_home", "flow_path", "partition_of", "split", "store_path", "versions"]
+__all__ = ["default_home", "flow_path", "partition_numbers", "partition_of", "split",
+           "store_path", "store_paths", "versions"]

@@ -115,10 +115,6 @@ def suppress_due(connection: duckdb.DuckDBPyConnection, flow_ids: list[str] | No
     )
 
 
-# The name kept for callers of the first engine version.
-suppress_without_consent = suppress
-
-
 def defer_quiet_hours(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime) -> None:
     quiet = flow.settings.quiet_hours
     if quiet is None:

@@ -83,13 +83,14 @@ def preview(flow: Flow, node_id: str, contact_id: str, params: dict[str, Any] | 
     spec = message_spec(flow, node, parsed, connected=connection is not None)
     fields = render_fields(spec, None if channel == "social" else contact,
                            {**flow.params, **(params or {})})
+    payload, headers = fields.get("payload"), fields.get("headers")
     result = Preview(flow=flow.id, node=node_id, contact_id=contact_id, channel=channel,
                      audience=audience, connection=connection,
                      idempotency_key=f"{flow.id}:{flow.version}:{contact_id}:{node_id}:1:0",
                      recipient=fields.get("recipient"), subject=fields.get("subject"),
                      body=fields.get("body"), html=fields.get("html"),
-                     payload=json.loads(fields["payload"]) if fields.get("payload") else {},
-                     headers=json.loads(fields["headers"]) if fields.get("headers") else {})
+                     payload=json.loads(payload) if payload else {},
+                     headers=json.loads(headers) if headers else {})
     if connection is None:
         result.notes.append(f"no connection for {channel}: the sandbox records it, nothing is "
                             "delivered")

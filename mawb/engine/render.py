@@ -61,7 +61,7 @@ def liquid_to_sql(template: str, columns: Mapping[str, str] | set[str], alias: s
         return None
     types = columns if not isinstance(columns, set) else dict.fromkeys(columns, "VARCHAR")
     template = template.replace("\r\n", "\n").replace("\r", "\n")  # as Liquid reads it
-    parts: list[exp.Expression] = []
+    parts: list[exp.Expr] = []
     position = 0
     for match in _OUTPUT.finditer(template):
         if match.group(1) or match.group(3):
@@ -83,7 +83,7 @@ def liquid_to_sql(template: str, columns: Mapping[str, str] | set[str], alias: s
 
 
 def _output_sql(inner: str, whole: str, types: Mapping[str, str], alias: str,
-                params: Mapping[str, Any]) -> exp.Expression | None:
+                params: Mapping[str, Any]) -> exp.Expr | None:
     simple = _SIMPLE.match(inner)
     if simple is None:
         return None
@@ -102,7 +102,7 @@ def _output_sql(inner: str, whole: str, types: Mapping[str, str], alias: str,
         if default is not None:
             return exp.func("coalesce", exp.Case(ifs=[exp.If(
                 this=column, true=exp.Literal.string("true"))]), exp.Literal.string(default))
-        value: exp.Expression = exp.cast(column, "VARCHAR")
+        value: exp.Expr = exp.cast(column, "VARCHAR")
     elif dtype in _TEXT_TYPES:
         value = exp.cast(column, "VARCHAR")
         if default is not None:

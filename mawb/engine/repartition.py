@@ -27,6 +27,7 @@ import duckdb
 import pandas as pd
 
 from mawb.engine import manifest
+from mawb.engine.layout import partition_numbers, store_paths
 from mawb.engine.store import STORE_SCHEMA_VERSION, connect, migrate
 from mawb.engine.workspace import Workspace
 
@@ -52,20 +53,6 @@ class RepartitionReport:
     backup: Path | None = None
 
 
-def layout(home: Path, count: int) -> list[Path]:
-    if count == 1:
-        return [home / "store.duckdb"]
-    return [home / "partitions" / f"{p}.duckdb" for p in range(count)]
-
-
-def partition_numbers(contact_ids: pd.Series, count: int) -> pd.Series:
-    """The partition of each contact id, exactly as `Workspace` routes them."""
-    if count == 1:
-        return pd.Series(0, index=contact_ids.index)
-    hashed = pd.util.hash_pandas_object(contact_ids.astype(str), index=False).to_numpy()
-    return pd.Series(hashed % count, index=contact_ids.index)
-
-
 def repartition(home: Path, count: int) -> RepartitionReport:
     """Move the workspace at `home` to `count` partitions (see the module docstring)."""
     if count < 1:
@@ -80,7 +67,7 @@ def repartition(home: Path, count: int) -> RepartitionReport:
             pass
     staging = home / STAGING
     shutil.rmtree(staging, ignore_errors=True)
-    new_paths = layout(staging, count)
+    new_paths = store_paths(staging, count)
     for path in new_paths:
         path.parent.mkdir(parents=True, exist_ok=True)
         with _closing(connect(path)) as connection:
@@ -90,7 +77,7 @@ def repartition(home: Path, count: int) -> RepartitionReport:
     try:
         old = [f"o{p}" for p in range(before)]
         new = [f"n{q}" for q in range(count)]
-        for alias, path in [*zip(old, layout(home, before), strict=True),
+        for alias, path in [*zip(old, store_paths(home, before), strict=True),
                             *zip(new, new_paths, strict=True)]:
             coordinator.execute(f"ATTACH ? AS {alias}", [str(path)])  # held: no other writer
         _copy(coordinator, old, new, count, report)
@@ -340,7 +327,7 @@ def _swap(home: Path, before: int, count: int, staging: Path) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     backup = home / "backup" / f"repartition-{stamp}"
     backup.mkdir(parents=True)
-    for path in layout(home, before):
+    for path in store_paths(home, before):
         if path.exists():
             target = backup / path.relative_to(home)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -348,7 +335,8 @@ def _swap(home: Path, before: int, count: int, staging: Path) -> Path:
             wal = path.with_name(path.name + ".wal")
             if wal.exists():
                 wal.rename(target.with_name(target.name + ".wal"))
-    for source, target in zip(layout(staging, count), layout(home, count), strict=True):
+    for source, target in zip(store_paths(staging, count), store_paths(home, count),
+                              strict=True):
         target.parent.mkdir(parents=True, exist_ok=True)
         source.rename(target)
     shutil.rmtree(staging, ignore_errors=True)
@@ -358,4 +346,4 @@ def _swap(home: Path, before: int, count: int, staging: Path) -> Path:
     return backup
 
 
-__all__ = ["RepartitionError", "RepartitionReport", "partition_numbers", "repartition"]
+__all__ = ["RepartitionError", "RepartitionReport", "repartition"]

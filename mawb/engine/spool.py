@@ -636,8 +636,3 @@ def totals(workspace: Workspace) -> dict[str, Any]:
 def _quarantined(home: Path) -> int:
     folder = spool_dir(home) / REJECTED_DIR
     return sum(1 for p in folder.glob(f"*{SUFFIX}")) if folder.is_dir() else 0
-
-
-def last_loaded(connection: duckdb.DuckDBPyConnection) -> datetime | None:
-    row = connection.execute("SELECT max(loaded_at) FROM spool_files").fetchone()
-    return row[0] if row else None

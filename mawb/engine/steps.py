@@ -31,7 +31,7 @@ from mawb.protected import is_protected, protected_message
 from mawb.query import check_query, run_query
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from mawb.engine.cohort import Cohort
     from mawb.nodes.base import NodeType
@@ -261,7 +261,7 @@ def refuse_protected(cohort: Cohort, names: list[str]) -> None:
                         + (f" (also {', '.join(bad[1:])})" if bad[1:] else ""))
 
 
-def _set_attributes(cohort: Cohort, values: dict[str, object]) -> None:
+def _set_attributes(cohort: Cohort, values: Mapping[str, object]) -> None:
     if not values:
         return
     refuse_protected(cohort, list(values))

@@ -14,19 +14,26 @@ waited for, never reported to a user as a lock error.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import random
+import re
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import duckdb
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
 STORE_SCHEMA_VERSION = 7
+# A lock wait longer than this is logged as a warning (see `retry_open`).
+SLOW_WAIT_SECONDS = 1.0
 CHECKPOINT_THRESHOLD = "1GB"
 # DuckDB's own default is 80% of RAM per open database, for every process that opens one. A
 # store takes a deliberate share instead (`MAWB_MEMORY_LIMIT`, e.g. "4GB", overrides it) and
@@ -179,9 +186,58 @@ def utc_naive(moment: datetime) -> datetime:
     return moment
 
 
-def _is_lock_error(error: Exception) -> bool:
+# What DuckDB's errors say when another connection holds the file (another process's lock;
+# `IN_PROCESS_WORDS`: this process has it open with other settings, e.g. a writer and a reader).
+LOCK_WORDS = ("lock", "conflicting", "being used by another process")
+IN_PROCESS_WORDS = ("different configuration", "another process")
+
+
+def is_lock_error(error: Exception, words: tuple[str, ...] = LOCK_WORDS) -> bool:
     text = str(error).lower()
-    return "lock" in text or "conflicting" in text or "being used by another process" in text
+    return any(word in text for word in words)
+
+
+def lock_holder(error: Exception) -> str:
+    """Who holds the lock, as DuckDB's message names it ("PID 123"), else "another connection"."""
+    found = re.search(r"\(PID (\d+)\)", str(error))
+    return f"pid {found.group(1)}" if found else "another connection"
+
+
+def retry_open(open_store: Callable[[], T], what: str, retry_seconds: float, busy_message: str,
+               words: tuple[str, ...] = LOCK_WORDS) -> T:
+    """`open_store()`, retried with jittered backoff while another connection holds the file.
+
+    The one wait of every store open (engine writers, dashboard readers). A wait is logged:
+    at INFO when it starts (who waits, who holds the lock, for how long at most) and when the
+    lock came free after under a second, at WARNING when it took longer or ran out, then
+    raising StoreBusyError(`busy_message`); a lock error is never retried silently."""
+    started = time.monotonic()
+    delay = 0.02
+    holder = ""
+    while True:
+        try:
+            opened_store = open_store()
+        except (duckdb.IOException, duckdb.ConnectionException) as error:
+            if not is_lock_error(error, words):
+                raise
+            waited = time.monotonic() - started
+            if not holder:
+                holder = lock_holder(error)
+                log.info("%s: pid %d waits for the lock held by %s (up to %.0f s)",
+                         what, os.getpid(), holder, retry_seconds)
+            if waited > retry_seconds:
+                log.warning("%s: pid %d gave up after waiting %.1f s for the lock held by %s",
+                            what, os.getpid(), waited, holder)
+                raise StoreBusyError(busy_message) from None
+            time.sleep(delay * (1 + random.random()))  # noqa: S311 - jitter, not crypto
+            delay = min(delay * 2, 0.5)
+            continue
+        if holder:
+            waited = time.monotonic() - started
+            log.log(logging.WARNING if waited >= SLOW_WAIT_SECONDS else logging.INFO,
+                    "%s: pid %d got the lock after waiting %.2f s (held by %s)",
+                    what, os.getpid(), waited, holder)
+        return opened_store
 
 
 def memory_limit() -> str:
@@ -219,25 +275,19 @@ def connect_memory(temp_directory: Path) -> duckdb.DuckDBPyConnection:
 
 def connect(path: Path, read_only: bool = False,
             retry_seconds: float = 30.0) -> duckdb.DuckDBPyConnection:
-    """Open the store, waiting with jittered backoff while another process holds it."""
-    deadline = time.monotonic() + retry_seconds
-    delay = 0.02
-    while True:
-        try:
-            connection = duckdb.connect(str(path), read_only=read_only)
-            _configure(connection, path.with_name(path.name + ".tmp"))
-            if not read_only:
-                # Commits stay durable (the WAL is synced); only the rewrite of table data is
-                # deferred to close instead of running inside the commits of a large tick.
-                connection.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
-            return connection
-        except (duckdb.IOException, duckdb.ConnectionException) as error:
-            if not _is_lock_error(error) or time.monotonic() > deadline:
-                if _is_lock_error(error):
-                    raise StoreBusyError(f"store {path} is busy; try again shortly") from None
-                raise
-            time.sleep(delay * (1 + random.random()))  # noqa: S311 - jitter, not crypto
-            delay = min(delay * 2, 0.5)
+    """Open the store, waiting (`retry_open`) while another process holds it."""
+
+    def open_store() -> duckdb.DuckDBPyConnection:
+        connection = duckdb.connect(str(path), read_only=read_only)
+        _configure(connection, path.with_name(path.name + ".tmp"))
+        if not read_only:
+            # Commits stay durable (the WAL is synced); only the rewrite of table data is
+            # deferred to close instead of running inside the commits of a large tick.
+            connection.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
+        return connection
+
+    return retry_open(open_store, f"store {path}", retry_seconds,
+                      f"store {path} is busy; try again shortly")
 
 
 @contextlib.contextmanager

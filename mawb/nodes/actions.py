@@ -165,7 +165,8 @@ Network = Literal["twitter", "linkedin", "facebook", "instagram"]
 
 class SocialParams(Params):
     networks: list[Network] = Field(
-        default_factory=lambda: ["twitter"], min_length=1, description="Networks to post to"
+        default_factory=lambda: list[Network](["twitter"]), min_length=1,
+        description="Networks to post to"
     )
     text: str = Field("Something new is here.", min_length=1, max_length=3000,
                       description="Post text (Liquid over flow params, not contacts)")
@@ -281,7 +282,7 @@ class DataUpdateParams(Params):
         default_factory=dict, description="Attributes to set, e.g. {\"lead_status\": \"mql\"}"
     )
     increment: dict[str, float] = Field(
-        default_factory=lambda: {"score": 10},
+        default_factory=lambda: dict[str, float]({"score": 10}),
         description="Numeric attributes to add to, e.g. {\"score\": 10}",
     )
 

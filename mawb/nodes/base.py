@@ -28,6 +28,7 @@ SECRET_REF = r"^(env|file|connection):[A-Za-z0-9_./-]+$"  # noqa: S105 - a patte
 SECRET_HELP = "Reference to a secret (env:NAME, file:PATH, connection:ID); never the value"  # noqa: S105
 
 if TYPE_CHECKING:
+    import builtins
     from collections.abc import Mapping
 
 
@@ -118,7 +119,7 @@ class NodeType:
     label: ClassVar[str]
     icon: ClassVar[str]  # name of a bundled SVG icon
     help: ClassVar[str]
-    params_model: ClassVar[type[Params]]
+    params_model: ClassVar[builtins.type[Params]]  # `type` is the attribute above
     outputs: ClassVar[Outputs] = Outputs.SINGLE
     fixed_branches: ClassVar[tuple[str, ...]] = ()
     channel: ClassVar[str | None] = None  # delivery family of actions that send (palette)

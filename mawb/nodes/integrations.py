@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import sqlglot
 from pydantic import Field, field_validator
-from sqlglot import exp
 
 from mawb import query
 from mawb.nodes.actions import ConnectionName, HttpParams, check_attribute_names
@@ -14,14 +12,18 @@ from mawb.nodes.base import SECRET_REF, Category, Message, NodeType, Params, sho
 from mawb.nodes.registry import register
 from mawb.query import check_query
 
+if TYPE_CHECKING:
+    import builtins
+
 CrmObject = Literal["contact", "lead", "deal", "task"]
+FieldValues = dict[str, str | int | float | bool]
 
 
 class CrmUpdateParams(Params):
     crm: str = Field("local", description="CRM adapter: local (store table) or a configured one")
     object: CrmObject = Field("lead", description="Record type")
-    fields: dict[str, str | int | float | bool] = Field(
-        default_factory=lambda: {"lead_status": "qualified"},
+    fields: FieldValues = Field(
+        default_factory=lambda: FieldValues({"lead_status": "qualified"}),
         min_length=1,
         description="Fields to write; string values are Liquid",
     )
@@ -32,7 +34,7 @@ class CrmUpdateParams(Params):
 
     @field_validator("fields")
     @classmethod
-    def _names(cls, value: dict[str, object]) -> dict[str, object]:
+    def _names(cls, value: dict[str, builtins.object]) -> dict[str, builtins.object]:
         check_attribute_names(value)
         return value
 
@@ -59,8 +61,9 @@ class CrmUpdate(NodeType):
 
 class CrmCreateParams(CrmUpdateParams):
     object: CrmObject = Field("deal", description="Record type")
-    fields: dict[str, str | int | float | bool] = Field(
-        default_factory=lambda: {"name": "{{ company }} opportunity", "stage": "new"},
+    fields: FieldValues = Field(
+        default_factory=lambda: FieldValues({"name": "{{ company }} opportunity",
+                                             "stage": "new"}),
         min_length=1,
         description="Fields of the new record; string values are Liquid",
     )
@@ -112,17 +115,7 @@ class DatabaseQueryParams(Params):
         check_attribute_names(written)
         return value
 
-    def readonly_sql(self) -> str:
-        """The query regenerated from its checked tree (what the engine executes)."""
-        return check_query(self.sql).sql
-
-
 QUERYABLE_TABLES = query.QUERYABLE_TABLES
-
-
-def readonly_select(sql: str) -> exp.Expression:
-    """The checked query's tree (`mawb.query.check_query`); raises ValueError if unsafe."""
-    return sqlglot.parse_one(check_query(sql).sql, read="duckdb")
 
 
 @register

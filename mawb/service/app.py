@@ -19,7 +19,7 @@ import html
 import logging
 from collections import OrderedDict
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 from urllib.parse import parse_qs, quote, urlsplit
 
 from fastapi import FastAPI, Request
@@ -371,7 +371,7 @@ def _verified(state: State, token: str, kind: str) -> dict[str, Any]:
     return payload
 
 
-def _http_url(url: Any) -> bool:
+def _http_url(url: object) -> TypeGuard[str]:
     if not isinstance(url, str) or any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in url):
         return False
     try:

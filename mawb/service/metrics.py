@@ -55,10 +55,6 @@ class Metrics:
             self._flush_sum += seconds
             self._flush_count += 1
 
-    def refused_count(self, reason: str) -> int:
-        with self._lock:
-            return self._refused.get(reason, 0)
-
     def render(self) -> str:
         with self._lock:
             lines = [

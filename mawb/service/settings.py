@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-
-
-def public_url() -> str:
-    """The base URL links point at (`MAWB_PUBLIC_URL`, default the loopback service)."""
-    return os.environ.get("MAWB_PUBLIC_URL", "http://127.0.0.1:8600")
 
 
 @dataclass(frozen=True)

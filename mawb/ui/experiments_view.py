@@ -255,10 +255,11 @@ def _sweep_tab(state: dict[str, Any], flow: Flow, population: runs.Population,
             return
         bar = st.progress(0.0, text=f"Sweeping {name} over {len(values)} values...")
         fixed = {k: v for k, v in params.items() if k != name}
+        def progress(done: float) -> None:
+            bar.progress(done, text=f"Sweeping {name}: {done:.0%}")
+
         result = runs.run_sweep(flow, population, param=name, values=values, fixed=fixed,
-                                days=days, seed=seed,
-                                on_progress=lambda done: bar.progress(
-                                    done, text=f"Sweeping {name}: {done:.0%}"))
+                                days=days, seed=seed, on_progress=progress)
         bar.empty()
         state["sweep"] = (flow.id, result)
     found = state.get("sweep")

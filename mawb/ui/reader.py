@@ -20,23 +20,27 @@ written for.
 from __future__ import annotations
 
 import contextlib
-import random
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
 
-from mawb.engine import manifest
+from mawb.engine import layout, manifest
 from mawb.engine.layout import default_home
 from mawb.engine.outbox import ALL_ROWS, ALL_ROWS_QUERY, DONE_TABLE
-from mawb.engine.store import STORE_SCHEMA_VERSION, StoreBusyError, StoreSchemaError
+from mawb.engine.store import (
+    IN_PROCESS_WORDS,
+    LOCK_WORDS,
+    STORE_SCHEMA_VERSION,
+    StoreBusyError,
+    StoreSchemaError,
+    retry_open,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 RETRY_SECONDS = 10.0
-_BUSY_WORDS = ("lock", "conflicting", "different configuration", "another process")
 
 
 class WorkspaceReader:
@@ -58,10 +62,7 @@ class WorkspaceReader:
         return self.home / "store.duckdb"
 
     def store_paths(self) -> list[Path]:
-        count = self.partitions
-        if count == 1:
-            return [self.store_path]
-        return [self.home / "partitions" / f"{p}.duckdb" for p in range(count)]
+        return layout.store_paths(self.home, self.partitions)
 
     def has_store(self) -> bool:
         return any(path.is_file() for path in self.store_paths())
@@ -84,20 +85,11 @@ class WorkspaceReader:
         paths = [path for path in self.store_paths() if path.is_file()]
         if not paths:
             raise FileNotFoundError(f"no store in workspace {self.home}")
-        deadline = time.monotonic() + self.retry_seconds
-        delay = 0.02
-        while True:
-            try:
-                return _open(paths, len(self.store_paths()) > 1)
-            except (duckdb.IOException, duckdb.ConnectionException) as error:
-                if not _is_busy(error):
-                    raise
-                if time.monotonic() > deadline:
-                    raise StoreBusyError(
-                        "the workspace store is busy with a long run; try again in a moment"
-                    ) from None
-            time.sleep(delay * (1 + random.random()))  # noqa: S311 - jitter, not crypto
-            delay = min(delay * 2, 0.5)
+        partitioned = len(self.store_paths()) > 1
+        return retry_open(lambda: _open(paths, partitioned), f"workspace {self.home} (read)",
+                          self.retry_seconds,
+                          "the workspace store is busy with a long run; try again in a moment",
+                          LOCK_WORDS + IN_PROCESS_WORDS)
 
 
 def _open(paths: list[Path], partitioned: bool) -> duckdb.DuckDBPyConnection:
@@ -179,11 +171,6 @@ def _database_name(connection: duckdb.DuckDBPyConnection, alias: str) -> str:
 
 def _identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def _is_busy(error: Exception) -> bool:
-    text = str(error).lower()
-    return any(word in text for word in _BUSY_WORDS)
 
 
 __all__ = ["StoreBusyError", "StoreSchemaError", "WorkspaceReader"]

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from support.reference import Reference, ReferenceResult, engine_result
 
-from mawb.engine.reference import Reference, ReferenceResult, engine_result
 from mawb.engine.workspace import Workspace
 from mawb.nodes import get as node_type
 from mawb.nodes.actions import DataUpdateParams

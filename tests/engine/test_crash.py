@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from engine_harness import scratch_home
+from support.reference import engine_result
 
 from mawb.data import synthetic_contacts
 from mawb.engine import Workspace
-from mawb.engine.reference import engine_result
 from mawb.model import Flow
 
 if TYPE_CHECKING:

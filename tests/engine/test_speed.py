@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import pytest
 from engine_harness import START, scratch_home
+from support.reference import engine_result
 
 import mawb
 from mawb.data import synthetic_contacts, synthetic_events
 from mawb.engine import Workspace
-from mawb.engine.reference import engine_result
 from mawb.simulate import SimulationCancelled, simulate, sweep
 
 if TYPE_CHECKING:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 from service_helpers import spooled_events
+from support.browser import chromium_path, launch_chromium
 
 from mawb import links
-from mawb.ui.server import chromium_path, launch_chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
-
-from mawb.ui.server import chromium_path, launch_chromium
+from support.browser import chromium_path, launch_chromium
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from support.browser import serve_streamlit
 
-from mawb.ui.server import serve_streamlit
 from mawb.versions import VersionStore
 
 if TYPE_CHECKING:

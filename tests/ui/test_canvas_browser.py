@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-
-from mawb.ui.server import serve_streamlit
+from support.browser import serve_streamlit
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

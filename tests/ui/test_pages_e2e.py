@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from support.browser import serve_streamlit
 from ui_workspace import copy_of_demo
 
 from mawb.ui import gallery
-from mawb.ui.server import serve_streamlit
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from support.browser import serve_streamlit
 from test_builder_e2e import Workbench, seed_contacts, wait_for_count
 from test_pages_e2e import Tab
 from ui_workspace import FLOW_ID, copy_of_demo
 
 from mawb.ui.drafts import DraftStore
 from mawb.ui.reader import WorkspaceReader
-from mawb.ui.server import serve_streamlit
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

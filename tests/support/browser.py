@@ -58,7 +58,7 @@ def serve_streamlit(
     env = {**os.environ, **({"MAWB_HOME": str(home)} if home is not None else {})}
     with contextlib.ExitStack() as stack:
         output = stack.enter_context(log_path.open("wb")) if log_path else subprocess.DEVNULL
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+        process = subprocess.Popen(
             command, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT
         )
     url = f"http://127.0.0.1:{port}"
@@ -80,7 +80,7 @@ def _wait_for_health(url: str, process: subprocess.Popen[bytes], timeout: float)
         if process.poll() is not None:
             raise RuntimeError(f"streamlit exited early with code {process.returncode}")
         try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:  # noqa: S310 - loopback
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
                 if response.status == 200:
                     return
         except OSError:
