@@ -40,9 +40,10 @@ def _dagbag(folder: Path, timings: dict[str, float], what: str = "DAG") -> Any:
     return bag
 
 
-def _expected_graph(flow: mawb.Flow) -> dict[str, set[str]]:
+def _expected_graph(flow: mawb.Flow, partitions: int) -> dict[str, set[str]]:
     """Downstream task ids per task: the forward flow graph, the ordering edges that make the
-    engine's order the only one, ingest before / dispatch after everything, then drain."""
+    engine's order the only one, ingest before / dispatch after everything, then drain; once
+    per partition, in the partition's group `p<k>`."""
     downstream: dict[str, set[str]] = {node.id: set() for node in flow.nodes}
     forward = [(edge.source, edge.target) for edge in graph.forward_edges(flow)]
     order = graph.topological_order(flow)
@@ -54,7 +55,8 @@ def _expected_graph(flow: mawb.Flow) -> dict[str, set[str]]:
             targets.add("dispatch")
     downstream["dispatch"] = {"drain"}
     downstream["drain"] = set()
-    return downstream
+    return {f"p{k}.{task}": {f"p{k}.{t}" for t in targets}
+            for k in range(partitions) for task, targets in downstream.items()}
 
 
 @pytest.mark.parametrize("kubernetes", [False, True], ids=["local", "kubernetes"])
@@ -72,7 +74,7 @@ def test_every_template_imports_in_a_dagbag_with_the_flow_graph(
     for flow in flows:
         dag = bag.dags[f"mawb_{flow.id}"]
         actual = {task.task_id: set(task.downstream_task_ids) for task in dag.tasks}
-        assert actual == _expected_graph(flow), flow.id
+        assert actual == _expected_graph(flow, 2), flow.id
         _assert_edge_labels(dag, flow)
         assert dag.max_active_runs == 1 and dag.catchup is False
         assert set(dag.params.keys()) == set(flow.params)
@@ -81,14 +83,38 @@ def test_every_template_imports_in_a_dagbag_with_the_flow_graph(
             assert param.value == value and param.schema["type"] == JSON_TYPES[type(value)]
             assert param.description.startswith(("Used by", "Not used"))
         assert dag.tags >= {"mawb", flow.metadata.category}
-        task = dag.get_task("ingest")
+        task = dag.get_task("p0.ingest")
         assert task.retries == 3 and task.retry_exponential_backoff == 2.0
-        # all tasks sit in one task group, mapped over the two contact partitions
-        groups = [task.get_closest_mapped_task_group() for task in dag.tasks]
-        group = groups[0]
-        assert all(other is group for other in groups) and group.group_id == "partition"
-        assert group._expand_input.value == {"partition": [0, 1]}
+        # one task group per partition, and each partition's tasks in its own single-slot pool
+        for task in dag.tasks:
+            group = task.task_group.group_id
+            assert task.task_id.startswith(f"{group}.") and group in ("p0", "p1")
+            assert (task.pool, task.pool_slots) == (f"mawb_{group}", 1), task.task_id
         _assert_schedule(dag, flow)
+
+
+def test_missing_partition_pools_are_a_dag_warning_not_a_silent_run(
+    airflow_db: Path, tmp_path: Path
+) -> None:
+    """Airflow runs no task whose pool is missing and warns about the DAG; the pools file
+    `mawb compile` writes holds exactly the pools the DAG's tasks use."""
+    import json
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    flow = mawb.load_template("lead_welcome_v1")
+    compile_airflow(flow, tmp_path, partitions=2, kubernetes=True, pool_prefix="shop")
+    pools = set(json.loads((tmp_path / "shop_pools.json").read_text()))
+    assert pools == {"shop_p0", "shop_p1"}
+    missing = DagBag(dag_folder=str(tmp_path), known_pools={"default_pool"})
+    dag = missing.dags["mawb_lead_welcome_v1"]
+    assert {task.task_id: task.pool for task in dag.tasks} == {
+        "p0.tick": "shop_p0", "p1.tick": "shop_p1"}
+    [warning] = missing.dag_warnings
+    assert warning.warning_type == "non-existent pool"
+    assert "shop_p0" in warning.message and "shop_p1" in warning.message
+    created = DagBag(dag_folder=str(tmp_path), known_pools={"default_pool", *pools})
+    assert created.dag_warnings == set()
 
 
 def _assert_edge_labels(dag: Any, flow: mawb.Flow) -> None:
@@ -98,9 +124,10 @@ def _assert_edge_labels(dag: Any, flow: mawb.Flow) -> None:
     for edge in forward:
         labels = {e.branch for e in forward if (e.source, e.target) == (edge.source, edge.target)}
         if len(labels) == 1:  # two branches into one node share one Airflow edge
-            assert dag.get_edge_info(edge.source, edge.target).get("label") == edge.branch
+            info = dag.get_edge_info(f"p0.{edge.source}", f"p0.{edge.target}")
+            assert info.get("label") == edge.branch
     for source, target in ordering_edges(graph.topological_order(flow), pairs):
-        assert dag.get_edge_info(source, target) == {"label": "then"}
+        assert dag.get_edge_info(f"p1.{source}", f"p1.{target}") == {"label": "then"}
 
 
 def _assert_schedule(dag: Any, flow: mawb.Flow) -> None:
@@ -298,7 +325,7 @@ def test_dag_test_coarse_shape_equals_the_embedded_engine_and_pushes_row_counts(
     embedded = _workspace(tmp_path / "embedded", flow, 2)
     compile_airflow(flow, dags_folder, partitions=2, home=str(airflow.home), task_shape="coarse")
     dag = _dagbag(dags_folder, timings, "coarse").dags["mawb_lead_qualification_v1"]
-    assert [task.task_id for task in dag.tasks] == ["tick"]
+    assert [task.task_id for task in dag.tasks] == ["p0.tick", "p1.tick"]
     started = time.perf_counter()
     run = dag.test(logical_date=PARITY_TICK)
     timings["dag.test coarse (1 task x 2 partitions)"] = time.perf_counter() - started
@@ -308,10 +335,11 @@ def test_dag_test_coarse_shape_equals_the_embedded_engine_and_pushes_row_counts(
     from mawb.engine.workspace import tick_counts
 
     for ti in run.get_task_instances():
-        pushed = ti.xcom_pull(task_ids="tick", map_indexes=ti.map_index)
-        with airflow.connection(ti.map_index, read_only=True) as connection:
+        partition = int(ti.task_id.removeprefix("p").removesuffix(".tick"))
+        pushed = ti.xcom_pull(task_ids=ti.task_id)
+        with airflow.connection(partition, read_only=True) as connection:
             expected = tick_counts(connection, flow, PARITY_TICK.naive())
-        assert pushed == expected and expected, ti.map_index
+        assert pushed == expected and expected, ti.task_id
 
 
 def _pod(dag: Any, task_id: str, partition: int) -> dict[str, Any]:
@@ -320,12 +348,12 @@ def _pod(dag: Any, task_id: str, partition: int) -> dict[str, Any]:
 
     from kubernetes.client import ApiClient
 
-    operator = dag.get_task(task_id)
-    assert operator.get_closest_mapped_task_group() is not None  # one per partition
+    operator = dag.get_task(f"p{partition}.{task_id}")
+    assert operator.pool == f"mawb_p{partition}"  # the partition's single-slot pool
     context = {
         "logical_date": None,  # as in an Asset-triggered run: the tick is the run's time
         "dag_run": SimpleNamespace(run_after=TICK),
-        "ti": SimpleNamespace(map_index=partition),
+        "ti": SimpleNamespace(map_index=-1),
         "params": {name: param.value for name, param in dag.params.items()},
     }
     operator.render_template_fields(context)
@@ -349,7 +377,8 @@ def test_kubernetes_pods_render_and_validate_offline(airflow_db: Path, tmp_path:
     from airflow.dag_processing.dagbag import DagBag
 
     coarse = DagBag(dag_folder=str(tmp_path / "coarse")).dags["mawb_lead_qualification_v1"]
-    assert [task.task_id for task in coarse.tasks] == ["tick"]  # the default with --kubernetes
+    # the default with --kubernetes
+    assert [task.task_id for task in coarse.tasks] == ["p0.tick", "p1.tick", "p2.tick"]
     tick = _pod(coarse, "tick", 1)["spec"]["containers"][0]["args"]
     assert tick[3:5] == ["--node", "_tick"]
     assert tick[-2:] == ["--xcom-file", "/airflow/xcom/return.json"]
@@ -431,7 +460,8 @@ def test_dag_test_delivers_a_connected_flow_through_smtp(
                         task_shape="coarse")
         dag = _dagbag(dags_folder, timings, "coarse").dags["mawb_lead_welcome_v1"]
         assert {task.task_id: task.downstream_task_ids for task in dag.tasks} == {
-            "tick": {"deliver"}, "deliver": set()}
+            f"p{k}.{task}": {f"p{k}.{t}" for t in after}
+            for k in (0, 1) for task, after in (("tick", {"deliver"}), ("deliver", set()))}
         started = time.perf_counter()
         assert dag.test(logical_date=PARITY_TICK).state == "success"
         timings["dag.test coarse + deliver (2 tasks x 2 partitions)"] = (
