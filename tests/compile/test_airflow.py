@@ -13,6 +13,7 @@ from typing import Any
 
 import pendulum
 import pytest
+from airflow_parity import PARITY_TICK, demo_workspace, same_stores, store_rows
 
 import mawb
 import mawb.engine
@@ -24,8 +25,6 @@ from mawb.compile.schedule import EVENT_TRIGGER_TYPES, asset_names
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 TICK = pendulum.datetime(2025, 3, 3, 9, 0, tz="UTC")
 JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string"}
-PARITY_TICK = pendulum.datetime(2026, 11, 2, 9, 0, tz="UTC")
-POPULATION = 120
 
 
 def _dagbag(folder: Path, timings: dict[str, float], what: str = "DAG") -> Any:
@@ -185,43 +184,6 @@ def _has_step_command() -> bool:
     return any(command.name == "step" for command in app.registered_commands)
 
 
-def _same_stores(airflow: mawb.engine.Workspace, embedded: mawb.engine.Workspace) -> None:
-    """Every table equal, except that `runs` may hold more stages under Airflow: the embedded
-    tick skips stages its plan knows have nothing to do, a task records every stage it ran."""
-    airflow_rows, embedded_rows = _store_rows(airflow), _store_rows(embedded)
-    runs = [name for name in airflow_rows if name.endswith("/runs")]
-    for name in runs:
-        assert set(embedded_rows.pop(name)) <= set(airflow_rows.pop(name)), name
-    assert airflow_rows == embedded_rows
-
-
-def _store_rows(workspace: mawb.engine.Workspace) -> dict[str, list[str]]:
-    """Every table of every partition store, rows sorted, as comparable text."""
-    rows: dict[str, list[str]] = {}
-    for partition in range(workspace.partitions):
-        with workspace.connection(partition, read_only=True) as connection:
-            tables = [row[0] for row in connection.execute("SHOW TABLES").fetchall()]
-            for table in tables:
-                # runs: which stages ran at which tick; started/finished are wall-clock times
-                columns = "flow_id, tick_time, stage, status" if table == "runs" else "*"
-                query = f'SELECT {columns} FROM "{table}"'
-                found = connection.execute(query).fetchall()
-                rows[f"{partition}/{table}"] = sorted(map(repr, found))
-    return rows
-
-
-def _workspace(home: Path, flow: mawb.Flow, partitions: int) -> mawb.engine.Workspace:
-    """A workspace with the same small population and recent events as every other."""
-    from mawb.data import synthetic_contacts, synthetic_events
-
-    workspace = mawb.engine.Workspace(home, partitions)
-    contacts = synthetic_contacts(POPULATION, seed=0)
-    workspace.import_contacts(contacts)
-    workspace.import_events(synthetic_events(contacts, days=2, seed=0, end=PARITY_TICK))
-    workspace.deploy(flow)
-    return workspace
-
-
 @pytest.mark.skipif(not _has_step_command(), reason="needs the `mawb step` command")
 @pytest.mark.parametrize(
     ("template_id", "partitions"),
@@ -235,9 +197,9 @@ def test_dag_test_store_equals_the_embedded_engine(
     timings: dict[str, float],
 ) -> None:
     flow = mawb.load_template(template_id)
-    airflow = _workspace(tmp_path / "airflow", flow, partitions)
-    embedded = _workspace(tmp_path / "embedded", flow, partitions)
-    assert _store_rows(airflow) == _store_rows(embedded)  # same input
+    airflow = demo_workspace(tmp_path / "airflow", flow, partitions)
+    embedded = demo_workspace(tmp_path / "embedded", flow, partitions)
+    assert store_rows(airflow) == store_rows(embedded)  # same input
     compile_airflow(flow, dags_folder, partitions=partitions, home=str(airflow.home))
     dag = _dagbag(dags_folder, timings).dags[f"mawb_{template_id}"]
     started = time.perf_counter()
@@ -247,8 +209,8 @@ def test_dag_test_store_equals_the_embedded_engine(
         time.perf_counter() - started
     )
     embedded.tick(flow, now=PARITY_TICK)
-    _same_stores(airflow, embedded)
-    airflow_rows = _store_rows(airflow)
+    same_stores(airflow, embedded)
+    airflow_rows = store_rows(airflow)
     # the tick did something worth comparing: contacts entered and messages were sent
     assert all(airflow_rows[f"{p}/enrollments"] for p in range(partitions))
     assert any(airflow_rows[f"{p}/messages"] for p in range(partitions))
@@ -299,7 +261,7 @@ def test_dag_test_two_versions_with_a_mid_flight_publish_equals_the_embedded_eng
         dag = _dagbag(dags_folder, timings, "two-version").dags["mawb_gate"]
         assert dag.test(logical_date=tick).state == "success"
         embedded.tick(flow, now=tick)
-        _same_stores(airflow, embedded)
+        same_stores(airflow, embedded)
     timings["dag.test two versions (2 runs x 2 partitions)"] = time.perf_counter() - started
     went: dict[str, tuple[str | None, int]] = {}
     for partition in range(2):
@@ -321,8 +283,8 @@ def test_dag_test_coarse_shape_equals_the_embedded_engine_and_pushes_row_counts(
     """One task per partition (`mawb step --node _tick`) ends in exactly the embedded
     engine's store, and its XCom holds the rows the tick wrote per node and event."""
     flow = mawb.load_template("lead_qualification_v1")
-    airflow = _workspace(tmp_path / "airflow", flow, 2)
-    embedded = _workspace(tmp_path / "embedded", flow, 2)
+    airflow = demo_workspace(tmp_path / "airflow", flow, 2)
+    embedded = demo_workspace(tmp_path / "embedded", flow, 2)
     compile_airflow(flow, dags_folder, partitions=2, home=str(airflow.home), task_shape="coarse")
     dag = _dagbag(dags_folder, timings, "coarse").dags["mawb_lead_qualification_v1"]
     assert [task.task_id for task in dag.tasks] == ["p0.tick", "p1.tick"]
@@ -331,7 +293,7 @@ def test_dag_test_coarse_shape_equals_the_embedded_engine_and_pushes_row_counts(
     timings["dag.test coarse (1 task x 2 partitions)"] = time.perf_counter() - started
     assert run.state == "success"
     embedded.tick(flow, now=PARITY_TICK)
-    assert _store_rows(airflow) == _store_rows(embedded)  # runs included: the same stages ran
+    assert store_rows(airflow) == store_rows(embedded)  # runs included: the same stages ran
     from mawb.engine.workspace import tick_counts
 
     for ti in run.get_task_instances():
@@ -453,7 +415,7 @@ def test_dag_test_delivers_a_connected_flow_through_smtp(
     try:
         flow = mawb.load_template("lead_welcome_v1")
         flow.settings.connections = {"email": "mail"}
-        workspace = _workspace(tmp_path / "airflow", flow, 2)
+        workspace = demo_workspace(tmp_path / "airflow", flow, 2)
         (workspace.home / "connections.yaml").write_text(
             yaml.safe_dump({"connections": {"mail": smtp_settings(server, cert)}}))
         compile_airflow(flow, dags_folder, partitions=2, home=str(workspace.home),
