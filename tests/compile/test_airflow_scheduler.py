@@ -51,12 +51,10 @@ def test_a_real_scheduler_runs_two_ticks_into_the_embedded_engines_store(
     airflow_db: Path, tmp_path: Path, timings: dict[str, float]
 ) -> None:
     flow = mawb.load_template("lead_welcome_v1").model_copy(update={"id": "scheduled_welcome"})
-    airflow = demo_workspace(tmp_path / "workspace-airflow", flow, 2)
-    embedded = demo_workspace(tmp_path / "workspace-embedded", flow, 2)
     home, dag_id = tmp_path / "airflow-home", "mawb_scheduled_welcome"
     dags = home / "dags"
-    compile_airflow(flow, dags, partitions=2, home=str(airflow.home), task_shape="coarse",
-                    schedule=NO_FIRE_BEFORE_2028)
+    compile_airflow(flow, dags, partitions=2, home=str(tmp_path / "workspace-airflow"),
+                    task_shape="coarse", schedule=NO_FIRE_BEFORE_2028)
     pools = json.loads((dags / "mawb_pools.json").read_text())
     copy_database(airflow_db / "airflow.db", home / "airflow.db")
     port = free_port()
@@ -64,7 +62,9 @@ def test_a_real_scheduler_runs_two_ticks_into_the_embedded_engines_store(
     started = time.monotonic()
     deadline = started + DEADLINE_SECONDS
     with running_airflow(home, airflow_env(home, dags, port)) as processes:
-        try:
+        try:  # the workspaces are built while Airflow starts: no task runs before a trigger
+            airflow = demo_workspace(tmp_path / "workspace-airflow", flow, 2)
+            embedded = demo_workspace(tmp_path / "workspace-embedded", flow, 2)
             rest.wait_for("/monitor/health", deadline, processes)
             timings["real scheduler: API server up"] = time.monotonic() - started
             for name, pool in pools.items():  # what `airflow pools import` does, over REST
