@@ -9,9 +9,10 @@ flow's edges (loop back-edges dropped, as `mawb.graph` rules) plus *ordering edg
 nodes the flow leaves unordered, so Airflow runs the nodes in exactly the engine's
 topological order: a partition store has one writer at a time, and sibling nodes that touch
 the same contact (two triggers, parallel branches) act in the same order as in the embedded
-engine. The tasks form a task group mapped over the contact partitions (a partition's tasks
-never wait for another partition's), and each runs the one stable entry point `mawb step`,
-which is idempotent, so Airflow's retries are safe. User text (names, labels,
+engine. Each contact partition has its own task group (a partition's tasks never wait for
+another partition's) whose tasks run in the partition's single-slot pool (mawb.compile.pools),
+and each task runs the one stable entry point `mawb step`, which is idempotent, so Airflow's
+retries are safe. User text (names, labels,
 descriptions) only ever enters the file through `mawb.compile.source`, as escaped string
 literals.
 """
@@ -36,6 +37,7 @@ from mawb.compile.kubernetes import (
     flow_file_name,
 )
 from mawb.compile.params import params_block
+from mawb.compile.pools import pool_template, pools_document, pools_file_name
 from mawb.compile.schedule import (
     CompileError,
     asset_constant,
@@ -59,6 +61,10 @@ STAGES = ("ingest", "dispatch", "drain", "tick")
 # every stage of the tick in one process (no per-task start-up per node; the default on
 # Kubernetes, where each task is a pod).
 TASK_SHAPES = ("canvas", "coarse")
+# Every task writing partition k runs in the single-slot pool `<prefix>_p<k>`, one per
+# workspace partition and shared by every flow's DAG (see mawb.compile.pools).
+DEFAULT_POOL_PREFIX = "mawb"
+_POOL_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 MAX_PARTITIONS = 1024
 EXECUTION_TIMEOUT_MINUTES = 30
 TAG_LENGTH = 100  # Airflow refuses longer DAG tags
@@ -78,6 +84,7 @@ class Target:
     executable: str | None = None
     pod: PodSettings = field(default_factory=PodSettings)
     task_shape: str = "canvas"
+    pool_prefix: str = DEFAULT_POOL_PREFIX
 
 
 def compile_airflow(
@@ -93,6 +100,7 @@ def compile_airflow(
     pod: PodSettings | None = None,
     executable: str | None = None,
     task_shape: str | None = None,
+    pool_prefix: str = DEFAULT_POOL_PREFIX,
 ) -> Path:
     """Write `<out_dir>/mawb_<flow id>.py` (+ the flow snapshot it runs) and return its path.
 
@@ -104,7 +112,9 @@ def compile_airflow(
     workers run; `executable` makes them start that command as a subprocess instead (a mawb
     installed in another environment). `task_shape` is "canvas" (one task per node, the
     default without Kubernetes) or "coarse" (one task per partition and tick running every
-    stage, the default with Kubernetes).
+    stage, the default with Kubernetes). Every task of partition k runs in the single-slot
+    pool `<pool_prefix>_p<k>`; the pools are written to `<out_dir>/<pool_prefix>_pools.json`
+    for `airflow pools import` (one set per workspace, shared by its flows' DAGs).
 
     >>> import mawb, tempfile
     >>> compile_airflow(mawb.load_template("lead_welcome_v1"), tempfile.mkdtemp()).name
@@ -118,12 +128,14 @@ def compile_airflow(
         settings.check()
         home = home or WORKSPACE_MOUNT
     shape = task_shape or ("coarse" if kubernetes else "canvas")
-    target = Target(kubernetes, partitions, schedule, home, executable, settings, shape)
+    target = Target(kubernetes, partitions, schedule, home, executable, settings, shape,
+                    pool_prefix)
     text = dag_source(flow, target)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     flow_json = flow.to_json()
     _write(out / flow_file_name(flow), flow_json)
+    _write(out / pools_file_name(pool_prefix), pools_document(pool_prefix, partitions))
     if kubernetes:
         manifest = configmap_manifest(flow, settings, flow_json)
         _write(out / f"mawb_{flow.id}.configmap.json", json.dumps(manifest, indent=2) + "\n")
@@ -176,6 +188,9 @@ def _check(flow: Flow, target: Target) -> None:
                            f"{', '.join(TASK_SHAPES)}")
     if not 1 <= target.partitions <= MAX_PARTITIONS:
         raise CompileError(f"partitions must be between 1 and {MAX_PARTITIONS}")
+    if not _POOL_PREFIX.match(target.pool_prefix):
+        raise CompileError(f"pool prefix {target.pool_prefix!r}: 1-100 letters, digits, "
+                           "'_', '.' or '-', starting with a letter or digit")
     for name in flow.params:
         if not _PARAM_NAME.match(name):
             raise CompileError(f"param {name!r}: Airflow params need identifier names")
@@ -282,6 +297,10 @@ def _constants(
             lines.append(f"MAWB = {source.string(target.executable)}")
     lines.append(f"HOME = {source.literal(target.home)}")
     lines.append(f"PARTITIONS = list(range({target.partitions}))")
+    lines.append("# Partition k's tasks run in the single-slot pool POOL.format(k), one per")
+    lines.append("# partition of the workspace (create them once with `airflow pools import`, see")
+    lines.append("# the pools file mawb compile wrote): one task at a time writes a partition.")
+    lines.append(f"POOL = {source.string(pool_template(target.pool_prefix))}")
     lines.append(params_block(flow))
     if target.kubernetes:
         lines.append(param_arguments(flow))
@@ -383,19 +402,22 @@ def _dag(flow: Flow, schedule: str, target: Target) -> str:
         _default_args(),
         "):",
         "",
-        '    @task_group(group_id="partition", prefix_group_id=False)',
+        "    @task_group",
         "    def tick(partition: int) -> None:",
         '        """One partition\'s tick: its tasks write only that partition\'s store."""',
         *(_coarse_group(delivers) if target.task_shape == "coarse" else _canvas_group()),
         *(_deliver_lines(target.task_shape) if delivers else []),
         "",
-        "    tick.expand(partition=PARTITIONS)",
+        "    # One task group per partition (not a mapped group: Airflow gives every instance of a",
+        "    # mapped task the same pool, and each partition needs its own).",
+        "    for partition in PARTITIONS:",
+        '        tick.override(group_id=f"p{partition}")(partition)',
     ]
     return "\n".join(lines) + "\n"
 
 
 def _coarse_group(delivers: bool) -> list[str]:
-    task = 'step_task("tick", ["--node", "_tick"], "Tick: every stage")'
+    task = 'step_task(partition, "tick", ["--node", "_tick"], "Tick: every stage")'
     return [f"        ticked = {task}" if delivers else f"        {task}"]
 
 
@@ -403,17 +425,19 @@ def _deliver_lines(task_shape: str) -> list[str]:
     """A last task sending what the tick queued for connected channels (store closed meanwhile);
     without one the tick's task stands alone."""
     last = "ticked" if task_shape == "coarse" else "drain"
-    return ['        deliver = step_task("deliver", ["--node", "_deliver"], "Deliver messages")',
-            f"        {last} >> deliver"]
+    return ['        deliver = step_task(partition, "deliver", ["--node", "_deliver"], '
+            '"Deliver messages")', f"        {last} >> deliver"]
 
 
 def _canvas_group() -> list[str]:
     return [
-        '        ingest = step_task("ingest", ["--node", "_ingest"], "Load ingest spool")',
-        '        dispatch = step_task("dispatch", ["--node", "_dispatch"], "Dispatch outbox")',
-        '        drain = step_task("drain", ["--node", "_drain"], "Older versions")',
+        '        ingest = step_task(partition, "ingest", ["--node", "_ingest"], '
+        '"Load ingest spool")',
+        '        dispatch = step_task(partition, "dispatch", ["--node", "_dispatch"], '
+        '"Dispatch outbox")',
+        '        drain = step_task(partition, "drain", ["--node", "_drain"], "Older versions")',
         "        nodes = {",
-        '            node_id: step_task(node_id, ["--node", node_id], label)',
+        '            node_id: step_task(partition, node_id, ["--node", node_id], label)',
         "            for node_id, label in NODES.items()",
         "        }",
         "        ingest >> [nodes[node_id] for node_id in FIRST]",

@@ -14,8 +14,9 @@ from typing import Annotated
 
 import typer
 
-from mawb.compile.airflow import CompileError, compile_airflow
+from mawb.compile.airflow import DEFAULT_POOL_PREFIX, CompileError, compile_airflow
 from mawb.compile.kubernetes import DEFAULT_IMAGE, DEFAULT_NAMESPACE, PodSettingsError
+from mawb.compile.pools import import_command, pools_file_name
 from mawb.model import FlowFileError, read_document
 from mawb.validate import check_document
 
@@ -57,6 +58,10 @@ def compile_command(
         typer.Option(help="canvas: one task per node; coarse: one task per partition running "
                      "every stage (default: coarse with --kubernetes, else canvas)"),
     ] = None,
+    pool_prefix: Annotated[
+        str, typer.Option(help="Pools <prefix>_p<k>, one single-slot pool per workspace "
+                          "partition (one prefix per workspace on one Airflow)")
+    ] = DEFAULT_POOL_PREFIX,
 ) -> None:
     """Compile a flow into an Apache Airflow 3 DAG file (a task per node, or per partition)."""
     if out.exists() and not out.is_dir():
@@ -82,12 +87,16 @@ def compile_command(
             namespace=namespace,
             home=home,
             task_shape=task_shape,
+            pool_prefix=pool_prefix,
         )
     except (CompileError, PodSettingsError) as error:
         raise _fail(str(error), EXIT_UNREADABLE) from None
     except OSError as error:  # an unwritable folder, a full disk
         raise _fail(f"--out {out}: {error.strerror or error}", EXIT_UNREADABLE) from None
     typer.echo(f"{flow}: wrote {path}")
+    pools = out / pools_file_name(pool_prefix)
+    typer.echo(f"pools: {partitions} single-slot pools in {pools}; create them once per Airflow "
+               f"(the DAG runs nothing without them): {import_command(str(pools))}")
 
 
 def register(app: typer.Typer) -> None:

@@ -3,8 +3,8 @@
 Without --kubernetes a `@task` runs the `mawb` command inside the task's own process (or, with
 an `executable`, as a subprocess); with --kubernetes each task is a KubernetesPodOperator pod
 of the mawb image. Either way the task is the same command line, `mawb step --flow F --node N
---partition P --partitions K --tick-time T [--home H] [--param name=value ...]`, and the
-partition is the map index of the partition's task group.
+--partition P --partitions K --tick-time T [--home H] [--param name=value ...]`. Each
+partition has its own task group, and every task of partition P runs in P's single-slot pool.
 """
 
 from __future__ import annotations
@@ -40,12 +40,11 @@ def step_local(target: Target) -> str:
         )
     )
     return f'''@task
-def mawb_step(target: list[str]) -> dict | None:
+def mawb_step(target: list[str], partition: int) -> dict | None:
     """Run `mawb step` for one stage (a node, _ingest, _dispatch, _drain, or every stage:
     _tick) and one partition of contacts; returns the rows it wrote (its XCom)."""
     context = get_current_context()
     tick = context.get("logical_date") or context["dag_run"].run_after
-    partition = context["ti"].map_index  # the index of this partition's mapped group
     arguments = ["step", "--flow", FLOW_FILE, *target]
     arguments += ["--partition", str(partition), "--partitions", str(len(PARTITIONS))]
     arguments += ["--tick-time", tick.isoformat()]
@@ -58,9 +57,11 @@ def mawb_step(target: list[str]) -> dict | None:
 {run}
 
 
-def step_task(task_id: str, target: list[str], label: str):
-    """The task of one node (or stage) in the partition's group."""
-    return mawb_step.override(task_id=task_id, task_display_name=label)(target=target)'''
+def step_task(partition: int, task_id: str, target: list[str], label: str):
+    """The task of one node (or stage) in the partition's group, in the partition's pool."""
+    pool = POOL.format(partition)
+    named = mawb_step.override(task_id=task_id, task_display_name=label, pool=pool)
+    return named(target=target, partition=partition)'''
 
 
 def param_arguments(flow: Flow) -> str:
@@ -89,8 +90,6 @@ def step_kubernetes(target: Target) -> str:
         [
             "# Rendered per task instance: the tick is the run's logical date (or its run time).",
             'TICK_TIME = "{{ (logical_date or dag_run.run_after).isoformat() }}"',
-            "# The index of the partition's mapped group is the partition number.",
-            'PARTITION = "{{ ti.map_index }}"',
             "POD = {",
             f'    "namespace": {source.long_string(pod.namespace, 17, 1)},',
             f'    "image": {source.long_string(pod.image, 13, 1)},',
@@ -131,9 +130,10 @@ def step_kubernetes(target: Target) -> str:
             "}",
             "",
             "",
-            "def step_task(task_id: str, target: list[str], label: str):",
-            '    """A pod running `mawb step` for one node (or stage) of the partition."""',
-            '    arguments = ["step", "--flow", FLOW_FILE, *target, "--partition", PARTITION]',
+            "def step_task(partition: int, task_id: str, target: list[str], label: str):",
+            '    """A pod running `mawb step` for one node (or stage) of the partition, in the',
+            '    partition\'s pool."""',
+            '    arguments = ["step", "--flow", FLOW_FILE, *target, "--partition", str(partition)]',
             '    arguments += ["--partitions", str(len(PARTITIONS)), "--tick-time", TICK_TIME]',
             '    arguments += ["--home", HOME, *PARAM_ARGUMENTS]',
             "    # The rows the step wrote, per node and event, become the task's XCom.",
@@ -141,6 +141,7 @@ def step_kubernetes(target: Target) -> str:
             "    return KubernetesPodOperator(",
             "        task_id=task_id,",
             "        task_display_name=label,",
+            "        pool=POOL.format(partition),",
             '        cmds=["mawb"],',
             "        arguments=arguments,",
             "        do_xcom_push=True,",

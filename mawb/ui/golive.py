@@ -104,8 +104,8 @@ class DagOptions:
 
 def dag_bundle(flow: Flow, options: DagOptions) -> tuple[bytes, list[str]]:
     """A zip of everything `mawb compile --target airflow` writes for `flow` (the DAG `.py`,
-    the flow `.json` it loads and, with Kubernetes, the pod settings); returns the bytes and
-    the names inside."""
+    the flow `.json` it loads, the partitions' pools file and, with Kubernetes, the pod
+    settings); returns the bytes and the names inside."""
     from mawb.compile import compile_airflow  # Airflow-side code: only when asked for
 
     with tempfile.TemporaryDirectory(prefix="mawb-dag-") as folder:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pendulum
 import pytest
+from airflow_parity import PARITY_TICK, demo_workspace, same_stores, store_rows
 
 import mawb
 import mawb.engine
@@ -25,8 +26,6 @@ from mawb.nodes.base import TriggerKind
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 TICK = pendulum.datetime(2025, 3, 3, 9, 0, tz="UTC")
 JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string"}
-PARITY_TICK = pendulum.datetime(2026, 11, 2, 9, 0, tz="UTC")
-POPULATION = 120
 
 
 def _dagbag(folder: Path, timings: dict[str, float], what: str = "DAG") -> Any:
@@ -41,9 +40,10 @@ def _dagbag(folder: Path, timings: dict[str, float], what: str = "DAG") -> Any:
     return bag
 
 
-def _expected_graph(flow: mawb.Flow) -> dict[str, set[str]]:
+def _expected_graph(flow: mawb.Flow, partitions: int) -> dict[str, set[str]]:
     """Downstream task ids per task: the forward flow graph, the ordering edges that make the
-    engine's order the only one, ingest before / dispatch after everything, then drain."""
+    engine's order the only one, ingest before / dispatch after everything, then drain; once
+    per partition, in the partition's group `p<k>`."""
     downstream: dict[str, set[str]] = {node.id: set() for node in flow.nodes}
     forward = [(edge.source, edge.target) for edge in graph.forward_edges(flow)]
     order = graph.topological_order(flow)
@@ -55,7 +55,8 @@ def _expected_graph(flow: mawb.Flow) -> dict[str, set[str]]:
             targets.add("dispatch")
     downstream["dispatch"] = {"drain"}
     downstream["drain"] = set()
-    return downstream
+    return {f"p{k}.{task}": {f"p{k}.{t}" for t in targets}
+            for k in range(partitions) for task, targets in downstream.items()}
 
 
 @pytest.mark.parametrize("kubernetes", [False, True], ids=["local", "kubernetes"])
@@ -73,7 +74,7 @@ def test_every_template_imports_in_a_dagbag_with_the_flow_graph(
     for flow in flows:
         dag = bag.dags[f"mawb_{flow.id}"]
         actual = {task.task_id: set(task.downstream_task_ids) for task in dag.tasks}
-        assert actual == _expected_graph(flow), flow.id
+        assert actual == _expected_graph(flow, 2), flow.id
         _assert_edge_labels(dag, flow)
         assert dag.max_active_runs == 1 and dag.catchup is False
         assert set(dag.params.keys()) == set(flow.params)
@@ -82,14 +83,38 @@ def test_every_template_imports_in_a_dagbag_with_the_flow_graph(
             assert param.value == value and param.schema["type"] == JSON_TYPES[type(value)]
             assert param.description.startswith(("Used by", "Not used"))
         assert dag.tags >= {"mawb", flow.metadata.category}
-        task = dag.get_task("ingest")
+        task = dag.get_task("p0.ingest")
         assert task.retries == 3 and task.retry_exponential_backoff == 2.0
-        # all tasks sit in one task group, mapped over the two contact partitions
-        groups = [task.get_closest_mapped_task_group() for task in dag.tasks]
-        group = groups[0]
-        assert all(other is group for other in groups) and group.group_id == "partition"
-        assert group._expand_input.value == {"partition": [0, 1]}
+        # one task group per partition, and each partition's tasks in its own single-slot pool
+        for task in dag.tasks:
+            group = task.task_group.group_id
+            assert task.task_id.startswith(f"{group}.") and group in ("p0", "p1")
+            assert (task.pool, task.pool_slots) == (f"mawb_{group}", 1), task.task_id
         _assert_schedule(dag, flow)
+
+
+def test_missing_partition_pools_are_a_dag_warning_not_a_silent_run(
+    airflow_db: Path, tmp_path: Path
+) -> None:
+    """Airflow runs no task whose pool is missing and warns about the DAG; the pools file
+    `mawb compile` writes holds exactly the pools the DAG's tasks use."""
+    import json
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    flow = mawb.load_template("lead_welcome_v1")
+    compile_airflow(flow, tmp_path, partitions=2, kubernetes=True, pool_prefix="shop")
+    pools = set(json.loads((tmp_path / "shop_pools.json").read_text()))
+    assert pools == {"shop_p0", "shop_p1"}
+    missing = DagBag(dag_folder=str(tmp_path), known_pools={"default_pool"})
+    dag = missing.dags["mawb_lead_welcome_v1"]
+    assert {task.task_id: task.pool for task in dag.tasks} == {
+        "p0.tick": "shop_p0", "p1.tick": "shop_p1"}
+    [warning] = missing.dag_warnings
+    assert warning.warning_type == "non-existent pool"
+    assert "shop_p0" in warning.message and "shop_p1" in warning.message
+    created = DagBag(dag_folder=str(tmp_path), known_pools={"default_pool", *pools})
+    assert created.dag_warnings == set()
 
 
 def _assert_edge_labels(dag: Any, flow: mawb.Flow) -> None:
@@ -99,9 +124,10 @@ def _assert_edge_labels(dag: Any, flow: mawb.Flow) -> None:
     for edge in forward:
         labels = {e.branch for e in forward if (e.source, e.target) == (edge.source, edge.target)}
         if len(labels) == 1:  # two branches into one node share one Airflow edge
-            assert dag.get_edge_info(edge.source, edge.target).get("label") == edge.branch
+            info = dag.get_edge_info(f"p0.{edge.source}", f"p0.{edge.target}")
+            assert info.get("label") == edge.branch
     for source, target in ordering_edges(graph.topological_order(flow), pairs):
-        assert dag.get_edge_info(source, target) == {"label": "then"}
+        assert dag.get_edge_info(f"p1.{source}", f"p1.{target}") == {"label": "then"}
 
 
 def _assert_schedule(dag: Any, flow: mawb.Flow) -> None:
@@ -160,43 +186,6 @@ def _has_step_command() -> bool:
     return any(command.name == "step" for command in app.registered_commands)
 
 
-def _same_stores(airflow: mawb.engine.Workspace, embedded: mawb.engine.Workspace) -> None:
-    """Every table equal, except that `runs` may hold more stages under Airflow: the embedded
-    tick skips stages its plan knows have nothing to do, a task records every stage it ran."""
-    airflow_rows, embedded_rows = _store_rows(airflow), _store_rows(embedded)
-    runs = [name for name in airflow_rows if name.endswith("/runs")]
-    for name in runs:
-        assert set(embedded_rows.pop(name)) <= set(airflow_rows.pop(name)), name
-    assert airflow_rows == embedded_rows
-
-
-def _store_rows(workspace: mawb.engine.Workspace) -> dict[str, list[str]]:
-    """Every table of every partition store, rows sorted, as comparable text."""
-    rows: dict[str, list[str]] = {}
-    for partition in range(workspace.partitions):
-        with workspace.connection(partition, read_only=True) as connection:
-            tables = [row[0] for row in connection.execute("SHOW TABLES").fetchall()]
-            for table in tables:
-                # runs: which stages ran at which tick; started/finished are wall-clock times
-                columns = "flow_id, tick_time, stage, status" if table == "runs" else "*"
-                query = f'SELECT {columns} FROM "{table}"'
-                found = connection.execute(query).fetchall()
-                rows[f"{partition}/{table}"] = sorted(map(repr, found))
-    return rows
-
-
-def _workspace(home: Path, flow: mawb.Flow, partitions: int) -> mawb.engine.Workspace:
-    """A workspace with the same small population and recent events as every other."""
-    from mawb.data import synthetic_contacts, synthetic_events
-
-    workspace = mawb.engine.Workspace(home, partitions)
-    contacts = synthetic_contacts(POPULATION, seed=0)
-    workspace.import_contacts(contacts)
-    workspace.import_events(synthetic_events(contacts, days=2, seed=0, end=PARITY_TICK))
-    workspace.deploy(flow)
-    return workspace
-
-
 @pytest.mark.skipif(not _has_step_command(), reason="needs the `mawb step` command")
 @pytest.mark.parametrize(
     ("template_id", "partitions"),
@@ -210,9 +199,9 @@ def test_dag_test_store_equals_the_embedded_engine(
     timings: dict[str, float],
 ) -> None:
     flow = mawb.load_template(template_id)
-    airflow = _workspace(tmp_path / "airflow", flow, partitions)
-    embedded = _workspace(tmp_path / "embedded", flow, partitions)
-    assert _store_rows(airflow) == _store_rows(embedded)  # same input
+    airflow = demo_workspace(tmp_path / "airflow", flow, partitions)
+    embedded = demo_workspace(tmp_path / "embedded", flow, partitions)
+    assert store_rows(airflow) == store_rows(embedded)  # same input
     compile_airflow(flow, dags_folder, partitions=partitions, home=str(airflow.home))
     dag = _dagbag(dags_folder, timings).dags[f"mawb_{template_id}"]
     started = time.perf_counter()
@@ -222,8 +211,8 @@ def test_dag_test_store_equals_the_embedded_engine(
         time.perf_counter() - started
     )
     embedded.tick(flow, now=PARITY_TICK)
-    _same_stores(airflow, embedded)
-    airflow_rows = _store_rows(airflow)
+    same_stores(airflow, embedded)
+    airflow_rows = store_rows(airflow)
     # the tick did something worth comparing: contacts entered and messages were sent
     assert all(airflow_rows[f"{p}/enrollments"] for p in range(partitions))
     assert any(airflow_rows[f"{p}/messages"] for p in range(partitions))
@@ -274,7 +263,7 @@ def test_dag_test_two_versions_with_a_mid_flight_publish_equals_the_embedded_eng
         dag = _dagbag(dags_folder, timings, "two-version").dags["mawb_gate"]
         assert dag.test(logical_date=tick).state == "success"
         embedded.tick(flow, now=tick)
-        _same_stores(airflow, embedded)
+        same_stores(airflow, embedded)
     timings["dag.test two versions (2 runs x 2 partitions)"] = time.perf_counter() - started
     went: dict[str, tuple[str | None, int]] = {}
     for partition in range(2):
@@ -296,24 +285,25 @@ def test_dag_test_coarse_shape_equals_the_embedded_engine_and_pushes_row_counts(
     """One task per partition (`mawb step --node _tick`) ends in exactly the embedded
     engine's store, and its XCom holds the rows the tick wrote per node and event."""
     flow = mawb.load_template("lead_qualification_v1")
-    airflow = _workspace(tmp_path / "airflow", flow, 2)
-    embedded = _workspace(tmp_path / "embedded", flow, 2)
+    airflow = demo_workspace(tmp_path / "airflow", flow, 2)
+    embedded = demo_workspace(tmp_path / "embedded", flow, 2)
     compile_airflow(flow, dags_folder, partitions=2, home=str(airflow.home), task_shape="coarse")
     dag = _dagbag(dags_folder, timings, "coarse").dags["mawb_lead_qualification_v1"]
-    assert [task.task_id for task in dag.tasks] == ["tick"]
+    assert [task.task_id for task in dag.tasks] == ["p0.tick", "p1.tick"]
     started = time.perf_counter()
     run = dag.test(logical_date=PARITY_TICK)
     timings["dag.test coarse (1 task x 2 partitions)"] = time.perf_counter() - started
     assert run.state == "success"
     embedded.tick(flow, now=PARITY_TICK)
-    assert _store_rows(airflow) == _store_rows(embedded)  # runs included: the same stages ran
+    assert store_rows(airflow) == store_rows(embedded)  # runs included: the same stages ran
     from mawb.engine.workspace import tick_counts
 
     for ti in run.get_task_instances():
-        pushed = ti.xcom_pull(task_ids="tick", map_indexes=ti.map_index)
-        with airflow.connection(ti.map_index, read_only=True) as connection:
+        partition = int(ti.task_id.removeprefix("p").removesuffix(".tick"))
+        pushed = ti.xcom_pull(task_ids=ti.task_id)
+        with airflow.connection(partition, read_only=True) as connection:
             expected = tick_counts(connection, flow, PARITY_TICK.naive())
-        assert pushed == expected and expected, ti.map_index
+        assert pushed == expected and expected, ti.task_id
 
 
 def _pod(dag: Any, task_id: str, partition: int) -> dict[str, Any]:
@@ -322,12 +312,12 @@ def _pod(dag: Any, task_id: str, partition: int) -> dict[str, Any]:
 
     from kubernetes.client import ApiClient
 
-    operator = dag.get_task(task_id)
-    assert operator.get_closest_mapped_task_group() is not None  # one per partition
+    operator = dag.get_task(f"p{partition}.{task_id}")
+    assert operator.pool == f"mawb_p{partition}"  # the partition's single-slot pool
     context = {
         "logical_date": None,  # as in an Asset-triggered run: the tick is the run's time
         "dag_run": SimpleNamespace(run_after=TICK),
-        "ti": SimpleNamespace(map_index=partition),
+        "ti": SimpleNamespace(map_index=-1),
         "params": {name: param.value for name, param in dag.params.items()},
     }
     operator.render_template_fields(context)
@@ -351,7 +341,8 @@ def test_kubernetes_pods_render_and_validate_offline(airflow_db: Path, tmp_path:
     from airflow.dag_processing.dagbag import DagBag
 
     coarse = DagBag(dag_folder=str(tmp_path / "coarse")).dags["mawb_lead_qualification_v1"]
-    assert [task.task_id for task in coarse.tasks] == ["tick"]  # the default with --kubernetes
+    # the default with --kubernetes
+    assert [task.task_id for task in coarse.tasks] == ["p0.tick", "p1.tick", "p2.tick"]
     tick = _pod(coarse, "tick", 1)["spec"]["containers"][0]["args"]
     assert tick[3:5] == ["--node", "_tick"]
     assert tick[-2:] == ["--xcom-file", "/airflow/xcom/return.json"]
@@ -426,14 +417,15 @@ def test_dag_test_delivers_a_connected_flow_through_smtp(
     try:
         flow = mawb.load_template("lead_welcome_v1")
         flow.settings.connections = {"email": "mail"}
-        workspace = _workspace(tmp_path / "airflow", flow, 2)
+        workspace = demo_workspace(tmp_path / "airflow", flow, 2)
         (workspace.home / "connections.yaml").write_text(
             yaml.safe_dump({"connections": {"mail": smtp_settings(server, cert)}}))
         compile_airflow(flow, dags_folder, partitions=2, home=str(workspace.home),
                         task_shape="coarse")
         dag = _dagbag(dags_folder, timings, "coarse").dags["mawb_lead_welcome_v1"]
         assert {task.task_id: task.downstream_task_ids for task in dag.tasks} == {
-            "tick": {"deliver"}, "deliver": set()}
+            f"p{k}.{task}": {f"p{k}.{t}" for t in after}
+            for k in (0, 1) for task, after in (("tick", {"deliver"}), ("deliver", set()))}
         started = time.perf_counter()
         assert dag.test(logical_date=PARITY_TICK).state == "success"
         timings["dag.test coarse + deliver (2 tasks x 2 partitions)"] = (

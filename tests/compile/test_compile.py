@@ -53,6 +53,8 @@ ALLOWED_NAMES = {
     "MAWB",
     "HOME",
     "PARTITIONS",
+    "POOL",
+    "pool",
     "NODES",
     "EDGES",
     "AFTER",
@@ -468,10 +470,10 @@ def test_the_coarse_task_shape_runs_every_stage_in_one_task(tmp_path: Path) -> N
     partition instead of one task per node; every task has an execution timeout."""
     flow = mawb.load_template("lead_qualification_v1")
     coarse = compile_airflow(flow, tmp_path / "coarse", task_shape="coarse").read_text()
-    assert 'step_task("tick", ["--node", "_tick"], "Tick: every stage")' in coarse
-    assert "step_task(node_id" not in coarse and "Label" not in coarse
+    assert 'step_task(partition, "tick", ["--node", "_tick"], "Tick: every stage")' in coarse
+    assert "step_task(partition, node_id" not in coarse and "Label" not in coarse
     canvas = compile_airflow(flow, tmp_path / "canvas").read_text()
-    assert "step_task(node_id" in canvas and '"--node", "_drain"' in canvas
+    assert "step_task(partition, node_id" in canvas and '"--node", "_drain"' in canvas
     pods = compile_airflow(flow, tmp_path / "pods", kubernetes=True).read_text()
     assert '"--node", "_tick"' in pods
     for text in (coarse, canvas, pods):
@@ -483,3 +485,25 @@ def test_the_coarse_task_shape_runs_every_stage_in_one_task(tmp_path: Path) -> N
                                          "--task-shape", "coarse"])
     assert result.exit_code == 0, result.output
     assert '"_tick"' in (tmp_path / "cli" / "mawb_lead_qualification_v1.py").read_text()
+
+
+def test_compile_writes_the_partition_pools_and_says_how_to_create_them(tmp_path: Path) -> None:
+    """One single-slot pool per workspace partition, in `airflow pools import` format, named
+    by the DAG's POOL template; the CLI prints the import command; bad prefixes are refused."""
+    flow = mawb.load_template("lead_welcome_v1")
+    path = compile_airflow(flow, tmp_path / "dags", partitions=3, pool_prefix="shop")
+    pools = json.loads((tmp_path / "dags" / "shop_pools.json").read_text())
+    assert pools == {f"shop_p{k}": {"slots": 1, "include_deferred": True, "description":
+                                    f"mawb workspace partition {k}: one writing task at a time"}
+                     for k in range(3)}
+    assert _assigned(ast.parse(path.read_text()), "POOL") == "shop_p{}"
+    for prefix in ("", "a b", "{x}", "-lead", "x" * 101):
+        with pytest.raises(CompileError, match="pool prefix"):
+            compile_airflow(flow, tmp_path / "bad", pool_prefix=prefix)
+    saved = flow.save(tmp_path / "lead.json")
+    out = tmp_path / "cli"
+    result = CliRunner().invoke(_cli(), ["compile", str(saved), "--out", str(out),
+                                         "--partitions", "2"])
+    assert result.exit_code == 0, result.output
+    assert f"airflow pools import {out / 'mawb_pools.json'}" in result.output
+    assert set(json.loads((out / "mawb_pools.json").read_text())) == {"mawb_p0", "mawb_p1"}

@@ -175,16 +175,17 @@ def test_compile_previews_the_dag(home: Path) -> None:
     source = app.code[0].value
     assert "from airflow.sdk import" in source and "lead_welcome_v1" in source
     compile(source, "mawb_lead_welcome_v1.py", "exec")
-    # the download is a bundle: the DAG and the flow file it loads (+ pod settings on Kubernetes)
+    # the download is a bundle: the DAG, the flow file it loads and the partitions' pools
+    # (+ pod settings on Kubernetes)
     _, (bundle, names, _) = state_of(app).compiled
-    assert names == ["mawb_lead_welcome_v1.json", "mawb_lead_welcome_v1.py"]
+    assert names == ["mawb_lead_welcome_v1.json", "mawb_lead_welcome_v1.py", "mawb_pools.json"]
     app.toggle(key="dag_kubernetes").set_value(True)
     app.number_input(key="dag_partitions").set_value(4)
     app.text_input(key="dag_schedule").set_value("1h").run()
     assert any("changed since this DAG was compiled" in w.value for w in app.warning)
     next(b for b in app.button if b.label == "Compile to an Airflow DAG").click().run()
     _, (bundle, names, source) = state_of(app).compiled
-    assert "mawb_lead_welcome_v1.json" in names and len(names) == 3
+    assert "mawb_lead_welcome_v1.json" in names and len(names) == 4
     assert "KubernetesPodOperator" in source
     import io
     import zipfile
