@@ -274,3 +274,96 @@ def histories(draw: st.DrawFn, contacts: pd.DataFrame) -> pd.DataFrame:
                      "ts": pd.Timestamp(START + timedelta(minutes=minutes), tz="UTC"),
                      "properties": properties})
     return pd.DataFrame(rows, columns=["event_id", "contact_id", "name", "ts", "properties"])
+
+
+# -- versions published in mid-flight -------------------------------------------------------
+REVISIONS = ["params", "settings", "node_params", "add", "remove", "rename"]
+
+
+def _parts(flow: Flow) -> tuple[list[tuple[str, str, dict[str, Any]]],
+                                list[tuple[str, str, str | None]]]:
+    nodes = [(n.id, n.type, dict(n.params)) for n in flow.nodes]
+    return nodes, [(e.source, e.target, e.branch) for e in flow.edges]
+
+
+def _rebuild(flow: Flow, nodes: list[tuple[str, str, dict[str, Any]]],
+             edges: list[tuple[str, str, str | None]], **changes: Any) -> Flow:
+    fields = {"params": dict(flow.params), "settings": flow.settings.model_dump(mode="json"),
+              **changes}
+    new = Flow.new(flow.id, **fields)
+    for node_id, node_type, params in nodes:
+        new.add(node_id, node_type, **params)
+    for source, target, branch in dict.fromkeys(edges):
+        new.connect(source, target, branch)
+    return new.model_copy(update={"version": flow.version + 1})
+
+
+@st.composite
+def revisions(draw: st.DrawFn, flow: Flow) -> tuple[Flow, dict[str, str] | None]:
+    """The next version of `flow` with one or two edits (flow params, settings, a node's
+    params, a node added, a simple node removed, a node renamed), and how in-flight contacts
+    are moved: None (they stay and drain), or a mapping (empty: same id = same node)."""
+    nodes, edges = _parts(flow)
+    changes: dict[str, Any] = {}
+    renamed: dict[str, str] = {}
+    for kind in draw(st.lists(st.sampled_from(REVISIONS), min_size=1, max_size=2, unique=True)):
+        if kind == "params":
+            changes["params"] = {"threshold": draw(st.sampled_from([0, 45, 100]))}
+        elif kind == "settings":
+            settings = flow.settings.model_dump(mode="json")
+            settings["goal"] = draw(st.sampled_from(GOALS))
+            settings["quiet_hours"] = draw(st.sampled_from(
+                [None, {"start": "20:00", "end": "09:00"}]))
+            changes["settings"] = settings
+        elif kind == "node_params":
+            index = draw(st.integers(0, len(nodes) - 1))
+            node_id, node_type, params = nodes[index]
+            if node_type == "delay_action" and not params.get("until_field"):
+                params = {"hours": draw(st.sampled_from([1, 4, 30]))}
+            elif node_type in ("if_condition", "condition_check"):
+                params = {**params, "condition": draw(st.sampled_from(CONDITIONS))}
+            elif node_type == "data_update":
+                params = {"increment": {"bump": 3}, "set": {"tag": "hot"}}
+            nodes[index] = (node_id, node_type, params)
+        elif kind == "add":
+            b = Builder()
+            b.nodes = list(nodes)
+            draw(simple_node(b))
+            node_id = f"a{len(nodes)}"
+            b.nodes[-1] = (node_id, *b.nodes[-1][1:])
+            nodes = b.nodes
+            index = draw(st.integers(0, len(edges) - 1)) if edges else None
+            if index is not None:
+                source, target, branch = edges[index]
+                edges[index:index + 1] = [(source, node_id, branch), (node_id, target, None)]
+            else:
+                edges.append((nodes[0][0], node_id, None))
+        elif kind == "remove":
+            simple = [n for n in nodes[1:] if n[1] in SIMPLE_TYPES]
+            if not simple:
+                continue
+            gone = draw(st.sampled_from(simple))[0]
+            into = [e for e in edges if e[1] == gone]
+            out = [e[1] for e in edges if e[0] == gone]
+            if any(source == target for source, _, _ in into for target in out):
+                continue
+            edges = [e for e in edges if gone not in (e[0], e[1])]
+            edges += [(source, target, branch) for source, _, branch in into for target in out]
+            nodes = [n for n in nodes if n[0] != gone]
+        elif kind == "rename":
+            original = {n.id for n in flow.nodes}
+            index = draw(st.sampled_from([i for i, n in enumerate(nodes) if n[0] in original]))
+            old_id = nodes[index][0]
+            new_id = f"r{old_id}"
+            nodes[index] = (new_id, *nodes[index][1:])
+            edges = [(new_id if s == old_id else s, new_id if t == old_id else t, br)
+                     for s, t, br in edges]
+            renamed[old_id] = new_id
+    revised = _rebuild(flow, nodes, edges, **changes)
+    move = draw(st.sampled_from(["stay", "move", "move"]))
+    return revised, (None if move == "stay" else renamed)
+
+
+SIMPLE_TYPES = {"delay_action", "data_update", "email_send", "sms_send", "web_push",
+                "social_post", "api_call", "external_api", "webhook_call", "crm_update",
+                "crm_create", "database_query"}
