@@ -456,7 +456,9 @@ class Reference:
         for node_id in self.order:
             self.node_stage(node_id, now)
         self.dispatch(now)
-        for version in sorted({t.enrollment["version"] for t in self.tokens} - {self.current}):
+        live = {t.enrollment["version"] for t in self.tokens} | {
+            r["version"] for r in self.outbox.values() if r["status"] == "pending"}
+        for version in sorted(live - {self.current}):  # their tokens, their deferred rows
             self._use(version)
             for node_id in self.order:
                 if nodes.get(self.flow.node(node_id).type).category is not Category.TRIGGER:

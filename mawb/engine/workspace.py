@@ -481,8 +481,10 @@ class Workspace:
         if self._steady is not None and key in self._steady:
             return []
         rows = connection.execute(
-            "SELECT DISTINCT version FROM tokens WHERE flow_id = ? AND version <> ? ORDER BY 1",
-            [flow.id, flow.version],
+            "SELECT DISTINCT version FROM tokens WHERE flow_id = ? AND version <> ? UNION "
+            "SELECT DISTINCT version FROM outbox WHERE flow_id = ? AND version <> ? "
+            "AND status = 'pending' ORDER BY 1",  # deferred rows of a drained version
+            [flow.id, flow.version, flow.id, flow.version],
         ).fetchall()
         if not rows and self._steady is not None:
             self._steady[key] = True
@@ -912,9 +914,10 @@ def _dispatch(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime,
             f"""
             CREATE OR REPLACE TEMP TABLE reached AS
             SELECT e.enrollment_id FROM enrollments e JOIN contacts c USING (contact_id)
-            WHERE e.flow_id = ? AND e.status = 'active' AND coalesce(({goal}), false)
+            WHERE e.flow_id = ? AND e.version = ? AND e.status = 'active'
+              AND coalesce(({goal}), false)
             """,
-            [flow.id],
+            [flow.id, flow.version],
         )
         connection.execute(
             "INSERT INTO node_log SELECT ?, flow_id, version, enrollment_id, contact_id, node_id, "
