@@ -69,11 +69,7 @@ class StubProvider:
 
     name = "stub"
 
-    def __init__(self) -> None:
-        self.seen: list[OutboundMessage] = []
-
     def send_batch(self, messages: list[OutboundMessage]) -> list[SendResult]:
-        self.seen += messages
         results = []
         for message in messages:
             response = None
@@ -152,11 +148,12 @@ def _run_both(workspace: Workspace, flow: Flow, contacts: pd.DataFrame,
         reference.request_enrollment(node_id, ids, at)
     stub = StubProvider()
     running, overrides = flow, params or {}
+    connected = uses_connections(flow) or (publish is not None and uses_connections(publish.flow))
 
     def tick(now: datetime) -> None:
         workspace.tick(running, now, overrides or None)
         reference.tick(now, overrides)
-        if uses_connections(running) or (publish is not None and uses_connections(flow)):
+        if connected:  # the dispatcher, as `run_on_clock` runs it after each tick
             deliver(workspace, [flow.id], now, providers={"stub_http": stub, "stub_crm": stub})
             reference.deliver(now, stub_answer)
 
