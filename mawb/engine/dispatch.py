@@ -25,9 +25,10 @@ def dispatch(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime,
             f"""
             CREATE OR REPLACE TEMP TABLE reached AS
             SELECT e.enrollment_id FROM enrollments e JOIN contacts c USING (contact_id)
-            WHERE e.flow_id = ? AND e.status = 'active' AND coalesce(({reached}), false)
+            WHERE e.flow_id = ? AND e.version = ? AND e.status = 'active'
+              AND coalesce(({reached}), false)
             """,
-            [flow.id],
+            [flow.id, flow.version],
         )
         connection.execute(
             "INSERT INTO node_log SELECT ?, flow_id, version, enrollment_id, contact_id, node_id, "

@@ -57,7 +57,9 @@ FINISHED = ("sent", "suppressed", "skipped", "dead")
 DONE_TABLE = "outbox_done"
 ALL_ROWS = "outbox_all"
 ALL_ROWS_QUERY = "SELECT * FROM outbox UNION ALL BY NAME SELECT * FROM outbox_done"
-_DUE = "outbox.flow_id = ? AND outbox.status = 'pending' AND outbox.not_before <= ?"
+# A version's dispatch handles its own rows (its settings, its templates): section 6.
+_DUE = ("outbox.flow_id = ? AND outbox.version = ? AND outbox.status = 'pending' "
+        "AND outbox.not_before <= ?")
 
 
 def _reason_text(column: str = "reason") -> str:
@@ -68,12 +70,13 @@ def _reason_text(column: str = "reason") -> str:
 
 
 def suppress(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime) -> None:
-    """Mark the flow's due pending rows suppressed, the first matching reason winning."""
-    suppress_due(connection, [flow.id], now, status="pending")
+    """Mark the flow version's due pending rows suppressed, the first matching reason winning."""
+    suppress_due(connection, [flow.id], now, status="pending", version=flow.version)
 
 
 def suppress_due(connection: duckdb.DuckDBPyConnection, flow_ids: list[str] | None,
-                 now: datetime, status: str = "pending", within: str | None = None) -> None:
+                 now: datetime, status: str = "pending", within: str | None = None,
+                 version: int | None = None) -> None:
     """Suppress due rows in `status` of `flow_ids` (None: every flow), in one statement; the
     dispatcher runs it over `queued` rows too, so an unsubscribe between queueing and sending
     still stops the message. `within` names a table of the idempotency keys to look at."""
@@ -94,6 +97,8 @@ def suppress_due(connection: duckdb.DuckDBPyConnection, flow_ids: list[str] | No
              f"o.flow_id IN ({', '.join(literal(f) for f in flow_ids) or 'NULL'})")
     if within is not None:
         flows += f" AND o.idempotency_key IN (SELECT idempotency_key FROM {within})"
+    if version is not None:
+        flows += f" AND o.version = {int(version)}"
     connection.execute(
         f"""
         UPDATE outbox SET status = 'suppressed', reason = s.code, error = s.text
@@ -140,7 +145,7 @@ def defer_quiet_hours(connection: duckdb.DuckDBPyConnection, flow: Flow, now: da
         WHERE outbox.contact_id = c.contact_id AND {_DUE} AND outbox.audience = 'contact'
           AND outbox.channel IN ('email', 'sms', 'web_push') AND {inside}
         """,
-        [flow.id, now],
+        [flow.id, flow.version, now],
     )
 
 
@@ -159,6 +164,7 @@ def apply_frequency_cap(connection: duckdb.DuckDBPyConnection, flow: Flow, now: 
     window = timedelta(days=cap.per_days)
     due = ("SELECT idempotency_key, contact_id, row_number() OVER (PARTITION BY contact_id "
            "ORDER BY created_at, idempotency_key) AS rank FROM outbox WHERE flow_id = ? "
+           f"AND version = {int(flow.version)} "
            "AND status = 'pending' AND not_before <= ? AND audience = 'contact' "
            "AND channel IN ('email', 'sms', 'web_push')")
     sent = ("SELECT contact_id, sent_at FROM messages WHERE sent_at > ? "
@@ -260,7 +266,7 @@ def send_sandbox(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetim
                created_at
         FROM outbox WHERE {_DUE} AND outbox.connection IS NULL
         """,
-        [flow.id, now],
+        [flow.id, flow.version, now],
     )
     # A key's message is recorded at or after its row was created, so only messages since the
     # oldest row sent here can match: older row groups are skipped by their statistics.
@@ -293,7 +299,7 @@ def queue_connected(connection: duckdb.DuckDBPyConnection, flow: Flow, now: date
     connection.execute(
         f"UPDATE outbox SET status = 'queued', reason = NULL WHERE {_DUE} "
         "AND outbox.connection IS NOT NULL",
-        [flow.id, now],
+        [flow.id, flow.version, now],
     )
 
 
@@ -303,8 +309,8 @@ def dispatch(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime,
 
     Rows with a connection become `queued`, rendered and allowed, for the dispatcher."""
     due = connection.execute(
-        "SELECT EXISTS (SELECT 1 FROM outbox WHERE flow_id = ? AND status = 'pending' "
-        "AND not_before <= ?)", [flow.id, now],
+        "SELECT EXISTS (SELECT 1 FROM outbox WHERE flow_id = ? AND version = ? "
+        "AND status = 'pending' AND not_before <= ?)", [flow.id, flow.version, now],
     ).fetchone()
     if not (due and due[0]):
         return  # every rule below only touches pending rows that are due

@@ -324,6 +324,12 @@ def _crm_local(cohort: Cohort, params: integrations.CrmUpdateParams, create: boo
             """,
             [cohort.now],
         )
+    _mirror(cohort, params)
+
+
+def _mirror(cohort: Cohort, params: integrations.CrmUpdateParams) -> None:
+    """`mirror_attributes`: the fields' plain values also become contact attributes, whichever
+    CRM receives the record (the local table or a connection)."""
     if params.mirror_attributes:
         plain = {k: v for k, v in params.fields.items() if not (isinstance(v, str) and "{{" in v)}
         _set_attributes(cohort, plain)
@@ -337,6 +343,7 @@ def update_crm(cohort: Cohort) -> None:
         _crm_local(cohort, params, create=False)
     else:
         _request(cohort)
+        _mirror(cohort, params)
     cohort.pass_all()
 
 
@@ -348,6 +355,7 @@ def create_crm(cohort: Cohort) -> None:
         _crm_local(cohort, params, create=True)
     else:
         _request(cohort)
+        _mirror(cohort, params)
     cohort.pass_all()
 
 

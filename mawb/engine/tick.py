@@ -117,8 +117,10 @@ def older_versions(workspace: Workspace, connection: duckdb.DuckDBPyConnection,
     if workspace._steady is not None and key in workspace._steady:
         return []
     rows = connection.execute(
-        "SELECT DISTINCT version FROM tokens WHERE flow_id = ? AND version <> ? ORDER BY 1",
-        [flow.id, flow.version],
+        "SELECT DISTINCT version FROM tokens WHERE flow_id = ? AND version <> ? UNION "
+        "SELECT DISTINCT version FROM outbox WHERE flow_id = ? AND version <> ? "
+        "AND status = 'pending' ORDER BY 1",  # deferred rows of a drained version
+        [flow.id, flow.version, flow.id, flow.version],
     ).fetchall()
     if not rows and workspace._steady is not None:
         workspace._steady[key] = True

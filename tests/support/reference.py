@@ -8,10 +8,15 @@ identical results, and so the engine benchmark has a naive baseline to beat.
 
 Tick structure is the engine's: ingest (event effects) -> every node in topological order
 (triggers enroll first) -> dispatch (goal, outbox rules, sandbox send, completions); loop
-back-edges wake a microsecond later, i.e. at the next tick. Supported node types: every
-trigger except webhooks, delay_action, condition_check, data_update, email_send, sms_send,
-web_push, if_condition, switch_case, loop_iterator, parallel_execution, merge_branches.
-Other types raise `NotImplementedError`.
+back-edges wake a microsecond later, i.e. at the next tick. Every registered node type has
+a step here; a type without one raises `NotImplementedError`. Rows for a connection wait
+`queued` until `deliver` (given the same provider answers as the engine's dispatcher); a
+`database_query` runs its checked SQL on a copy of this interpreter's own tables.
+
+Versions (docs/architecture.md section 6): `publish` adds a version that new contacts enter,
+`move` moves in-flight enrollments onto it (same id = same node, or a mapping), and each
+tick runs the current version, then drains every older version holding tokens as a whole
+(its non-trigger nodes, then its dispatch) with the params it last ran with.
 
 Conditions are evaluated by a tiny Python evaluator over the checked sqlglot tree (SQL
 three-valued logic: `None` is NULL) covering columns, literals, params, comparisons,
@@ -42,14 +47,12 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from sqlglot import exp
 
-from mawb import nodes
+from mawb import graph, nodes
 from mawb.engine.schedule import next_fire
 from mawb.expr import parse_condition, to_sql
-from mawb.flowplan import SINGLE, plan
 from mawb.intake import read_contacts, read_events
-from mawb.model import CONSENT_COLUMNS, CONTACT_CHANNELS
-from mawb.nodes import actions, logic, triggers
-from mawb.nodes.base import Category, Message
+from mawb.nodes import actions, integrations, logic, triggers
+from mawb.nodes.base import Category, Outputs
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -58,7 +61,13 @@ if TYPE_CHECKING:
 
 EPOCH = datetime(1970, 1, 1)
 MICROSECOND = timedelta(microseconds=1)
-SENT_TO_CONTACTS = (Message.EMAIL, Message.SMS, Message.PUSH)  # the sends modelled here
+SINGLE = "out"
+EVERY_TICK = {"condition_check", "merge_branches"}
+CONSENT_COLUMNS = {"email": "email_consent", "sms": "sms_consent", "web_push": "push_consent"}
+CONTACT_CHANNELS = ("email", "sms", "web_push")
+SEND_CHANNELS = {"email_send": "email", "sms_send": "sms", "web_push": "web_push"}
+REQUEST_CHANNELS = {"external_api": "api", "webhook_call": "webhook"}
+MESSAGE_CHANNELS = ("email", "sms", "web_push", "social")
 ENGAGEMENT_DEFAULTS: dict[str, Any] = {
     "email_opens": 0, "email_clicks": 0, "last_open_at": None, "last_click_at": None,
     "converted": False, "converted_at": None, "unsubscribed": False, "do_not_contact": False,
@@ -85,6 +94,8 @@ class ReferenceResult:
     - tokens: (contact_id, entry_number, node_id, via, arrived_at, wake_at, deadline,
       iteration, state)
     - contacts: contact_id -> {attribute: value} for every attribute
+    - versions: (contact_id, entry_number, version) of every enrollment
+    - crm_records: (record_key, contact_id, object, fields as sorted JSON, created, updated)
     """
 
     node_log: list[tuple[Any, ...]]
@@ -94,6 +105,8 @@ class ReferenceResult:
     tokens: list[tuple[Any, ...]]
     contacts: dict[str, dict[str, Any]]
     ticks: list[datetime] = field(default_factory=list)
+    versions: list[tuple[Any, ...]] = field(default_factory=list)
+    crm_records: list[tuple[Any, ...]] = field(default_factory=list)
 
     def funnel(self) -> dict[str, dict[str, int]]:
         """Per node: entered / completed / converted transitions and tokens waiting now."""
@@ -371,14 +384,13 @@ class Reference:
 
     def __init__(self, flow: Flow, contacts: pd.DataFrame, events: pd.DataFrame | None = None,
                  params: dict[str, Any] | None = None) -> None:
-        self.flow = flow
-        self.params = {**flow.params, **(params or {})}
         self.contacts = contact_rows(contacts)
         self.events = event_rows(events)
         self.applied: set[str] = set()
-        self.plan = plan(flow)
-        self.order = list(self.plan.order)
-        self.parsed = self.plan.params
+        self.versions: dict[int, tuple[Flow, dict[str, Any]]] = {}
+        self.current = flow.version
+        self.crm_records: dict[str, dict[str, Any]] = {}
+        self.publish(flow, params)
         self.enrollments: list[dict[str, Any]] = []
         self.tokens: list[_Token] = []
         self.outbox: dict[str, dict[str, Any]] = {}
@@ -388,12 +400,41 @@ class Reference:
         self.requests: list[tuple[str, str, datetime]] = []
         self.next_token = 0
         self.ticks: list[datetime] = []
+
+    def _use(self, version: int) -> None:
+        """Make `version` the one the node stages and dispatch below work on."""
+        self.flow, self.params = self.versions[version]
+        self.order = graph.topological_order(self.flow)
+        self.parsed = {n.id: nodes.get(n.type).parse(n.params) for n in self.flow.nodes}
+
+    def publish(self, flow: Flow, params: dict[str, Any] | None = None) -> None:
+        """Deploy `flow` as the version new contacts enter (older ones keep draining)."""
+        self.versions[flow.version] = (flow, {**flow.params, **(params or {})})
+        self.current = flow.version
+        self._use(flow.version)
         self._written_columns()
+
+    def move(self, from_version: int, mapping: dict[str, str], now: datetime) -> None:
+        """`mawb.versions.move_in_flight`: active enrollments of `from_version` whose every
+        token sits at a mapped node move whole onto the current version."""
+        now = _plain(now)
+        for enrollment in self.enrollments:
+            if enrollment["version"] != from_version or enrollment["status"] != "active":
+                continue
+            mine = [t for t in self.tokens if t.enrollment is enrollment]
+            if any(t.node_id not in mapping for t in mine):
+                continue
+            enrollment["version"] = self.current
+            for token in mine:
+                token.node_id = mapping[token.node_id]
+                self._log(now, enrollment, token.node_id, "moved", None, f"from v{from_version}")
 
     def _written_columns(self) -> None:
         for node in self.flow.nodes:
             params = self.parsed[node.id]
-            for name in [*getattr(params, "set", {}), *getattr(params, "increment", {})]:
+            mirrored = params.fields if getattr(params, "mirror_attributes", False) else {}
+            for name in [*getattr(params, "set", {}), *getattr(params, "increment", {}),
+                         *mirrored, *getattr(params, "store", {})]:
                 for row in self.contacts.values():
                     row.setdefault(name, None)
 
@@ -402,13 +443,50 @@ class Reference:
         """Queue contacts for a manual trigger (as `Workspace.request_enrollment`)."""
         self.requests += [(node_id, c, _plain(now)) for c in contact_ids]
 
-    def tick(self, now: datetime) -> None:
+    def tick(self, now: datetime, params: dict[str, Any] | None = None) -> None:
+        """One tick of the current version (`params`, when given, override its defaults
+        from now on), then the drain of every older version that still holds tokens."""
         now = _plain(now)
         self.ticks.append(now)
+        if params is not None:
+            flow = self.versions[self.current][0]
+            self.versions[self.current] = (flow, {**flow.params, **params})
+        self._use(self.current)
         self.ingest(now)
         for node_id in self.order:
             self.node_stage(node_id, now)
         self.dispatch(now)
+        live = {t.enrollment["version"] for t in self.tokens} | {
+            r["version"] for r in self.outbox.values() if r["status"] == "pending"}
+        for version in sorted(live - {self.current}):  # their tokens, their deferred rows
+            self._use(version)
+            for node_id in self.order:
+                if nodes.get(self.flow.node(node_id).type).category is not Category.TRIGGER:
+                    self.node_stage(node_id, now)
+            self.dispatch(now)
+        self._use(self.current)
+
+    def deliver(self, now: datetime, respond: Callable[[str], Any]) -> None:
+        """The dispatcher over `queued` rows: sent, and an api row's answer (`respond` of the
+        contact id, the provider's reply) mapped into the contact through the node's `store`."""
+        now = _plain(now)
+        queued = [r for r in self.outbox.values()
+                  if r["status"] == "queued" and r["not_before"] <= now]
+        self._suppress(now, queued)
+        for row in queued:
+            if row["status"] != "queued":
+                continue
+            row.update(status="sent", sent_at=now)
+            if row["channel"] in MESSAGE_CHANNELS:
+                self.messages.append({**row})
+            store = row.get("store") or {}
+            if row["channel"] == "api" and row["contact_id"] is not None and store:
+                answer = respond(row["contact_id"])
+                contact = self.contacts[row["contact_id"]]
+                for name, path in store.items():
+                    value = _dig(answer, path)
+                    if value is not None:
+                        contact[name] = value if isinstance(value, str) else json.dumps(value)
 
     def next_due(self, now: datetime) -> datetime | None:
         """The earliest time after `now` at which a tick would change anything."""
@@ -441,6 +519,11 @@ class Reference:
                  t.wake_at, t.deadline, t.iteration, t.state) for t in self.tokens),
             contacts={cid: dict(row) for cid, row in sorted(self.contacts.items())},
             ticks=list(self.ticks),
+            versions=_sorted((e["contact_id"], e["entry_number"], e["version"])
+                             for e in self.enrollments),
+            crm_records=_sorted(
+                (key, r["contact_id"], r["object"], json.dumps(r["fields"], sort_keys=True),
+                 r["created_at"], r["updated_at"]) for key, r in self.crm_records.items()),
         )
 
     # -- ingest ----------------------------------------------------------------------------
@@ -505,7 +588,7 @@ class Reference:
                 if new and len(counted) >= params.min_count and in_audience(row):
                     chosen.append(cid)
             fired = now
-        elif isinstance(params, triggers.EventParams):
+        elif isinstance(params, triggers.EventParams | triggers.WebhookParams):
             for cid, row in self.contacts.items():
                 if any(e["contact_id"] == cid and e["name"] == params.event and e["ts"] <= now
                        and (last is None or e["ts"] > last)
@@ -534,7 +617,8 @@ class Reference:
             if reentry == "after_exit" and any(e["status"] == "active" for e in mine):
                 continue
             enrollment = {"contact_id": cid, "entry_number": len(mine) + 1, "status": "active",
-                          "entered_at": now, "exited_at": None, "exit_reason": None}
+                          "entered_at": now, "exited_at": None, "exit_reason": None,
+                          "version": self.flow.version}
             self.enrollments.append(enrollment)
             self.tokens.append(self._token(enrollment, node.id, None, now, now, 0))
             self._log(now, enrollment, node.id, "entered", None, "enrolled")
@@ -570,8 +654,9 @@ class Reference:
         node_type = nodes.get(node.type)
         if node_type.category is Category.TRIGGER:
             self._enroll(node, self._candidates(node, now), now)
-        every = node_type.every_tick
+        every = node.type in EVERY_TICK
         cohort = [t for t in self.tokens if t.node_id == node_id
+                  and t.enrollment["version"] == self.flow.version
                   and (every or (t.wake_at is not None and t.wake_at <= now))]
         if not cohort:
             return
@@ -586,10 +671,27 @@ class Reference:
 
     def _decide(self, node: Node, cohort: list[_Token], now: datetime) -> dict[int, _Decision]:
         params = self.parsed[node.id]
-        node_type = self.plan.types[node.id]
-        if node_type.message in SENT_TO_CONTACTS and node_type.outbox_channel:
+        if node.type in SEND_CHANNELS or node.type in REQUEST_CHANNELS:
+            channel = SEND_CHANNELS.get(node.type) or REQUEST_CHANNELS[node.type]
             for token in cohort:
-                self._enqueue(node, token, node_type.outbox_channel, now)
+                self._enqueue(node, token, channel, now)
+            return {t.token_id: _Decision(SINGLE) for t in cohort}
+        if isinstance(params, actions.SocialParams):
+            for network in params.networks:
+                self._enqueue_once(node, f"{network}:{now.isoformat()}", "social", now)
+            return {t.token_id: _Decision(SINGLE) for t in cohort}
+        if isinstance(params, actions.ApiCallParams):
+            if params.batch:
+                self._enqueue_once(node, f"batch:{now}", "api", now)
+            else:
+                for token in cohort:
+                    self._enqueue(node, token, "api", now)
+            return {t.token_id: _Decision(SINGLE) for t in cohort}
+        if isinstance(params, integrations.CrmUpdateParams):
+            self._crm(node, params, cohort, now)
+            return {t.token_id: _Decision(SINGLE) for t in cohort}
+        if isinstance(params, integrations.DatabaseQueryParams):
+            self._query(params, cohort)
             return {t.token_id: _Decision(SINGLE) for t in cohort}
         if isinstance(params, actions.DataUpdateParams):
             self._update(params, cohort)
@@ -643,7 +745,7 @@ class Reference:
 
     def _loop(self, node: Node, params: logic.LoopParams, token: _Token,
               now: datetime) -> _Decision:
-        returning = self.plan.returning.get(node.id, frozenset())
+        returning = {s for s, target, _ in graph.back_edges(self.flow) if target == node.id}
         passes = (token.iteration or 0) + 1 if token.via in returning else 1
         done = passes > params.max_iterations or (
             params.until is not None and holds(params.until, self._row(token), self.params, now))
@@ -685,16 +787,89 @@ class Reference:
         enrollment = token.enrollment
         key = (f"{self.flow.id}:{self.flow.version}:{token.contact_id}:{node.id}:"
                f"{enrollment['entry_number']}:{token.iteration or 0}")
+        self._add_row(node, key, token.contact_id, token.iteration, channel, now)
+
+    def _enqueue_once(self, node: Node, suffix: str, channel: str, now: datetime) -> None:
+        """A row not about a contact (a social post, a batch API call), once per firing."""
+        key = f"{self.flow.id}:{self.flow.version}:{node.id}:{suffix}"
+        self._add_row(node, key, None, 0, channel, now)
+
+    def _add_row(self, node: Node, key: str, contact_id: str | None, iteration: int | None,
+                 channel: str, now: datetime) -> None:
         if key in self.outbox:
             return
-        self.outbox[key] = {"key": key, "contact_id": token.contact_id, "node_id": node.id,
-                            "iteration": token.iteration, "channel": channel,
+        params = self.parsed[node.id]
+        crm = getattr(params, "crm", "local")
+        connection = (getattr(params, "connection", None)
+                      or (crm if channel == "crm" and crm != "local" else None)
+                      or self.flow.settings.connections.get(channel))
+        self.outbox[key] = {"key": key, "contact_id": contact_id, "node_id": node.id,
+                            "iteration": iteration, "channel": channel,
+                            "version": self.flow.version, "connection": connection,
+                            "store": dict(getattr(params, "store", None) or {}),
                             "status": "pending", "created_at": now, "not_before": now}
+
+    def _crm(self, node: Node, params: integrations.CrmUpdateParams, cohort: list[_Token],
+             now: datetime) -> None:
+        """A CRM record per contact (update: one per object, merged; create: one per pass),
+        in the local table or as a request to the named CRM; fields mirrored if asked."""
+        create = isinstance(params, integrations.CrmCreateParams)
+        for token in cohort:
+            if params.crm != "local":
+                self._enqueue(node, token, "crm", now)
+                continue
+            row = self.contacts[token.contact_id]
+            fields = {name: _render(value, row, self.params) if isinstance(value, str)
+                      else value for name, value in params.fields.items()}
+            key = (f"{self.flow.id}:{self.flow.version}:{token.contact_id}:{node.id}:"
+                   f"{token.enrollment['entry_number']}:{token.iteration or 0}" if create
+                   else f"{params.object}:{token.contact_id}")
+            record = self.crm_records.get(key)
+            if record is None:
+                self.crm_records[key] = {"contact_id": token.contact_id,
+                                         "object": params.object, "fields": fields,
+                                         "created_at": now, "updated_at": now}
+            elif not create:
+                record["fields"] = {**record["fields"], **fields}
+                record["updated_at"] = now
+        if params.mirror_attributes:
+            plain = {k: v for k, v in params.fields.items()
+                     if not (isinstance(v, str) and "{{" in v)}
+            for token in cohort:
+                self.contacts[token.contact_id].update(plain)
+
+    def _query(self, params: integrations.DatabaseQueryParams, cohort: list[_Token]) -> None:
+        """Run the checked read-only query over this interpreter's contacts and events (in
+        a throwaway DuckDB) and copy the chosen columns onto the cohort's contacts."""
+        import duckdb
+
+        from mawb.query import check_query
+
+        connection = duckdb.connect()
+        try:
+            connection.register("contacts", pd.DataFrame(list(self.contacts.values())))
+            connection.register("events", pd.DataFrame(
+                self.events or [{"event_id": None, "contact_id": None, "name": None,
+                                 "ts": None, "properties": None}]))
+            frame = connection.execute(check_query(params.sql).sql).fetchdf()
+        finally:
+            connection.close()
+        wanted = [c for c in frame.columns if c != "contact_id"
+                  and (not params.columns or c in params.columns)]
+        found = {str(r["contact_id"]): r for r in frame.to_dict("records")}
+        for row in self.contacts.values():
+            for name in wanted:
+                row.setdefault(name, None)
+        for cid in {t.contact_id for t in cohort}:
+            if cid in found:
+                self.contacts[cid].update({n: _plain(found[cid][n]) for n in wanted})
 
     def _apply(self, node: Node, cohort: list[_Token], decisions: dict[int, _Decision],
                now: datetime) -> None:
-        routes = self.plan.routes.get(node.id, ())
-        back = self.plan.back_targets.get(node.id, frozenset())
+        node_type = nodes.get(node.type)
+        routes = [((edge.branch or "") if node_type.outputs is Outputs.BRANCHES else SINGLE,
+                   edge.target) for edge in self.flow.outgoing(node.id)]
+        back = {target for source, target, _ in graph.back_edges(self.flow) if source == node.id}
         leaving: set[int] = set()
         for token in cohort:
             decision = decisions[token.token_id]
@@ -725,11 +900,13 @@ class Reference:
 
     # -- dispatch --------------------------------------------------------------------------
     def dispatch(self, now: datetime) -> None:
-        """Goal conversions, then the outbox rules and sandbox send, then completions."""
+        """Goal conversions, then the outbox rules and sandbox send, then completions: of the
+        version in use only (its own goal, params and settings; section 6: each version is
+        advanced as a whole)."""
         goal = self.flow.settings.goal
         if goal:
             for enrollment in self.enrollments:
-                if enrollment["status"] != "active":
+                if enrollment["status"] != "active" or enrollment["version"] != self.flow.version:
                     continue
                 if not holds(goal, self.contacts[enrollment["contact_id"]], self.params, now):
                     continue
@@ -741,17 +918,24 @@ class Reference:
         self._quiet_hours(now)
         self._frequency_cap(now)
         for row in self._due(now):
+            if row["connection"] is not None:
+                row["status"] = "queued"
+                continue
             row.update(status="sent", sent_at=now)
-            self.messages.append({**row})
+            if row["channel"] in MESSAGE_CHANNELS:
+                self.messages.append({**row})
         self._complete(self.enrollments, now)
 
     def _due(self, now: datetime, channels: Iterable[str] | None = None) -> list[dict[str, Any]]:
         wanted = set(channels) if channels is not None else None
         return [r for r in self.outbox.values() if r["status"] == "pending"
+                and r["version"] == self.flow.version
                 and r["not_before"] <= now and (wanted is None or r["channel"] in wanted)]
 
-    def _suppress(self, now: datetime) -> None:
-        for row in self._due(now, CONTACT_CHANNELS):
+    def _suppress(self, now: datetime, rows: list[dict[str, Any]] | None = None) -> None:
+        for row in self._due(now, CONTACT_CHANNELS) if rows is None else rows:
+            if row["channel"] not in CONTACT_CHANNELS:
+                continue
             contact = self.contacts[row["contact_id"]]
             column = CONSENT_COLUMNS[row["channel"]]
             no_consent = column in contact and contact[column] is False
@@ -793,6 +977,25 @@ class Reference:
                     row["status"] = "skipped"
                 else:
                     row["not_before"] = (min(recent) if recent else now) + window
+
+
+def _dig(data: Any, path: str) -> Any:
+    """The value at a dotted path of a JSON answer (`items.0.id`), or None."""
+    for part in path.split("."):
+        if isinstance(data, dict):
+            data = data.get(part)
+        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            data = data[int(part)]
+        else:
+            return None
+    return data
+
+
+def _render(text: str, row: dict[str, Any], params: dict[str, Any]) -> str:
+    """A Liquid field for one contact, in python-liquid (the engine renders it in SQL)."""
+    from mawb.personalize import render
+
+    return render(text, {**params, **row}) if "{{" in text or "{%" in text else text
 
 
 def _minutes(clock: str) -> int:
@@ -842,6 +1045,8 @@ def engine_result(workspace: Any, flow: Flow) -> ReferenceResult:
     tokens: list[tuple[Any, ...]] = []
     contacts: dict[str, dict[str, Any]] = {}
     ticks: set[datetime] = set()
+    versions: list[tuple[Any, ...]] = []
+    crm: list[tuple[Any, ...]] = []
     for partition in range(workspace.partitions):
         with workspace.connection(partition, read_only=True) as connection:
             def rows(sql: str) -> list[tuple[Any, ...]]:
@@ -864,6 +1069,13 @@ def engine_result(workspace: Any, flow: Flow) -> ReferenceResult:
                            "WHERE t.flow_id = ?")
             ticks |= {row[0] for row in rows(
                 "SELECT DISTINCT tick_time FROM runs WHERE flow_id = ?")}
+            versions += rows("SELECT contact_id, entry_number, version FROM enrollments "
+                             "WHERE flow_id = ?")
+            crm += [(key, contact, kind, json.dumps(json.loads(fields), sort_keys=True),
+                     created, updated) for key, contact, kind, fields, created, updated in rows(
+                "SELECT record_key, contact_id, object, CAST(fields AS VARCHAR), created_at, "
+                "updated_at FROM crm_records WHERE contact_id IN (SELECT contact_id FROM "
+                "enrollments WHERE flow_id = ?)")]
             frame = connection.execute("SELECT * FROM contacts").fetchdf()
             for record in frame.to_dict("records"):
                 contacts[str(record["contact_id"])] = {k: _plain(v) for k, v in record.items()}
@@ -871,6 +1083,7 @@ def engine_result(workspace: Any, flow: Flow) -> ReferenceResult:
         node_log=_sorted(log), messages=_sorted(messages), outbox=_sorted(outbox),
         enrollments=_sorted(enrollments), tokens=_sorted(tokens),
         contacts=dict(sorted(contacts.items())), ticks=sorted(ticks),
+        versions=_sorted(versions), crm_records=_sorted(crm),
     )
 
 
