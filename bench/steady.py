@@ -232,8 +232,8 @@ def _fill_mail(connection: Any, version: int) -> None:
 
 @contextlib.contextmanager
 def stage_timer() -> Iterator[dict[str, float]]:
-    """Wall time per tick stage (the workspace's `run_stage`, wrapped for the measurement)."""
-    from mawb.engine import workspace as module
+    """Wall time per tick stage (the tick's `run_stage`, wrapped for the measurement)."""
+    from mawb.engine import tick as module
 
     times: dict[str, float] = {}
     original = module.run_stage

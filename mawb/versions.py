@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from mawb.engine.layout import default_home
 from mawb.engine.store import transaction
-from mawb.engine.workspace import default_home
 from mawb.model import Flow, FlowFileError, load
 from mawb.validate import FlowInvalidError, validate_flow
 

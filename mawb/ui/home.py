@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mawb.engine.workspace import default_home
+from mawb.engine.layout import default_home
 from mawb.model import FlowFileError
 from mawb.nodes.base import Category
 from mawb.versions import VersionStore

@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from mawb.engine import manifest
+from mawb.engine.layout import default_home
 from mawb.engine.outbox import ALL_ROWS, ALL_ROWS_QUERY, DONE_TABLE
 from mawb.engine.store import STORE_SCHEMA_VERSION, StoreBusyError, StoreSchemaError
-from mawb.engine.workspace import default_home
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

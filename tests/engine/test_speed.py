@@ -173,20 +173,20 @@ def test_reading_run_constants_once_changes_no_row(
     """`Workspace.steady` (what a simulation runs in) reads params, lifecycle and older
     versions once and lets the plan skip its settled-enrollment check; without it every tick
     reads them again. Both runs must agree row for row."""
-    from mawb.engine import workspace as engine_workspace
+    from mawb.engine import tick as engine_tick
 
     flow = mawb.load_template(template_id)
     contacts, events = population
     options = {"days": 6, "seed": 2, "responses": "model", "events": events,
                "progress": False}
     calls: list[datetime] = []
-    record = engine_workspace.record_params
+    record = engine_tick.record_params
 
     def counted(connection: Any, flow: Any, now: datetime, params: Any) -> None:
         calls.append(now)
         record(connection, flow, now, params)
 
-    monkeypatch.setattr(engine_workspace, "record_params", counted)
+    monkeypatch.setattr(engine_tick, "record_params", counted)
     steady = simulate(flow, contacts, **options)
     assert len(calls) == 1, "a steady run records its params once"
     calls.clear()
