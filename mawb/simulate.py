@@ -419,7 +419,7 @@ def param_readers(flow: Flow, param: str) -> set[str] | None:
     (conditions `:name`, templates `{{ name }}`, audiences), DISPATCH when the settings do
     (the goal); None (every stage) when the settings mention it. A mention in a label or a
     string literal only makes the answer larger, never wrong."""
-    from mawb.engine.workspace import DISPATCH
+    from mawb.engine.plan import DISPATCH
 
     mention = re.compile(rf"(?<![A-Za-z0-9_]){re.escape(param)}(?![A-Za-z0-9_])")
     if mention.search(json.dumps(flow.settings.model_dump(mode="json"), default=str)):
@@ -441,7 +441,7 @@ def _shared_runs(workspace: Workspace, flow: Flow, param: str, variants: list[di
     the interrupted tick again: the stages already done are skipped (`runs`), the rest run
     with its params. A param that never matters in the run leaves only the record to fix."""
     from mawb.engine.plan import guarded
-    from mawb.engine.workspace import record_params
+    from mawb.engine.tick import record_params
 
     readers = param_readers(flow, param)
 
