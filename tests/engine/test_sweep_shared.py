@@ -88,4 +88,7 @@ def test_each_variant_leaves_the_store_a_lone_run_leaves(
         for table in TABLES:
             assert variant[table] == lone[table], f"{param}={value}: table {table} differs"
     assert lone_stores[0]["node_log"], "the flow did nothing at all"
+    # The values part within the run exactly when a node reads the param (so the shared
+    # prefix really ends mid-run there, and really lasts the whole run for win_back_v1).
+    assert (lone_stores[0]["node_log"] != lone_stores[1]["node_log"]) == bool(readers)
     assert lone_stores[0]["run_params"] != lone_stores[1]["run_params"]
