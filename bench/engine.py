@@ -136,7 +136,7 @@ def _counts(path: Any) -> dict[str, Any]:
             "enrollments": scalar("SELECT count(*) FROM enrollments WHERE status = 'completed'"),
             "messages": scalar("SELECT count(*) FROM messages"),
             "outbox": dict(connection.execute(
-                "SELECT status, count(*) FROM outbox GROUP BY 1 ORDER BY 1").fetchall()),
+                "SELECT status, count(*) FROM outbox_all GROUP BY 1 ORDER BY 1").fetchall()),
             "node_log": scalar("SELECT count(*) FROM node_log"),
             "tokens": scalar("SELECT count(*) FROM tokens"),
         }

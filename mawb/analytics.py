@@ -149,10 +149,14 @@ def _flow_now(connection: duckdb.DuckDBPyConnection, flow_id: str) -> datetime:
     return row[0] if row and row[0] else datetime.now(UTC).replace(tzinfo=None)
 
 
-def message_counts(connection: duckdb.DuckDBPyConnection, flow: Flow) -> pd.DataFrame:
+def message_counts(connection: duckdb.DuckDBPyConnection, flow: Flow,
+                   steps: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per message step (a node whose type sends on a channel), in flow order: entered and
     every outbox outcome (see the module docstring); columns entered, sent, suppressed,
-    skipped, deferred, queued, failed, dead, queued_total, unqueued."""
+    skipped, deferred, queued, failed, dead, queued_total, unqueued.
+
+    `steps`: this store's `step_counts`, when the caller already read them (a simulation's
+    read-back reads them once for the funnel, the message steps and the summary)."""
     now = _flow_now(connection, flow.id)
     outcomes = connection.execute(
         """
@@ -171,7 +175,8 @@ def message_counts(connection: duckdb.DuckDBPyConnection, flow: Flow) -> pd.Data
         """,
         {"flow": flow.id, "now": now},
     ).fetchdf().set_index("node_id")
-    entered = step_counts(connection, flow).set_index("node_id")["entered"]
+    steps = step_counts(connection, flow) if steps is None else steps
+    entered = steps.set_index("node_id")["entered"]
     rows = []
     for node in flow.nodes:
         channel = nodes.get(node.type).channel if nodes.has(node.type) else None
@@ -412,14 +417,15 @@ def timeline(connection: duckdb.DuckDBPyConnection, flow_id: str) -> pd.DataFram
     return frame.sort_values(["day", "series"]).reset_index(drop=True)
 
 
-def summary(connection: duckdb.DuckDBPyConnection, flow: Flow) -> dict[str, Any]:
+def summary(connection: duckdb.DuckDBPyConnection, flow: Flow,
+            messages: pd.DataFrame | None = None) -> dict[str, Any]:
     """The headline numbers of a run in the shared vocabulary (simulation result, CLI JSON,
     Experiments); every key is defined in the module docstring.
 
     `converted_contacts` repeats `converted` (the name notebooks and sweeps use); `conversions`
-    repeats `conversion_events`."""
+    repeats `conversion_events`. `messages`: this store's `message_counts`, if already read."""
     enrolled = enrollment_summary(connection, flow.id)
-    messages = message_counts(connection, flow)
+    messages = message_counts(connection, flow) if messages is None else messages
     engagement = engagement_totals(connection, flow.id)
     conversion = conversion_summary(connection, flow.id)
     rates = _unique_rates(connection, flow.id)

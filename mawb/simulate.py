@@ -23,6 +23,9 @@ of that store (`COPY FROM DATABASE`), so values differ only in their params.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
+import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -42,6 +45,7 @@ from mawb.validate import FlowInvalidError, validate_flow
 if TYPE_CHECKING:
     import duckdb
 
+    from mawb.engine.plan import TickPlan
     from mawb.model import Flow
 
 Responses = Literal["model", "none", "history"]
@@ -317,9 +321,9 @@ def _run_options(flow: Flow, options: dict[str, Any], *,
 class _Population:
     """A store holding the imported population and the deployed flow, ready to simulate on.
 
-    With `copies` (a sweep in memory), each run works on its own copy (attached database
-    `run_<n>`) and the population stays as imported; otherwise the one run works in place.
-    `kept` is the workspace a result may hand out (a file store in `home`), else None."""
+    A simulation runs once in place. A sweep in memory (`copies`) runs its variants together
+    while they cannot differ (`_shared_runs`), then each on its own copy (attached database
+    `run_<n>`). `kept` is the workspace a result may hand out (a file store in `home`)."""
 
     workspace: Workspace
     copies: bool
@@ -327,28 +331,168 @@ class _Population:
     runs: int = 0
 
     def run(self, flow: Flow, params: dict[str, Any], options: _RunOptions) -> SimulationResult:
-        with self._copy() as workspace:
-            ticks = _tick_loop(workspace, flow, params, options)
-            return _collect(workspace, flow, params, options.seed, ticks, self.kept)
-
-    @contextlib.contextmanager
-    def _copy(self) -> Iterator[Workspace]:
+        if self.runs:
+            raise RuntimeError("this population runs once; a sweep runs its variants together")
         self.runs += 1
-        if not self.copies:
-            if self.runs > 1:
-                raise RuntimeError("this population runs once; a sweep shares copies of it")
-            yield self.workspace
-            return
-        name = f"run_{self.runs}"
-        with self.workspace.connection() as connection:
-            connection.execute(f"ATTACH ':memory:' AS {name}")
+        with self.workspace.connection() as connection, self.workspace.steady():
+            clock = _Clock.start(connection, options)
+            _advance(self.workspace, connection, flow, params, options, clock)
+        return _collect(self.workspace, flow, params, options.seed, clock.ticks, self.kept)
+
+    def run_variants(self, flow: Flow, param: str, variants: list[dict[str, Any]],
+                     options: list[_RunOptions]) -> list[SimulationResult]:
+        """Every variant, row for row as if simulated alone (see `_shared_runs`)."""
+        if self.runs or not self.copies:
+            raise RuntimeError("variants run together once, on a population made for copies")
+        self.runs += 1
+        return _shared_runs(self.workspace, flow, param, variants, options)
+
+
+@dataclass
+class _Clock:
+    """Where a run is on the virtual clock: the next tick time (None: nothing is ever due
+    again), the run's first tick, its end, the time reported as done, and ticks so far."""
+
+    now: datetime | None
+    origin: datetime
+    end: datetime
+    position: datetime
+    ticks: int = 0
+
+    @classmethod
+    def start(cls, connection: duckdb.DuckDBPyConnection, options: _RunOptions) -> _Clock:
+        from mawb.data import DEMO_EPOCH
+
+        start = options.start
+        if start is None and options.responses == "history":
+            first = connection.execute("SELECT min(ts) FROM events").fetchone()
+            start = first[0] if first and first[0] else DEMO_EPOCH
+        origin = utc_naive(start or DEMO_EPOCH)
+        return cls(origin, origin, origin + timedelta(days=options.days), origin)
+
+
+def _advance(workspace: Workspace, connection: duckdb.DuckDBPyConnection, flow: Flow,
+             params: dict[str, Any], options: _RunOptions, clock: _Clock) -> None:
+    """Tick on the virtual clock from `clock.now` until `days` have passed (or until a guard
+    stops a tick, see `mawb.engine.plan.guarded`: `clock` then still names that tick)."""
+    engagement = "engagement_score" in contact_column_names(connection)
+    step = options.max_step or (timedelta(hours=6) if options.responses != "none" else None)
+    hours = round(options.days * 24)
+    bar = tqdm(total=hours, unit="h", desc=f"simulating {flow.id}", leave=False,
+               initial=min(hours, round((clock.position - clock.origin).total_seconds() / 3600)),
+               disable=not options.progress)
+    try:
+        while clock.now is not None and clock.now <= clock.end:
+            now = clock.now
+            workspace.tick(flow, now, params)
+            if options.responses == "model":
+                options.model.apply(connection, flow.id, now, options.seed,
+                                    engagement=engagement)
+            clock.ticks += 1
+            upcoming = workspace.next_due(flow, now, include_events=False)
+            if options.responses == "history":
+                upcoming = _earliest(upcoming,
+                                     _next_event(connection, now, clock.origin, options.grid))
+            if step is not None:
+                upcoming = min(upcoming, now + step) if upcoming else now + step
+            if upcoming is not None:
+                reached = min(upcoming, clock.end)
+                bar.update(max(0, round((reached - clock.position).total_seconds() / 3600)))
+                clock.position = reached
+            if options.on_progress is not None:
+                options.on_progress(min(1.0, (clock.position - clock.origin)
+                                        / (clock.end - clock.origin)) if options.days else 1.0)
+            if options.cancel is not None and options.cancel():
+                raise SimulationCancelled(f"simulation of {flow.id} cancelled after "
+                                          f"{clock.ticks} ticks")
+            clock.now = upcoming
+    finally:
+        bar.close()
+
+
+class _Diverged(Exception):
+    """The next stage reads the swept param: from here on the variants differ."""
+
+
+def param_readers(flow: Flow, param: str) -> set[str] | None:
+    """The stages of `flow` whose work can depend on `param`: nodes whose params mention it
+    (conditions `:name`, templates `{{ name }}`, audiences), DISPATCH when the settings do
+    (the goal); None (every stage) when the settings mention it. A mention in a label or a
+    string literal only makes the answer larger, never wrong."""
+    from mawb.engine.plan import DISPATCH
+
+    mention = re.compile(rf"(?<![A-Za-z0-9_]){re.escape(param)}(?![A-Za-z0-9_])")
+    if mention.search(json.dumps(flow.settings.model_dump(mode="json"), default=str)):
+        return None
+    readers = {node.id for node in flow.nodes
+               if mention.search(json.dumps(node.params, default=str))}
+    return readers | ({DISPATCH} if flow.settings.goal and mention.search(flow.settings.goal)
+                      else set())
+
+
+def _shared_runs(workspace: Workspace, flow: Flow, param: str, variants: list[dict[str, Any]],
+                 options: list[_RunOptions]) -> list[SimulationResult]:
+    """Run the variants of a sweep, sharing their work until the swept param first matters.
+
+    The first variant runs alone until a stage that reads `param` is about to run (the guard
+    stops the tick there, with the stages before it committed, exactly as a crash would).
+    Until then every variant would have written the same rows, so each one continues from a
+    copy of that store, with its own params recorded as a lone run records them, and ticks
+    the interrupted tick again: the stages already done are skipped (`runs`), the rest run
+    with its params. A param that never matters in the run leaves only the record to fix."""
+    from mawb.engine.plan import guarded
+    from mawb.engine.tick import record_params
+
+    readers = param_readers(flow, param)
+
+    def guard(plan: TickPlan, stage: str) -> None:
+        if plan.flow is not flow:
+            return  # an older version, with its own recorded params
+        if readers is None or (stage in readers and not plan.idle(stage)):
+            raise _Diverged(stage)
+
+    with workspace.connection() as connection:
+        with workspace.steady():
+            clock = _Clock.start(connection, options[0])
+            diverged = False
             try:
-                connection.execute(f"COPY FROM DATABASE population TO {name}")
-                connection.execute(f"USE {name}")
-                yield self.workspace
-            finally:
-                connection.execute("USE population")
-                connection.execute(f"DETACH {name}")
+                with guarded(guard):
+                    _advance(workspace, connection, flow, variants[0], options[0], clock)
+            except _Diverged:
+                diverged = True
+        results = []
+        for index, (params, run) in enumerate(zip(variants, options, strict=True)):
+            last = index == len(variants) - 1
+            with _variant_store(connection, index, copy=not last), workspace.steady():
+                connection.execute("DELETE FROM run_params WHERE flow_id = ? AND version = ?",
+                                   [flow.id, flow.version])
+                record_params(connection, flow, clock.origin, params)
+                own = dataclasses.replace(clock)
+                if diverged:
+                    _advance(workspace, connection, flow, params, run, own)
+                elif run.on_progress is not None:
+                    run.on_progress(1.0)
+                results.append(_collect(workspace, flow, params, run.seed, own.ticks))
+    return results
+
+
+@contextlib.contextmanager
+def _variant_store(connection: duckdb.DuckDBPyConnection, index: int,
+                   copy: bool) -> Iterator[None]:
+    """The store a variant continues in: a copy of the shared one (attached database
+    `run_<index>`, detached after), or the shared store itself for the last variant."""
+    if not copy:
+        yield
+        return
+    name = f"run_{index}"
+    connection.execute(f"ATTACH ':memory:' AS {name}")
+    try:
+        connection.execute(f"COPY FROM DATABASE population TO {name}")
+        connection.execute(f"USE {name}")
+        yield
+    finally:
+        connection.execute("USE population")
+        connection.execute(f"DETACH {name}")
 
 
 @contextlib.contextmanager
@@ -386,53 +530,6 @@ def _load(workspace: Workspace, flow: Flow, contacts: Any, events: Any,
     workspace.deploy(flow)
 
 
-def _tick_loop(workspace: Workspace, flow: Flow, params: dict[str, Any],
-               options: _RunOptions) -> int:
-    """Tick on the virtual clock until `days` have passed; returns the number of ticks."""
-    from mawb.data import DEMO_EPOCH
-
-    with workspace.connection() as connection, workspace.steady():
-        start = options.start
-        if start is None and options.responses == "history":
-            first = connection.execute("SELECT min(ts) FROM events").fetchone()
-            start = first[0] if first and first[0] else DEMO_EPOCH
-        engagement = "engagement_score" in contact_column_names(connection)
-        origin = position = utc_naive(start or DEMO_EPOCH)
-        now: datetime | None = origin
-        end = origin + timedelta(days=options.days)
-        step = options.max_step or (timedelta(hours=6) if options.responses != "none" else None)
-        ticks = 0
-        bar = tqdm(total=round(options.days * 24), unit="h", desc=f"simulating {flow.id}",
-                   disable=not options.progress, leave=False)
-        try:
-            while now is not None and now <= end:
-                workspace.tick(flow, now, params)
-                if options.responses == "model":
-                    options.model.apply(connection, flow.id, now, options.seed,
-                                        engagement=engagement)
-                ticks += 1
-                upcoming = workspace.next_due(flow, now, include_events=False)
-                if options.responses == "history":
-                    upcoming = _earliest(upcoming,
-                                         _next_event(connection, now, origin, options.grid))
-                if step is not None:
-                    upcoming = min(upcoming, now + step) if upcoming else now + step
-                if upcoming is not None:
-                    bar.update(max(0, round((min(upcoming, end) - position).total_seconds()
-                                            / 3600)))
-                    position = min(upcoming, end)
-                if options.on_progress is not None:
-                    options.on_progress(min(1.0, (position - origin) / (end - origin))
-                                        if options.days else 1.0)
-                if options.cancel is not None and options.cancel():
-                    raise SimulationCancelled(f"simulation of {flow.id} cancelled after "
-                                              f"{ticks} ticks")
-                now = upcoming
-        finally:
-            bar.close()
-    return ticks
-
-
 def _earliest(first: datetime | None, second: datetime | None) -> datetime | None:
     return min((t for t in (first, second) if t is not None), default=None)
 
@@ -452,12 +549,12 @@ def _collect(workspace: Workspace, flow: Flow, params: dict[str, Any], seed: int
     """Read the run back in the counts vocabulary of `mawb.analytics` (same words as the
     Monitor and the CLI)."""
     with workspace.connection(read_only=True) as connection:
-        funnel = analytics.step_counts(connection, flow)
+        funnel = analytics.step_counts(connection, flow)  # read once, shared by the next two
+        message_steps = analytics.message_counts(connection, flow, steps=funnel)
         messages = analytics.messages_by_node(connection, flow.id)
         per_channel = analytics.messages_by_channel(connection, flow.id)
         timeline = analytics.timeline(connection, flow.id)
-        summary = analytics.summary(connection, flow)
-        message_steps = analytics.message_counts(connection, flow)
+        summary = analytics.summary(connection, flow, messages=message_steps)
         edges = analytics.edge_counts(connection, flow)
     result = SimulationResult(flow, params, seed, funnel, messages, per_channel, timeline,
                               summary, keep, ticks, message_steps=message_steps,
@@ -517,8 +614,9 @@ def sweep(flow: Flow, contacts: Any = None, *, param: str, values: list[Any],
           cancel: Callable[[], bool] | None = None, **options: Any) -> SweepResult:
     """Simulate the flow once per value of `param` (same seed) and compare in one table.
 
-    The population is imported once and each value runs on its own in-memory copy of it
-    (with `home`, each value gets a file store in `home/<param>-<n>` instead). `on_progress`
+    The population is imported once; the values run together until the param first
+    matters, then each on its own in-memory copy of that store (with `home`, each value gets
+    a file store in `home/<param>-<n>` instead). `on_progress`
     gets the share of the whole sweep done (0..1); `cancel` stops it between two ticks."""
     flow = sandboxed(flow)
     if param not in flow.params:
@@ -528,20 +626,25 @@ def sweep(flow: Flow, contacts: Any = None, *, param: str, values: list[Any],
     merged = [_checked_params(flow, {**fixed, param: value}) for value in values]
     frame = _contacts_frame(contacts)
     events, responses = options.pop("events", None), options.get("responses", "model")
-    results = []
-    with contextlib.ExitStack() as stack:
-        shared = None if home is not None else stack.enter_context(
-            _population(flow, frame, events, responses, None, copies=True))
-        for index, params in enumerate(tqdm(merged, desc=f"sweeping {param}",
-                                            disable=not progress, leave=False)):
-            def share(done: float, index: int = index) -> None:
-                if on_progress is not None:
-                    on_progress((index + done) / len(values))
 
-            run = _run_options(flow, options, on_progress=share, cancel=cancel)
-            if shared is not None:
-                results.append(shared.run(flow, params, run))
-                continue
+    def share(index: int) -> Callable[[float], None]:
+        def report(done: float) -> None:
+            if on_progress is not None:
+                on_progress((index + done) / len(values))
+        return report
+
+    runs = [_run_options(flow, dict(options), on_progress=share(index), cancel=cancel)
+            for index in range(len(values))]
+    if not values:
+        results: list[SimulationResult] = []
+    elif home is None:
+        with _population(flow, frame, events, responses, None, copies=True) as shared:
+            results = shared.run_variants(flow, param, merged, runs)
+    else:
+        results = []
+        for index, (params, run) in enumerate(
+                zip(tqdm(merged, desc=f"sweeping {param}", disable=not progress, leave=False),
+                    runs, strict=True)):
             with _population(flow, frame, events, responses,
                              Path(home) / f"{param}-{index}") as own:
                 results.append(own.run(flow, params, run))

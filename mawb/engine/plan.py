@@ -13,6 +13,8 @@ Airflow tasks) needs none.
 
 from __future__ import annotations
 
+import contextlib
+from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 from mawb.engine import enroll
@@ -20,6 +22,7 @@ from mawb.flowplan import node_params, plan
 from mawb.nodes.base import Category
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
     from datetime import datetime
 
     import duckdb
@@ -50,6 +53,26 @@ _UNSETTLED = """(SELECT count(*) FROM enrollments WHERE flow_id = $flow AND stat
     <> (SELECT count(DISTINCT enrollment_id) FROM tokens WHERE flow_id = $flow)"""
 
 
+# Asked with (plan, stage) right before a planned stage runs; it may raise to stop the tick
+# there (a sweep's shared prefix stops before the first stage that reads the swept param).
+_GUARD: ContextVar[Callable[[TickPlan, str], None] | None] = ContextVar("stage_guard",
+                                                                       default=None)
+
+
+@contextlib.contextmanager
+def guarded(guard: Callable[[TickPlan, str], None]) -> Iterator[None]:
+    """Within the block, every stage a plan lets run is first shown to `guard`.
+
+    A guard that raises stops the tick before that stage, as a crash there would: the stages
+    before it are committed and recorded in `runs`, so ticking again at the same time does
+    the rest and ends where an uninterrupted tick would."""
+    token = _GUARD.set(guard)
+    try:
+        yield
+    finally:
+        _GUARD.reset(token)
+
+
 class TickPlan:
     """The stages of one tick of `flow` that may have work (see the module docstring)."""
 
@@ -72,7 +95,29 @@ class TickPlan:
         self.moved = False  # whether any node stage ran (tokens may have moved or ended)
 
     def skip(self, stage: str) -> bool:
-        """True when `stage` certainly has nothing to do at this tick."""
+        """True when `stage` certainly has nothing to do at this tick (see `guarded`)."""
+        skipped = self._skip(stage)
+        guard = _GUARD.get()
+        if not skipped and guard is not None:
+            guard(self, stage)
+        return skipped
+
+    def idle(self, stage: str) -> bool:
+        """True when `stage` is a node other than a trigger with no token to look at now (the
+        plan lets every node after one that ran through; the stage itself then does nothing)."""
+        if stage.startswith("_"):
+            return False
+        node_type = plan(self.flow).types[stage]
+        if node_type.is_trigger():
+            return False
+        row = self.connection.execute(
+            "SELECT EXISTS (SELECT 1 FROM tokens WHERE flow_id = ? AND version = ? "
+            "AND node_id = ? AND (? OR wake_at <= ?))",
+            [self.flow.id, self.flow.version, stage, node_type.every_tick, self.now],
+        ).fetchone()
+        return not (row and row[0])
+
+    def _skip(self, stage: str) -> bool:
         if stage == INGEST:
             return not self.events_due
         if stage == DISPATCH:
