@@ -22,6 +22,7 @@ from mawb.templates import load_template, template_ids
 from mawb.ui import experiment_runs as runs
 from mawb.ui.builder_state import SHARED_FLOW_KEY, with_layout
 from mawb.ui.flow_graph import flow_to_graph
+from mawb.ui.param_ranges import ParamControl, param_control, parse_sweep_values
 from mawb.validate import FlowInvalidError, validate_flow
 from mawb.versions import NothingToSaveError, VersionStore
 
@@ -155,13 +156,13 @@ def _param_controls(flow: Flow) -> dict[str, ParamValue]:
     chosen: dict[str, ParamValue] = {}
     columns = st.columns(min(len(flow.params), 3))
     for index, (name, value) in enumerate(flow.params.items()):
-        control = runs.param_control(name, value)
+        control = param_control(name, value)
         with columns[index % len(columns)]:
             chosen[name] = _control_widget(control, f"exp_param_{flow.id}_{name}")
     return chosen
 
 
-def _control_widget(control: runs.ParamControl, key: str) -> ParamValue:
+def _control_widget(control: ParamControl, key: str) -> ParamValue:
     if control.kind == "bool":
         return st.toggle(control.name, value=bool(control.value), key=key)
     if control.kind == "int":
@@ -237,7 +238,7 @@ def _progress(bar: Any, days: int) -> Any:
 # -- sweep and compare -----------------------------------------------------------------------
 def _sweep_tab(state: dict[str, Any], flow: Flow, population: runs.Population,
                params: dict[str, ParamValue], days: int, seed: int) -> None:
-    tunable = {name: runs.param_control(name, value) for name, value in flow.params.items()
+    tunable = {name: param_control(name, value) for name, value in flow.params.items()
                if not isinstance(value, str)}
     if not tunable:
         st.caption("This flow has no numeric or yes/no params to sweep.")
@@ -249,7 +250,7 @@ def _sweep_tab(state: dict[str, Any], flow: Flow, population: runs.Population,
                          key=f"exp_sweep_values_{flow.id}_{name}")
     if st.button("Run sweep", type="primary", icon=":material/tune:", key="exp_sweep_run"):
         try:
-            values = runs.parse_sweep_values(control, text)
+            values = parse_sweep_values(control, text)
         except ValueError as error:
             st.error(f"Cannot read the values: {error}")
             return

@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 import mawb
 from mawb.ui import experiment_runs as runs
+from mawb.ui.param_ranges import param_control, parse_sweep_values
 from mawb.versions import NothingToSaveError, VersionStore
 
 PAGE = Path(__file__).resolve().parents[2] / "pages/4_Experiments.py"
@@ -31,26 +32,26 @@ def small_run(app: AppTest) -> AppTest:
 
 
 def test_param_controls_take_bounds_from_the_value_type() -> None:
-    share = runs.param_control("engagement_threshold", 0.7)
+    share = param_control("engagement_threshold", 0.7)
     assert (share.kind, share.low, share.high, share.step) == ("float", 0.0, 1.0, 0.05)
-    count = runs.param_control("max_attempts", 3)
+    count = param_control("max_attempts", 3)
     assert (count.kind, count.low, count.high, count.step) == ("int", 0, 12, 1)
-    assert runs.param_control("score_threshold", 50).high == 200
-    assert runs.param_control("flag", True).sweep_values() == [False, True]
-    big = runs.param_control("cart", 150.0)
+    assert param_control("score_threshold", 50).high == 200
+    assert param_control("flag", True).sweep_values() == [False, True]
+    big = param_control("cart", 150.0)
     assert big.kind == "float" and big.low <= 150.0 <= big.high
     assert share.sweep_values() == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert count.sweep_values() == [0, 3, 6, 9, 12]
 
 
 def test_sweep_values_are_parsed_in_the_param_type() -> None:
-    count = runs.param_control("max_attempts", 3)
-    assert runs.parse_sweep_values(count, "1, 2,2, 5") == [1, 2, 5]
+    count = param_control("max_attempts", 3)
+    assert parse_sweep_values(count, "1, 2,2, 5") == [1, 2, 5]
     with pytest.raises(ValueError, match="invalid literal"):
-        runs.parse_sweep_values(count, "1, two")
+        parse_sweep_values(count, "1, two")
     with pytest.raises(ValueError, match="at least one"):
-        runs.parse_sweep_values(count, " , ")
-    assert runs.parse_sweep_values(runs.param_control("f", False), "true,false") == [True, False]
+        parse_sweep_values(count, " , ")
+    assert parse_sweep_values(param_control("f", False), "true,false") == [True, False]
 
 
 def test_saving_params_makes_a_new_version_once(home: Path) -> None:
