@@ -66,12 +66,14 @@ def variant_label(flow: Flow, population: str, days: float, seed: int,
 
 def run_variant(flow: Flow, population: Population, *, params: dict[str, ParamValue],
                 days: float, seed: int = 0,
-                on_progress: Callable[[float], None] | None = None) -> Variant:
-    """Simulate `flow` with `params` on the population in a throw-away workspace."""
+                on_progress: Callable[[float], None] | None = None,
+                cancel: Callable[[], bool] | None = None) -> Variant:
+    """Simulate `flow` with `params` on the population in a throw-away workspace; `cancel`
+    stops it between two ticks (`SimulationCancelled`)."""
     with tempfile.TemporaryDirectory(prefix="mawb-experiment-") as home:
         result = simulate(flow, population.contacts, events=population.events, days=days,
                           params=params, seed=seed, progress=False, home=home,
-                          on_progress=on_progress)
+                          on_progress=on_progress, cancel=cancel)
     summary = dict(result.summary)
     return Variant(label=variant_label(flow, population.label, days, seed, params),
                    flow_id=flow.id, params=dict(params), population=population.label,
@@ -106,7 +108,8 @@ def why_nobody_entered(flow: Flow, population: Population) -> str:
 
 def run_sweep(flow: Flow, population: Population, *, param: str, values: list[ParamValue],
               fixed: dict[str, ParamValue], days: float, seed: int = 0,
-              on_progress: Callable[[float], None] | None = None) -> SweepResult:
+              on_progress: Callable[[float], None] | None = None,
+              cancel: Callable[[], bool] | None = None) -> SweepResult:
     """Simulate once per value of `param` (others `fixed`), same seed, one row per value."""
     rows = []
     for index, value in enumerate(values):
@@ -115,7 +118,7 @@ def run_sweep(flow: Flow, population: Population, *, param: str, values: list[Pa
                 on_progress((index + done) / len(values))
 
         variant = run_variant(flow, population, params={**fixed, param: value}, days=days,
-                              seed=seed, on_progress=share)
+                              seed=seed, on_progress=share, cancel=cancel)
         rows.append({"value": value, **variant.summary})
     return SweepResult(param, pd.DataFrame(rows), [])
 

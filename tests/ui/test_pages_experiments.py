@@ -31,6 +31,15 @@ def small_run(app: AppTest) -> AppTest:
     return app.number_input(key="exp_days").set_value(1).run()
 
 
+def finish(app: AppTest) -> AppTest:
+    """Wait for the simulation or sweep the page started beside it, then let the page take
+    its result (a browser polls for it; AppTest has no timers)."""
+    job = app.session_state[runs.STATE_KEY].get("job")
+    assert job is not None, "no run was started"
+    job.wait(TIMEOUT)
+    return app.run()
+
+
 def test_param_controls_take_bounds_from_the_value_type() -> None:
     share = param_control("engagement_threshold", 0.7)
     assert (share.kind, share.low, share.high, share.step) == ("float", 0.0, 1.0, 0.05)
@@ -79,7 +88,7 @@ def test_first_start_shows_the_flow_and_its_sliders() -> None:
 def test_simulate_keep_compare_and_save(home: Path) -> None:
     app = small_run(AppTest.from_file(str(PAGE), default_timeout=TIMEOUT).run())
     app.slider(key=THRESHOLD).set_value(0.2).run()
-    app.button(key="exp_run").click().run()
+    finish(app.button(key="exp_run").click().run())
     assert not app.exception
     metrics = {metric.label: metric.value for metric in app.metric}
     assert int(metrics["Enrolled"]) > 0 and int(metrics["Messages sent"]) > 0
@@ -88,7 +97,7 @@ def test_simulate_keep_compare_and_save(home: Path) -> None:
     assert len(charts) == 2 and "funnel" in charts[0].proto.spec.lower()
     app.button(key="exp_keep").click().run()
     app.slider(key=THRESHOLD).set_value(0.9).run()
-    app.button(key="exp_run").click().run()
+    finish(app.button(key="exp_run").click().run())
     app.button(key="exp_keep").click().run()
     # each run is labelled by everything that made it: flow, version, population, days, seed
     labels = next(m.value for m in app.markdown if m.value.startswith("- **#1"))
@@ -114,7 +123,7 @@ def test_sweep_draws_conversions_against_messages() -> None:
     app = small_run(AppTest.from_file(str(PAGE), default_timeout=TIMEOUT).run())
     app.text_input(key="exp_sweep_values_lead_welcome_v1_engagement_threshold").input(
         "0.1, 0.95").run()
-    app.button(key="exp_sweep_run").click().run()
+    finish(app.button(key="exp_sweep_run").click().run())
     assert not app.exception
     spec = app.get("plotly_chart")[0].proto.spec
     assert "converted contacts vs messages sent" in spec
