@@ -19,7 +19,7 @@ import mawb
 from mawb.ui import proof_send
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "channels"))
-from channel_servers import (  # noqa: E402 - the provider tests' real servers
+from channel_servers import (
     SMTP_PASSWORD,
     SmtpServer,
     self_signed,
