@@ -247,7 +247,7 @@ def _job_panel(state: dict[str, Any], kind: str) -> None:
         _watch(state, kind)
 
 
-@st.fragment(run_every=0.5)
+@st.fragment(run_every=1.0)
 def _watch(state: dict[str, Any], kind: str) -> None:
     job = state.get("job")
     if not isinstance(job, jobs.Job) or job.kind != kind:
