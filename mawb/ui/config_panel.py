@@ -196,6 +196,7 @@ def render_config_panel(node: Node, key_prefix: str, vocabulary: Vocabulary | No
     if st.toggle("Edit as JSON", key=f"{key_prefix}::as_json",
                  help="The step's params as raw JSON (advanced)"):
         params, problems = form_widgets.json_editor(node.params, f"{key_prefix}::params_json")
+        form_widgets.show_errors(field_errors(node_type, params) if not problems else {}, {})
     else:
         params, problems = render_model_inputs(node_type, node.params, key_prefix, vocabulary,
                                                with_unreadable=True)
