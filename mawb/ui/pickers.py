@@ -35,6 +35,7 @@ class Vocabulary:
 
     events: tuple[str, ...] = ()
     attributes: tuple[str, ...] = ()
+    samples: tuple[str, ...] = ()  # a few contact ids, for previews
 
 
 def workspace_vocabulary(home: Path | None, flow: Flow | None = None) -> Vocabulary:
@@ -56,7 +57,19 @@ def workspace_vocabulary(home: Path | None, flow: Flow | None = None) -> Vocabul
             value = node.params.get("event")
             named.update([value] if isinstance(value, str) and value else [])
             named.update(v for v in node.params.get("events") or [] if isinstance(v, str))
-    return Vocabulary(tuple(sorted(set(stored.events) | named)), stored.attributes)
+    return Vocabulary(tuple(sorted(set(stored.events) | named)), stored.attributes,
+                      stored.samples)
+
+
+def sample_contacts(home: Path) -> tuple[str, ...]:
+    """A few contact ids of the workspace to preview with (none without a store)."""
+    from mawb.ui.reader import WorkspaceReader
+
+    reader = WorkspaceReader(home)
+    if not reader.has_store():
+        return ()
+    stamp = tuple(p.stat().st_mtime_ns for p in reader.store_paths() if p.exists())
+    return _stored_vocabulary(str(home), stamp).samples
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -72,6 +85,8 @@ def _stored_vocabulary(home: str, stamp: tuple[int, ...]) -> Vocabulary:
                 "SELECT DISTINCT name FROM events WHERE name IS NOT NULL ORDER BY 1 LIMIT ?",
                 [MAX_EVENTS]).fetchall()]
             attributes = sorted(contact_column_names(connection))
+            samples = [row[0] for row in connection.execute(
+                "SELECT contact_id FROM contacts ORDER BY contact_id LIMIT 3").fetchall()]
     except (StoreBusyError, FileNotFoundError):
         return Vocabulary()
-    return Vocabulary(tuple(events), tuple(attributes))
+    return Vocabulary(tuple(events), tuple(attributes), tuple(map(str, samples)))

@@ -70,6 +70,8 @@ def render_preview(flow: Flow, node: Node, home: Path, key: str) -> None:
         if not preview_available():
             st.caption("Message preview is not part of this installation.")
             return
+        from mawb.ui.pickers import sample_contacts
+
         samples = sample_contacts(home)
         contact_id = st.text_input("Contact id", key=f"{key}::preview_contact",
                                    placeholder=f"e.g. {samples[0] if samples else 'c0001'}")
@@ -79,23 +81,6 @@ def render_preview(flow: Flow, node: Node, home: Path, key: str) -> None:
             return
         if _show(flow, node, contact_id.strip(), home):
             _test_send(flow, node, contact_id.strip(), home, key)
-
-
-def sample_contacts(home: Path, count: int = 3) -> list[str]:
-    """A few contact ids of the workspace to preview with (none without a store)."""
-    from mawb.engine.store import StoreBusyError
-    from mawb.ui.reader import WorkspaceReader
-
-    reader = WorkspaceReader(home, retry_seconds=1)
-    if not reader.has_store():
-        return []
-    try:
-        with reader.read() as connection:
-            rows = connection.execute("SELECT contact_id FROM contacts ORDER BY contact_id "
-                                      "LIMIT ?", [count]).fetchall()
-    except (StoreBusyError, FileNotFoundError):
-        return []
-    return [str(row[0]) for row in rows]
 
 
 def _test_send(flow: Flow, node: Node, contact_id: str, home: Path, key: str) -> None:
