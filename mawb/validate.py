@@ -53,6 +53,7 @@ from mawb.expr import ConditionError, parse_condition
 from mawb.model import Edge, Flow, FlowFileError, error_location, migrate
 from mawb.nodes.actions import looks_secret
 from mawb.nodes.base import SECRET_REF, Outputs
+from mawb.nodes.plain_errors import plain_message
 from mawb.personalize import check_template, compile_template, template_variables
 
 if TYPE_CHECKING:
@@ -319,7 +320,7 @@ def _check_node(
     except ValidationError as error:
         for item in error.errors():
             field = ".".join(str(part) for part in item["loc"]) or "params"
-            message = item["msg"].removeprefix("Value error, ")
+            message = plain_message(item)
             yield _error("bad_params", node_id, f"params.{field}" if item["loc"] else "params",
                          message)
 

@@ -8,7 +8,6 @@ panel shows on the canvas in the same run.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -20,17 +19,23 @@ from mawb.model import FlowFileError, Settings
 from mawb.ui import builder_state as bs
 from mawb.ui import golive
 from mawb.ui.canvas import flow_canvas, latest_graph
-from mawb.ui.config_panel import render_config_panel, render_model_inputs
+from mawb.ui.config_panel import (
+    render_config_panel,
+    render_flow_params,
+    render_model_inputs,
+    validate_draft,
+)
 from mawb.ui.drafts import Draft, DraftStore
 from mawb.ui.flow_graph import flow_to_graph, palette_items
+from mawb.ui.pickers import workspace_vocabulary
 from mawb.ui.versions_panel import render_versions
-from mawb.validate import Report, validate_flow
 from mawb.versions import VersionStore
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from mawb.model import Flow
+    from mawb.validate import Report
 
 CANVAS_HEIGHT = 600
 EXPERIMENTS_PAGE = "pages/4_Experiments.py"
@@ -50,7 +55,7 @@ def render_builder(home: Path | None = None) -> None:
     board, drawer = st.columns([5, 2], gap="small")
     with drawer:
         _config_panel(state, store.home)
-    report = validate_flow(state.flow, columns=workspace_columns(store.home))
+    report = validate_draft(state.flow, columns=workspace_columns(store.home))
     with board:
         _canvas(state, report)
         _diagnostics(report)
@@ -289,7 +294,8 @@ def _config_panel(state: bs.BuilderState, home: Path | None = None) -> None:
         st.caption("Select a step on the canvas to edit its settings here.")
         return
     with st.container(border=True, key="builder_step_drawer"):
-        label, params = render_config_panel(node, f"{state.inputs_key}::{node.id}")
+        label, params = render_config_panel(node, f"{state.inputs_key}::{node.id}",
+                                            workspace_vocabulary(home, state.flow))
     bs.apply_node_config(state, node.id, label, params)
     if home is not None:
         from mawb.ui.preview_panel import render_preview
@@ -306,33 +312,12 @@ def _flow_settings(state: bs.BuilderState, expanded: bool = False) -> None:
                                    key=f"{prefix}::flow_description", height=80)
         flow_id = st.text_input("Flow id", value=state.flow.id, key=f"{prefix}::flow_id",
                                 help="Slug under which versions are saved")
-        params = _flow_params(state, prefix)
+        params = render_flow_params(state.flow, prefix)
         st.markdown("**Behaviour**")
         current = state.flow.settings.model_dump(mode="json", exclude_none=True)
         settings = render_model_inputs(Settings, current, f"{prefix}::settings")
         bs.apply_flow_fields(state, name=name, description=description, flow_id=flow_id.strip(),
                              params=params, settings=settings)
-
-
-def _flow_params(state: bs.BuilderState, prefix: str) -> dict[str, Any]:
-    """The flow's tunable knobs as JSON: conditions use them as `:name`, the Experiments page
-    turns them into sliders, Airflow into DAG params."""
-    start = json.dumps(state.flow.params)
-    text = st.text_input("Params (JSON)", value=start, key=f"{prefix}::flow_params",
-                         help='Tunable knobs, e.g. {"engagement_threshold": 0.7}; '
-                         "conditions refer to them as :engagement_threshold")
-    try:
-        params = json.loads(text or "{}")
-    except json.JSONDecodeError as error:
-        st.error(f"Params: not valid JSON ({error.msg})", icon=":material/error:")
-        return dict(state.flow.params)
-    if not isinstance(params, dict) or not all(
-        isinstance(value, bool | int | float | str) for value in params.values()
-    ):
-        st.error("Params: an object of numbers, strings or booleans, e.g. {\"limit\": 3}",
-                 icon=":material/error:")
-        return dict(state.flow.params)
-    return params
 
 
 def _diagnostics(report: Report) -> None:

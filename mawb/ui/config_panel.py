@@ -1,12 +1,16 @@
 """The node config panel, generated from each node type's pydantic params model.
 
-No node type has hand-written UI: the field's type picks the input (checkbox, number, choice,
-multi-choice, text, list, JSON), its default and description become the initial value and the
-help text, and the params model itself reports the errors, shown under the field as the user
-types. The same machinery edits the flow's
-own settings (any pydantic model works). The pure half (`field_specs`, `initial_values`,
-`params_from_values`, `field_errors`) is unit-tested; `render_config_panel` and
-`render_model_inputs` only draw Streamlit widgets for it.
+No node type has hand-written UI: the field's type picks the input (checkbox, number with the
+model's bounds, choice, multi-choice, time of day, text, list, `name = value` lines for
+dicts, JSON for the rest), its default and description become the initial value and the
+help text, and the params model itself reports the errors in plain words
+(`mawb.nodes.plain_errors`, the wording the Validation panel uses too). The raw JSON of the
+whole params stays one toggle away ("Edit as JSON"). An input that cannot be read (bad JSON,
+a line without `=`) keeps the param as it was and becomes an `unreadable_input` error of the
+draft's one validation (`validate_draft`), so the form and the Validation panel never
+disagree. The same machinery edits the flow's own settings (any pydantic model works). The
+pure half (`field_specs`, `initial_values`, `params_from_values`, `field_errors`) is
+unit-tested; the widgets are drawn by `mawb.ui.form_widgets`.
 """
 
 from __future__ import annotations
@@ -20,23 +24,32 @@ from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from mawb import nodes
+from mawb.nodes.plain_errors import plain_message
+from mawb.validate import Diagnostic, Report, Severity, validate_flow
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
     from typing import TypeAlias
 
-    from mawb.model import Node
+    from mawb.model import Flow, Node
     from mawb.nodes.base import NodeType
+    from mawb.ui.pickers import Vocabulary
 
     Editable: TypeAlias = type[NodeType] | type[BaseModel]
     """A node type (its params model is edited) or any pydantic model (flow settings)."""
 
-Kind = Literal["bool", "int", "float", "choice", "multichoice", "text", "longtext", "list", "json"]
+Kind = Literal["bool", "int", "float", "choice", "multichoice", "text", "longtext", "list",
+               "time", "dict", "json"]
 
 LONG_TEXT_FIELDS = frozenset({"body", "sql", "text"})
 """Fields edited in a text area: message bodies and queries span lines."""
 GENERAL = "_general"
 """Key of errors that belong to the node as a whole rather than one field."""
+TIME_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d$"
+UNITS = {"days": "days", "hours": "hours", "minutes": "minutes", "seconds": "seconds"}
+"""Duration fields by the unit their name ends with (`timeout_days`, `hours`)."""
+PROBLEMS_KEY = "mawb_form_problems"
+"""Session slot of this rerun's unreadable inputs, taken by `validate_draft`."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,17 @@ class FieldSpec:
     help: str
     optional: bool = False
     choices: tuple[Any, ...] = ()
+    low: float | None = None  # inclusive bounds of a number, from the model (ge / le)
+    high: float | None = None
+    unit: str | None = None  # a duration's unit
+    text_values: bool = False  # a dict whose values are always text (headers)
+
+    @property
+    def label(self) -> str:
+        words = self.name.replace("_", " ").capitalize()
+        if self.unit and not words.lower().endswith(self.unit):
+            return f"{words} ({self.unit})"
+        return words
 
 
 def field_specs(editable: Editable) -> list[FieldSpec]:
@@ -57,10 +81,13 @@ def field_specs(editable: Editable) -> list[FieldSpec]:
     specs = []
     for name, info in _model(editable).model_fields.items():
         annotation, optional = _unwrap_optional(info.annotation)
-        kind, choices = _kind(name, annotation)
+        kind, choices = _kind(name, annotation, info.metadata)
         default = info.get_default(call_default_factory=True)
+        low, high = _bounds(info.metadata)
+        unit = next((u for end, u in UNITS.items() if name.endswith(end)), None)
         specs.append(FieldSpec(name, kind, _plain(default), info.description or "", optional,
-                               choices))
+                               choices, low, high, unit if kind in ("int", "float") else None,
+                               kind == "dict" and get_args(annotation)[1:] == (str,)))
     return specs
 
 
@@ -122,52 +149,41 @@ def field_errors(editable: Editable, params: Mapping[str, Any]) -> dict[str, str
     return {}
 
 
-_PATTERNS = {
-    r"^([01]\d|2[0-3]):[0-5]\d$": "a time of day as HH:MM, e.g. 09:30",
-    r"^[a-z][a-z0-9_-]{0,62}$": "a connection name in lower case (letters, digits, _ or -)",
-    r"^[a-z0-9][a-z0-9_-]{0,39}$": "a lower-case name of up to 40 letters, digits, _ or -",
-}
-"""What a pattern asks for, in words (a regex is never shown to the analyst)."""
+def unreadable_problems(node_id: str | None, problems: Mapping[str, str]) -> None:
+    """Record this rerun's unreadable inputs of a node (None: the flow) for `validate_draft`."""
+    import streamlit as st
+
+    found = st.session_state.setdefault(PROBLEMS_KEY, {})
+    found[node_id] = dict(problems)
 
 
-def plain_message(item: Mapping[str, Any]) -> str:
-    """One pydantic error in plain language: the rule, never the regex or the error type."""
-    kind, context = item.get("type", ""), item.get("ctx") or {}
-    message = str(item.get("msg", "")).removeprefix("Value error, ")
-    if kind == "string_pattern_mismatch":
-        pattern = str(context.get("pattern", ""))
-        if pattern.startswith("^(env|file|connection):"):
-            return "should name a secret by reference, e.g. env:MY_SECRET"
-        if ":" in pattern and "[0-5]" in pattern:
-            return "should be a time of day as HH:MM, e.g. 09:30"
-        return f"should be {_PATTERNS.get(pattern, 'in the expected format')}"
-    words = {
-        "missing": "is required",
-        "extra_forbidden": "is not a setting of this step",
-        "int_parsing": "should be a whole number",
-        "int_from_float": "should be a whole number",
-        "float_parsing": "should be a number",
-        "bool_parsing": "should be yes or no",
-        "greater_than_equal": f"should be at least {context.get('ge')}",
-        "greater_than": f"should be more than {context.get('gt')}",
-        "less_than_equal": f"should be at most {context.get('le')}",
-        "less_than": f"should be less than {context.get('lt')}",
-        "string_too_short": "should not be empty" if context.get("min_length") == 1
-        else f"should have at least {context.get('min_length')} characters",
-        "string_too_long": f"should have at most {context.get('max_length')} characters",
-        "literal_error": f"should be one of {context.get('expected')}",
-        "enum": f"should be one of {context.get('expected')}",
-    }
-    return words.get(kind, message)
+def validate_draft(flow: Flow, columns: frozenset[str] | None = None) -> Report:
+    """The draft's one validation: `validate_flow` plus the inputs of this rerun that could not
+    be read (they kept the param as it was, so the flow alone would look valid)."""
+    import streamlit as st
+
+    found: dict[str | None, dict[str, str]] = st.session_state.pop(PROBLEMS_KEY, {})
+    report = validate_flow(flow, columns=columns)
+    ids = {node.id for node in flow.nodes}
+    extra = tuple(
+        Diagnostic(Severity.ERROR, "unreadable_input", node_id,
+                   "params" if name == GENERAL else f"params.{name}", message)
+        for node_id, problems in found.items() if node_id is None or node_id in ids
+        for name, message in problems.items())
+    return Report(extra + report.diagnostics) if extra else report
 
 
-def render_config_panel(node: Node, key_prefix: str) -> tuple[str | None, dict[str, Any]]:
+def render_config_panel(node: Node, key_prefix: str, vocabulary: Vocabulary | None = None
+                        ) -> tuple[str | None, dict[str, Any]]:
     """Draw the inputs for ``node`` and return its (label, params) as the user left them.
 
     ``key_prefix`` must change whenever the node's params change outside this panel (a
-    rollback, an import), so the inputs start again from the new values.
+    rollback, an import), so the inputs start again from the new values. ``vocabulary`` (the
+    workspace's events and attributes) feeds the pickers.
     """
     import streamlit as st
+
+    from mawb.ui import form_widgets
 
     if not nodes.has(node.type):
         st.warning(f"Unknown node type {node.type!r}: replace this step with a known one.")
@@ -177,56 +193,49 @@ def render_config_panel(node: Node, key_prefix: str) -> tuple[str | None, dict[s
     st.caption(node_type.help)
     label = st.text_input("Label", value=node.label or "", key=f"{key_prefix}::label",
                           placeholder=node_type.label, help="Name shown on the canvas")
-    return (label.strip() or None), render_model_inputs(node_type, node.params, key_prefix)
+    if st.toggle("Edit as JSON", key=f"{key_prefix}::as_json",
+                 help="The step's params as raw JSON (advanced)"):
+        params, problems = form_widgets.json_editor(node.params, f"{key_prefix}::params_json")
+        form_widgets.show_errors(field_errors(node_type, params) if not problems else {}, {})
+    else:
+        params, problems = render_model_inputs(node_type, node.params, key_prefix, vocabulary,
+                                               with_unreadable=True)
+    unreadable_problems(node.id, problems)
+    return (label.strip() or None), params
 
 
-def render_model_inputs(editable: Editable, current: Mapping[str, Any], key_prefix: str
-                        ) -> dict[str, Any]:
+def render_model_inputs(editable: Editable, current: Mapping[str, Any], key_prefix: str,
+                        vocabulary: Vocabulary | None = None, *, with_unreadable: bool = False
+                        ) -> Any:
     """Draw one input per field of ``editable`` starting from ``current``, show the model's
-    errors under them, and return the values as the user left them."""
+    errors under them, and return the values as the user left them (with the unreadable
+    inputs' problems too when ``with_unreadable``)."""
+    from mawb.ui import form_widgets
+
     start = initial_values(editable, current)
-    values = {spec.name: _widget(spec, start[spec.name], f"{key_prefix}::{spec.name}")
+    event_fields = getattr(editable, "category", None) == "trigger"
+    values = {spec.name: form_widgets.widget(spec, start[spec.name],
+                                             f"{key_prefix}::{spec.name}", vocabulary,
+                                             events=event_fields,
+                                             conditions=_condition_fields(editable))
               for spec in field_specs(editable)}
     params, unreadable = params_from_values(editable, values, current)
-    problems = {**field_errors(editable, params), **unreadable}
-    _show_errors(problems, values)
+    form_widgets.show_errors({**field_errors(editable, params), **unreadable}, values)
+    return (params, unreadable) if with_unreadable else params
+
+
+def render_flow_params(flow: Flow, prefix: str) -> dict[str, Any]:
+    """The flow's params editor (`form_widgets.flow_params_editor`); unreadable JSON keeps the
+    params as they were and is an error of the draft's validation."""
+    from mawb.ui import form_widgets
+
+    params, problem = form_widgets.flow_params_editor(flow.params, prefix)
+    unreadable_problems(None, {GENERAL: f"Params: {problem}"} if problem else {})
     return params
 
 
-def _show_errors(problems: dict[str, str], values: Mapping[str, Any]) -> None:
-    import streamlit as st
-
-    for name, message in problems.items():
-        where = "" if name == GENERAL or name not in values else f"**{name}**: "
-        st.error(f"{where}{message}", icon=":material/error:")
-
-
-def _widget(spec: FieldSpec, value: Any, key: str) -> Any:
-    import streamlit as st
-
-    label = spec.name.replace("_", " ").capitalize()
-    common: dict[str, Any] = {"key": key, "help": spec.help or None}
-    if spec.kind == "bool":
-        return st.checkbox(label, value=bool(value), **common)
-    if spec.kind in ("int", "float"):
-        number = int if spec.kind == "int" else float
-        start = None if value is None else number(value)
-        return st.number_input(label, value=start, step=number(1),
-                               format="%d" if spec.kind == "int" else "%g", **common)
-    if spec.kind == "choice":
-        # An optional choice left unset stays unset: looking at it must not pick the first.
-        options = [None, *spec.choices] if spec.optional else list(spec.choices)
-        index = options.index(value) if value in options else 0
-        return st.selectbox(label, options, index=index,
-                            format_func=lambda o: "(automatic)" if o is None else str(o),
-                            **common)
-    if spec.kind == "multichoice":
-        chosen = [item for item in (value or []) if item in spec.choices]
-        return st.multiselect(label, list(spec.choices), default=chosen, **common)
-    if spec.kind in ("longtext", "json"):
-        return st.text_area(label, value=value or "", height=110 if spec.kind == "json" else 90,
-                            **common)
-    return st.text_input(label, value=value or "", **common)
+def _condition_fields(editable: Editable) -> tuple[str, ...]:
+    return tuple(getattr(editable, "condition_fields", ()))
 
 
 def _model(editable: Editable) -> type[BaseModel]:
@@ -242,7 +251,13 @@ def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
     return annotation, False
 
 
-def _kind(name: str, annotation: Any) -> tuple[Kind, tuple[Any, ...]]:
+def _bounds(metadata: Sequence[Any]) -> tuple[float | None, float | None]:
+    low = next((m.ge for m in metadata if getattr(m, "ge", None) is not None), None)
+    high = next((m.le for m in metadata if getattr(m, "le", None) is not None), None)
+    return low, high
+
+
+def _kind(name: str, annotation: Any, metadata: Sequence[Any] = ()) -> tuple[Kind, tuple[Any, ...]]:
     origin = get_origin(annotation)
     if annotation is bool:
         return "bool", ()
@@ -255,6 +270,8 @@ def _kind(name: str, annotation: Any) -> tuple[Kind, tuple[Any, ...]]:
     if isinstance(annotation, type) and issubclass(annotation, Enum):
         return "choice", tuple(member.value for member in annotation)
     if annotation is str:
+        if any(getattr(m, "pattern", None) == TIME_PATTERN for m in metadata):
+            return "time", ()
         return ("longtext" if name in LONG_TEXT_FIELDS else "text"), ()
     if origin is list:
         (item,) = get_args(annotation) or (Any,)
@@ -262,12 +279,24 @@ def _kind(name: str, annotation: Any) -> tuple[Kind, tuple[Any, ...]]:
             return "multichoice", get_args(item)
         if item is str:
             return "list", ()
+    if origin is dict and _scalar(get_args(annotation)[1:]):
+        return "dict", ()
     return "json", ()
+
+
+def _scalar(args: tuple[Any, ...]) -> bool:
+    """Whether dict values are plain scalars (so `name = value` lines can hold them)."""
+    if not args:
+        return False
+    options = get_args(args[0]) if get_origin(args[0]) in (Union, types.UnionType) else args
+    return all(option in (str, int, float, bool, type(None)) for option in options)
 
 
 def _as_input(spec: FieldSpec, value: Any) -> Any:
     if spec.kind == "list":
         return ", ".join(str(item) for item in value or [])
+    if spec.kind == "dict":
+        return "\n".join(f"{key} = {_scalar_text(item)}" for key, item in (value or {}).items())
     if spec.kind == "json":
         if value is None:
             return ""
@@ -275,9 +304,15 @@ def _as_input(spec: FieldSpec, value: Any) -> Any:
     return value
 
 
+def _scalar_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def _from_input(spec: FieldSpec, value: Any) -> Any:
     if spec.kind == "list":
         return [item.strip() for item in str(value or "").split(",") if item.strip()]
+    if spec.kind == "dict":
+        return _dict_from_lines(str(value or ""), spec)
     if spec.kind == "json":
         text = str(value or "").strip()
         if not text:
@@ -286,11 +321,35 @@ def _from_input(spec: FieldSpec, value: Any) -> Any:
             return json.loads(text)
         except json.JSONDecodeError as error:
             raise ValueError(f"not valid JSON ({error.msg} at column {error.colno})") from None
-    if spec.kind in ("text", "longtext") and spec.optional and not str(value or "").strip():
+    if spec.kind in ("text", "longtext", "time") and spec.optional and not str(value or "").strip():
         return None
     if spec.kind == "int" and value is not None:
         return int(value)
     return value
+
+
+def _dict_from_lines(text: str, spec: FieldSpec) -> Any:
+    """`name = value` lines (or a JSON object) as a dict; numbers, true/false and null are
+    read as such, anything else is text."""
+    if text.strip().startswith("{"):
+        return _from_input(FieldSpec(spec.name, "json", spec.default, "", spec.optional), text)
+    found: dict[str, Any] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        name, equals, raw = line.partition("=")
+        if not equals or not name.strip():
+            raise ValueError(f"line {number}: write it as name = value")
+        found[name.strip()] = raw.strip() if spec.text_values else _scalar_value(raw.strip())
+    return found
+
+
+def _scalar_value(text: str) -> Any:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    return value if isinstance(value, bool | int | float) or value is None else text
 
 
 def _is_small(value: Any) -> bool:

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
     from mawb.model import Flow, ParamValue
 
-ControlKind = Literal["bool", "int", "float", "text"]
 STATE_KEY = "mawb_experiments"
 METRICS = ("enrolled", "converted", "conversion_rate", "messages_sent", "suppressed",
            "open_rate", "click_rate", "opens", "clicks", "conversion_events", "unsubscribes")
@@ -37,67 +36,6 @@ PANELS = (("converted", "converted contacts"), ("conversion_rate", "conversion r
           ("messages_sent", "messages sent"), ("open_rate", "open rate"),
           ("click_rate", "click rate"), ("unsubscribes", "unsubscribes"))
 """The compare figure's small multiples: one panel (own axis) per metric."""
-
-
-@dataclass(frozen=True)
-class ParamControl:
-    """How the page offers one flow param: a checkbox, a slider with bounds, or a text box.
-
-    Bounds follow the value's type: a float in 0..1 is a share or score (slider 0..1); other
-    numbers get 0..4x their value (at least 0..10 for integers, 0..1 for floats).
-    """
-
-    name: str
-    kind: ControlKind
-    value: ParamValue
-    low: float = 0
-    high: float = 1
-    step: float = 1
-
-    def parse(self, text: str) -> ParamValue:
-        """One value typed by the user, in the param's type (ValueError if it is not)."""
-        text = text.strip()
-        if self.kind == "bool":
-            if text.lower() not in {"true", "false"}:
-                raise ValueError(f"{self.name} takes true or false, not {text!r}")
-            return text.lower() == "true"
-        if self.kind == "int":
-            return int(text)
-        if self.kind == "float":
-            return float(text)
-        return text
-
-    def sweep_values(self, count: int = 5) -> list[ParamValue]:
-        """`count` evenly spread values over the control's range (both values for a flag)."""
-        if self.kind == "bool":
-            return [False, True]
-        if self.kind == "text":
-            return [self.value]
-        spread = [self.low + (self.high - self.low) * i / (count - 1) for i in range(count)]
-        if self.kind == "int":
-            return sorted({round(v) for v in spread})
-        return [round(v, 4) for v in spread]
-
-
-def param_control(name: str, value: ParamValue) -> ParamControl:
-    if isinstance(value, bool):
-        return ParamControl(name, "bool", value)
-    if isinstance(value, int):
-        return ParamControl(name, "int", value, 0, max(10, value * 4), 1)
-    if isinstance(value, float):
-        if 0 <= value <= 1:
-            return ParamControl(name, "float", value, 0.0, 1.0, 0.05)
-        high = max(1.0, abs(value) * 4)
-        return ParamControl(name, "float", value, min(0.0, value * 4), high, high / 100)
-    return ParamControl(name, "text", value)
-
-
-def parse_sweep_values(control: ParamControl, text: str) -> list[ParamValue]:
-    """Comma-separated values in the param's type, duplicates dropped, order kept."""
-    values = [control.parse(part) for part in text.split(",") if part.strip()]
-    if not values:
-        raise ValueError("give at least one value, separated by commas")
-    return list(dict.fromkeys(values))
 
 
 @dataclass
@@ -130,12 +68,14 @@ def variant_label(flow: Flow, population: str, days: float, seed: int,
 
 def run_variant(flow: Flow, population: Population, *, params: dict[str, ParamValue],
                 days: float, seed: int = 0,
-                on_progress: Callable[[float], None] | None = None) -> Variant:
-    """Simulate `flow` with `params` on the population in a throw-away workspace."""
+                on_progress: Callable[[float], None] | None = None,
+                cancel: Callable[[], bool] | None = None) -> Variant:
+    """Simulate `flow` with `params` on the population in a throw-away workspace; `cancel`
+    stops it between two ticks (`SimulationCancelled`)."""
     with tempfile.TemporaryDirectory(prefix="mawb-experiment-") as home:
         result = simulate(flow, population.contacts, events=population.events, days=days,
                           params=params, seed=seed, progress=False, home=home,
-                          on_progress=on_progress)
+                          on_progress=on_progress, cancel=cancel)
     summary = dict(result.summary)
     return Variant(label=variant_label(flow, population.label, days, seed, params),
                    flow_id=flow.id, params=dict(params), population=population.label,
@@ -171,7 +111,8 @@ def why_nobody_entered(flow: Flow, population: Population) -> str:
 
 def run_sweep(flow: Flow, population: Population, *, param: str, values: list[ParamValue],
               fixed: dict[str, ParamValue], days: float, seed: int = 0,
-              on_progress: Callable[[float], None] | None = None) -> SweepResult:
+              on_progress: Callable[[float], None] | None = None,
+              cancel: Callable[[], bool] | None = None) -> SweepResult:
     """Simulate once per value of `param` (others `fixed`), same seed, one row per value."""
     rows = []
     for index, value in enumerate(values):
@@ -180,7 +121,7 @@ def run_sweep(flow: Flow, population: Population, *, param: str, values: list[Pa
                 on_progress((index + done) / len(values))
 
         variant = run_variant(flow, population, params={**fixed, param: value}, days=days,
-                              seed=seed, on_progress=share)
+                              seed=seed, on_progress=share, cancel=cancel)
         rows.append({"value": value, **variant.summary})
     return SweepResult(param, pd.DataFrame(rows), [])
 

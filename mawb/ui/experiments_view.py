@@ -2,7 +2,9 @@
 
 Drawing only; the runs, sweeps, comparisons and saving live in `mawb.ui.experiment_runs`.
 Results are kept in the session (``st.session_state["mawb_experiments"]``) so they survive
-reruns while the analyst moves the next slider.
+reruns while the analyst moves the next slider. A simulation or sweep runs beside the page
+(`mawb.ui.experiment_jobs`): a fragment polls its progress and offers Cancel, and the last
+result stays visible until the new one is done.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from mawb import analytics
 from mawb.intake import IntakeError, read_contacts
 from mawb.model import Flow
 from mawb.templates import load_template, template_ids
+from mawb.ui import experiment_jobs as jobs
 from mawb.ui import experiment_runs as runs
 from mawb.ui.builder_state import SHARED_FLOW_KEY, with_layout
 from mawb.ui.flow_graph import flow_to_graph
+from mawb.ui.param_ranges import ParamControl, param_control, parse_sweep_values
 from mawb.validate import FlowInvalidError, validate_flow
 from mawb.versions import NothingToSaveError, VersionStore
 
@@ -155,13 +159,13 @@ def _param_controls(flow: Flow) -> dict[str, ParamValue]:
     chosen: dict[str, ParamValue] = {}
     columns = st.columns(min(len(flow.params), 3))
     for index, (name, value) in enumerate(flow.params.items()):
-        control = runs.param_control(name, value)
+        control = param_control(name, value)
         with columns[index % len(columns)]:
             chosen[name] = _control_widget(control, f"exp_param_{flow.id}_{name}")
     return chosen
 
 
-def _control_widget(control: runs.ParamControl, key: str) -> ParamValue:
+def _control_widget(control: ParamControl, key: str) -> ParamValue:
     if control.kind == "bool":
         return st.toggle(control.name, value=bool(control.value), key=key)
     if control.kind == "int":
@@ -178,12 +182,13 @@ def _simulate_tab(state: dict[str, Any], flow: Flow, population: runs.Population
                   params: dict[str, ParamValue], days: int, seed: int,
                   store: VersionStore) -> None:
     if st.button("Run simulation", type="primary", icon=":material/play_arrow:",
-                 key="exp_run"):
-        bar = st.progress(0.0, text="Simulating...")
-        variant = runs.run_variant(flow, population, params=params, days=days, seed=seed,
-                                   on_progress=_progress(bar, days))
-        bar.empty()
-        state["last"] = variant
+                 key="exp_run", disabled=_busy(state)):
+        state["job"] = jobs.start(
+            "simulation", flow.id, f"Simulating {days} days of {flow.name or flow.id}",
+            lambda progress, cancel: runs.run_variant(
+                flow, population, params=params, days=days, seed=seed, on_progress=progress,
+                cancel=cancel))
+    _job_panel(state, "simulation")
     last = state.get("last")
     if not isinstance(last, runs.Variant) or last.flow_id != flow.id:
         st.caption(f"Set the params and press **Run simulation** to simulate {days} days "
@@ -227,17 +232,50 @@ def _save_form(flow: Flow, params: dict[str, ParamValue], store: VersionStore) -
                 st.success(f"Saved {saved.id} v{saved.version} in the workspace.")
 
 
-def _progress(bar: Any, days: int) -> Any:
-    def update(done: float) -> None:
-        bar.progress(done, text=f"Simulating day {min(days, int(done * days) + 1)} of {days}")
+def _busy(state: dict[str, Any]) -> bool:
+    job = state.get("job")
+    return isinstance(job, jobs.Job) and job.running
 
-    return update
+
+def _job_panel(state: dict[str, Any], kind: str) -> None:
+    """The running job's progress and Cancel (polled), or what became of the last one."""
+    notice = state.get("notice")
+    if notice and notice[0] == kind:
+        st.info(notice[1], icon=":material/info:")
+    job = state.get("job")
+    if isinstance(job, jobs.Job) and job.kind == kind:
+        _watch(state, kind)
+
+
+@st.fragment(run_every=1.0)
+def _watch(state: dict[str, Any], kind: str) -> None:
+    job = state.get("job")
+    if not isinstance(job, jobs.Job) or job.kind != kind:
+        return
+    if job.running:
+        st.progress(job.progress, text=f"{job.description}: {job.progress:.0%}")
+        if st.button("Cancel", icon=":material/stop_circle:", key=f"exp_cancel_{kind}"):
+            job.cancel()
+        st.caption("The last result stays below until this one is done.")
+        return
+    state.pop("job", None)
+    state.pop("notice", None)
+    if job.cancelled:
+        state["notice"] = (kind, f"{job.description} was cancelled at {job.progress:.0%}; "
+                           "the last result is kept.")
+    elif job.error:
+        state["notice"] = (kind, f"{job.description} failed: {job.error}")
+    elif kind == "simulation":
+        state["last"] = job.result
+    else:
+        state["sweep"] = (job.flow_id, job.result)
+    st.rerun()
 
 
 # -- sweep and compare -----------------------------------------------------------------------
 def _sweep_tab(state: dict[str, Any], flow: Flow, population: runs.Population,
                params: dict[str, ParamValue], days: int, seed: int) -> None:
-    tunable = {name: runs.param_control(name, value) for name, value in flow.params.items()
+    tunable = {name: param_control(name, value) for name, value in flow.params.items()
                if not isinstance(value, str)}
     if not tunable:
         st.caption("This flow has no numeric or yes/no params to sweep.")
@@ -247,21 +285,20 @@ def _sweep_tab(state: dict[str, Any], flow: Flow, population: runs.Population,
     text = st.text_input("Values (comma separated)",
                          value=", ".join(str(v) for v in control.sweep_values()),
                          key=f"exp_sweep_values_{flow.id}_{name}")
-    if st.button("Run sweep", type="primary", icon=":material/tune:", key="exp_sweep_run"):
+    if st.button("Run sweep", type="primary", icon=":material/tune:", key="exp_sweep_run",
+                 disabled=_busy(state)):
         try:
-            values = runs.parse_sweep_values(control, text)
+            values = parse_sweep_values(control, text)
         except ValueError as error:
             st.error(f"Cannot read the values: {error}")
             return
-        bar = st.progress(0.0, text=f"Sweeping {name} over {len(values)} values...")
         fixed = {k: v for k, v in params.items() if k != name}
-        def progress(done: float) -> None:
-            bar.progress(done, text=f"Sweeping {name}: {done:.0%}")
-
-        result = runs.run_sweep(flow, population, param=name, values=values, fixed=fixed,
-                                days=days, seed=seed, on_progress=progress)
-        bar.empty()
-        state["sweep"] = (flow.id, result)
+        state["job"] = jobs.start(
+            "sweep", flow.id, f"Sweeping {name} over {len(values)} values",
+            lambda progress, cancel: runs.run_sweep(
+                flow, population, param=name, values=values, fixed=fixed, days=days,
+                seed=seed, on_progress=progress, cancel=cancel))
+    _job_panel(state, "sweep")
     found = state.get("sweep")
     if not found or found[0] != flow.id:
         st.caption("Each value is simulated with the same seed; the chart shows what it buys "

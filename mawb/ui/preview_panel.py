@@ -1,8 +1,9 @@
-"""The Builder's message preview: what one message step would send a chosen contact, and how
-many SMS segments a text costs.
+"""The Builder's message preview: what one message step would send a chosen contact, how
+many SMS segments a text costs, and a test send of it to a typed address.
 
 Rendering is the delivery code's own (`mawb.engine.preview`, the path a real send takes), so
-the preview never disagrees with what goes out; this module only draws it and counts segments.
+the preview never disagrees with what goes out; test sends go through the step's real SMTP
+connection (`mawb.ui.proof_send`). This module only draws them and counts segments.
 """
 
 from __future__ import annotations
@@ -73,15 +74,56 @@ def render_preview(flow: Flow, node: Node, home: Path, key: str) -> None:
         if not preview_available():
             st.caption("Message preview is not part of this installation.")
             return
+        from mawb.ui.pickers import sample_contacts
+
+        samples = sample_contacts(home)
         contact_id = st.text_input("Contact id", key=f"{key}::preview_contact",
-                                   placeholder="e.g. c0001")
+                                   placeholder=f"e.g. {samples[0] if samples else 'c0001'}")
         if not contact_id.strip():
-            st.caption("Type a contact id of the workspace to see the message it would get.")
+            st.caption("Type a contact id of the workspace to see the message it would get"
+                       + (f" (e.g. {', '.join(samples)})." if samples else "."))
             return
-        _show(flow, node, contact_id.strip(), home)
+        if _show(flow, node, contact_id.strip(), home):
+            _test_send(flow, node, contact_id.strip(), home, key)
 
 
-def _show(flow: Flow, node: Node, contact_id: str, home: Path) -> None:
+def _test_send(flow: Flow, node: Node, contact_id: str, home: Path, key: str) -> None:
+    """Send this preview to a typed address through the step's SMTP connection, as a test."""
+    import streamlit as st
+
+    from mawb.ui import proof_send
+
+    if node.type != "email_send":
+        return
+    st.markdown("**Send test**")
+    try:
+        connection = proof_send.proof_connection(flow, node.id, home)
+    except proof_send.ProofError as error:
+        st.caption(f"Test send unavailable: {error}")
+        return
+    address = st.text_input("Send a test to", key=f"{key}::test_address",
+                            placeholder="you@example.com",
+                            help="Goes through the real connection, subject marked [TEST]; "
+                            "not counted, not in the contact's history")
+    if st.button("Send test", key=f"{key}::test_send", icon=":material/send:"):
+        try:
+            proof = proof_send.send_proof(flow, node.id, contact_id, address, home)
+        except proof_send.ProofError as error:
+            st.error(f"Not sent: {error}", icon=":material/error:")
+        else:
+            if proof.ok:
+                st.success(f"Test sent to {proof.to} via {connection}.",
+                           icon=":material/mark_email_read:")
+            else:
+                st.error(f"The test to {proof.to} failed: {proof.detail}",
+                         icon=":material/error:")
+    recent = proof_send.recent_proofs(home)
+    if recent:
+        st.caption("Recent test sends (test_sends.jsonl): " + "; ".join(
+            f"{p['at']} → {p['to']} {'sent' if p['ok'] else 'failed'}" for p in recent))
+
+
+def _show(flow: Flow, node: Node, contact_id: str, home: Path) -> bool:
     import streamlit as st
 
     from mawb.engine.preview import PreviewError, preview
@@ -91,7 +133,7 @@ def _show(flow: Flow, node: Node, contact_id: str, home: Path) -> None:
         shown = preview(flow, node.id, contact_id, home=home)
     except (PreviewError, TemplateError, FileNotFoundError) as error:
         st.error(str(error), icon=":material/error:")
-        return
+        return False
     st.markdown(f"**To:** {shown.recipient or '(no address)'}")
     if shown.subject:
         st.markdown(f"**Subject:** {shown.subject}")
@@ -100,3 +142,4 @@ def _show(flow: Flow, node: Node, contact_id: str, home: Path) -> None:
         st.caption(sms_segments(shown.body or "").describe())
     for note in shown.notes:
         st.caption(note)
+    return True

@@ -216,8 +216,12 @@ def test_flow_settings_define_params_and_behaviour(app: AppTest) -> None:
     # the if-node has no edge out yet: a warning next to the error
     assert [d["code"] for d in diagnostics(app)] == ["unknown_param", "unconnected_branch"]
     prefix = state_of(app).inputs_key
+    app.toggle(key=f"{prefix}::flow_params_as_json").set_value(True).run()
     app.text_input(key=f"{prefix}::flow_params").set_value('{"limit": 3').run()
     assert "Params: not valid JSON" in texts(app)
+    # The Validation panel says the same, from the draft's one validation.
+    assert any(d["code"] == "unreadable_input" and "not valid JSON" in d["problem"]
+               for d in diagnostics(app))
     app.text_input(key=f"{prefix}::flow_params").set_value('{"limit": 3}').run()
     assert only_loose_branches(diagnostics(app))
     assert state_of(app).flow.params == {"limit": 3}

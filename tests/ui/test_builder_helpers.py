@@ -152,7 +152,8 @@ def test_field_specs_pick_inputs_from_the_params_model() -> None:
     assert kinds["method"].kind == "choice" and "POST" in kinds["method"].choices
     assert kinds["batch"].kind == "bool" and kinds["batch"].default is False
     assert kinds["timeout_seconds"].kind == "float"
-    assert kinds["headers"].kind == "json"
+    assert kinds["headers"].kind == "dict" and kinds["headers"].text_values
+    assert (kinds["timeout_seconds"].high, kinds["timeout_seconds"].unit) == (120, "seconds")
     assert kinds["secret"].optional and kinds["secret"].kind == "text"
     assert "never the value" in kinds["secret"].help
     social = {spec.name: spec for spec in field_specs(nodes.get("social_post"))}

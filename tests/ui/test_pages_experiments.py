@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 import mawb
 from mawb.ui import experiment_runs as runs
+from mawb.ui.param_ranges import param_control, parse_sweep_values
 from mawb.versions import NothingToSaveError, VersionStore
 
 PAGE = Path(__file__).resolve().parents[2] / "pages/4_Experiments.py"
@@ -30,27 +31,36 @@ def small_run(app: AppTest) -> AppTest:
     return app.number_input(key="exp_days").set_value(1).run()
 
 
+def finish(app: AppTest) -> AppTest:
+    """Wait for the simulation or sweep the page started beside it, then let the page take
+    its result (a browser polls for it; AppTest has no timers)."""
+    job = app.session_state[runs.STATE_KEY].get("job")
+    assert job is not None, "no run was started"
+    job.wait(TIMEOUT)
+    return app.run()
+
+
 def test_param_controls_take_bounds_from_the_value_type() -> None:
-    share = runs.param_control("engagement_threshold", 0.7)
+    share = param_control("engagement_threshold", 0.7)
     assert (share.kind, share.low, share.high, share.step) == ("float", 0.0, 1.0, 0.05)
-    count = runs.param_control("max_attempts", 3)
+    count = param_control("max_attempts", 3)
     assert (count.kind, count.low, count.high, count.step) == ("int", 0, 12, 1)
-    assert runs.param_control("score_threshold", 50).high == 200
-    assert runs.param_control("flag", True).sweep_values() == [False, True]
-    big = runs.param_control("cart", 150.0)
+    assert param_control("score_threshold", 50).high == 200
+    assert param_control("flag", True).sweep_values() == [False, True]
+    big = param_control("cart", 150.0)
     assert big.kind == "float" and big.low <= 150.0 <= big.high
     assert share.sweep_values() == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert count.sweep_values() == [0, 3, 6, 9, 12]
 
 
 def test_sweep_values_are_parsed_in_the_param_type() -> None:
-    count = runs.param_control("max_attempts", 3)
-    assert runs.parse_sweep_values(count, "1, 2,2, 5") == [1, 2, 5]
+    count = param_control("max_attempts", 3)
+    assert parse_sweep_values(count, "1, 2,2, 5") == [1, 2, 5]
     with pytest.raises(ValueError, match="invalid literal"):
-        runs.parse_sweep_values(count, "1, two")
+        parse_sweep_values(count, "1, two")
     with pytest.raises(ValueError, match="at least one"):
-        runs.parse_sweep_values(count, " , ")
-    assert runs.parse_sweep_values(runs.param_control("f", False), "true,false") == [True, False]
+        parse_sweep_values(count, " , ")
+    assert parse_sweep_values(param_control("f", False), "true,false") == [True, False]
 
 
 def test_saving_params_makes_a_new_version_once(home: Path) -> None:
@@ -78,7 +88,7 @@ def test_first_start_shows_the_flow_and_its_sliders() -> None:
 def test_simulate_keep_compare_and_save(home: Path) -> None:
     app = small_run(AppTest.from_file(str(PAGE), default_timeout=TIMEOUT).run())
     app.slider(key=THRESHOLD).set_value(0.2).run()
-    app.button(key="exp_run").click().run()
+    finish(app.button(key="exp_run").click().run())
     assert not app.exception
     metrics = {metric.label: metric.value for metric in app.metric}
     assert int(metrics["Enrolled"]) > 0 and int(metrics["Messages sent"]) > 0
@@ -87,7 +97,7 @@ def test_simulate_keep_compare_and_save(home: Path) -> None:
     assert len(charts) == 2 and "funnel" in charts[0].proto.spec.lower()
     app.button(key="exp_keep").click().run()
     app.slider(key=THRESHOLD).set_value(0.9).run()
-    app.button(key="exp_run").click().run()
+    finish(app.button(key="exp_run").click().run())
     app.button(key="exp_keep").click().run()
     # each run is labelled by everything that made it: flow, version, population, days, seed
     labels = next(m.value for m in app.markdown if m.value.startswith("- **#1"))
@@ -113,7 +123,7 @@ def test_sweep_draws_conversions_against_messages() -> None:
     app = small_run(AppTest.from_file(str(PAGE), default_timeout=TIMEOUT).run())
     app.text_input(key="exp_sweep_values_lead_welcome_v1_engagement_threshold").input(
         "0.1, 0.95").run()
-    app.button(key="exp_sweep_run").click().run()
+    finish(app.button(key="exp_sweep_run").click().run())
     assert not app.exception
     spec = app.get("plotly_chart")[0].proto.spec
     assert "converted contacts vs messages sent" in spec
