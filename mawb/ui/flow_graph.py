@@ -9,6 +9,7 @@ handle per branch) and edits come back to a `Flow` in one place. The graph shape
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -26,8 +27,14 @@ Counts = Mapping[str, Mapping[str, int | None]]
 
 
 def palette_items() -> list[dict[str, Any]]:
-    """Every registered node type as a palette entry, in palette order."""
-    return [
+    """Every registered node type as a palette entry, in palette order (built once: the
+    registry does not change while the app runs)."""
+    return list(_palette())
+
+
+@functools.cache
+def _palette() -> tuple[dict[str, Any], ...]:
+    return tuple(
         {
             "type": node_type.type,
             "category": node_type.category.value,
@@ -41,7 +48,7 @@ def palette_items() -> list[dict[str, Any]]:
             "params": {},
         }
         for node_type in nodes.all_types()
-    ]
+    )
 
 
 def edge_id(edge: Edge, taken: set[str]) -> str:

@@ -27,6 +27,7 @@ import {
   nextNodeId,
   nodeFromPalette,
   normalizeGraph,
+  structureSignature,
   toCanvasEdges,
   toCanvasNode,
   toCanvasNodes,
@@ -34,7 +35,7 @@ import {
 } from "./graph";
 import { Palette } from "./Palette";
 import { DRAG_MIME, findPaletteItem } from "./palette";
-import { Debouncer, decideSync, shouldApplyIncoming, shouldRefit } from "./sync";
+import { Debouncer, decideSync, shouldApplyIncoming, shouldRefit, syncDelay } from "./sync";
 import type { CanvasProps, FlowGraph } from "./types";
 import { viewOptions, type FitOptions } from "./view";
 
@@ -72,6 +73,8 @@ function FlowCanvas({
   const [nodes, setNodes] = useState<CanvasNode[]>(() => toCanvasNodes(incoming, read_only));
   const [edges, setEdges] = useState<Edge[]>(() => toCanvasEdges(incoming));
   const baseline = useRef(incomingSignature);
+  const baselineStructure = useRef(structureSignature(incoming));
+  const known = useMemo(() => ({ signature: baseline, structure: baselineStructure }), []);
   const lastIncoming = useRef<string | null>(incomingSignature);
   const send = useRef(sendGraph);
   send.current = sendGraph;
@@ -81,11 +84,12 @@ function FlowCanvas({
     lastIncoming.current = incomingSignature;
     if (!apply) return;
     baseline.current = incomingSignature;
+    baselineStructure.current = structureSignature(incoming);
     setNodes((previous) => toCanvasNodes(incoming, read_only, previous));
     setEdges(toCanvasEdges(incoming));
   }, [incoming, incomingSignature, read_only]);
 
-  useGraphSync(nodes, edges, baseline, send);
+  useGraphSync(nodes, edges, known, send);
   const view = viewOptions(read_only);
   const onMoveStart = useFitUntilTouched(view_key, fit_view, view.fit);
 
@@ -179,11 +183,20 @@ function useFitUntilTouched(viewKey: string | null, fitOnMount: boolean, options
   }, []);
 }
 
-/** Send the canvas graph to Python after a pause, never mid-drag, only when it changed. */
+/** What Python last knew about: the graph's signature and its structure's (positions left out). */
+interface Baseline {
+  signature: { current: string };
+  structure: { current: string };
+}
+
+/**
+ * Send the canvas graph to Python, never mid-drag, only when it changed: a structural change
+ * almost at once, a move after a pause (`syncDelay`).
+ */
 function useGraphSync(
   nodes: CanvasNode[],
   edges: Edge[],
-  baseline: { current: string },
+  baseline: Baseline,
   send: { current: (graph: FlowGraph) => void },
 ): void {
   const current = useMemo(() => fromCanvas(nodes, edges), [nodes, edges]);
@@ -194,15 +207,17 @@ function useGraphSync(
 
   useEffect(() => {
     const timer = debouncer.current as Debouncer;
-    const decision = decideSync({ current: signature, baseline: baseline.current, dragging });
+    const decision = decideSync({ current: signature, baseline: baseline.signature.current, dragging });
     if (decision !== "schedule") {
       timer.cancel();
       return;
     }
+    const structure = structureSignature(current);
     timer.run(() => {
-      baseline.current = signature;
+      baseline.signature.current = signature;
+      baseline.structure.current = structure;
       send.current(current);
-    });
+    }, syncDelay(structure, baseline.structure.current));
   }, [current, signature, dragging, baseline, send]);
 
   useEffect(() => () => debouncer.current?.cancel(), []);
