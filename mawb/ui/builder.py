@@ -295,7 +295,15 @@ def _config_panel(state: bs.BuilderState, home: Path | None = None) -> None:
 
 
 def _flow_settings(state: bs.BuilderState, expanded: bool = False) -> None:
-    with st.expander("Flow settings", icon=":material/tune:", expanded=expanded):
+    """The flow's own settings; their inputs run only while the expander is open (it starts
+    open while no step is selected), so editing a step does not pay for a dozen hidden
+    inputs. Opening it reruns the fragment; the inputs start from the draft's values."""
+    mode = "flow" if expanded else "step"
+    panel = st.expander("Flow settings", icon=":material/tune:", expanded=expanded,
+                        key=f"{state.inputs_key}::flow_settings_{mode}", on_change="rerun")
+    if panel.open is False:
+        return
+    with panel:
         prefix = state.inputs_key
         name = st.text_input("Name", value=state.flow.name, key=f"{prefix}::flow_name")
         description = st.text_area("Description", value=state.flow.description,

@@ -24,6 +24,9 @@ UNKNOWN_COLOR = "#64748b"
 """Colour of nodes whose type is not registered (shown, flagged by validation)."""
 
 Counts = Mapping[str, Mapping[str, int | None]]
+UNREACHABLE = "unreachable"
+"""The one error the canvas can work out alone (no trigger leads to the node): it redraws it
+the moment an edit changes the edges, before Python's validation comes back."""
 
 
 def palette_items() -> list[dict[str, Any]]:
@@ -82,7 +85,10 @@ def flow_to_graph(
     for index, node in enumerate(flow.nodes):
         x, y = where.get(node.id, (index * 260.0, 0.0))
         data = node_data(node)
-        data["error"] = "; ".join(errors.get(node.id, [])) or None
+        found = errors.get(node.id, [])
+        data["error"] = "; ".join(message for _, message in found) or None
+        # What the canvas needs to redraw reachability itself until Python answers an edit.
+        data["other_errors"] = [message for code, message in found if code != UNREACHABLE]
         data["counts"] = dict(counts[node.id]) if counts and node.id in counts else None
         graph_nodes.append(
             {"id": node.id, "type": node.type, "position": {"x": round(x), "y": round(y)},
@@ -182,9 +188,10 @@ def _fallback_branches(node_type: type[NodeType], params: Mapping[str, Any]) -> 
     return [*dict.fromkeys(names), *(b for b in node_type.fixed_branches if b not in names)]
 
 
-def _errors_by_node(diagnostics: Iterable[Diagnostic]) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
+def _errors_by_node(diagnostics: Iterable[Diagnostic]) -> dict[str, list[tuple[str, str]]]:
+    found: dict[str, list[tuple[str, str]]] = {}
     for diagnostic in diagnostics:
         if diagnostic.node_id and diagnostic.severity is Severity.ERROR:
-            found.setdefault(diagnostic.node_id, []).append(diagnostic.message)
+            found.setdefault(diagnostic.node_id, []).append((diagnostic.code,
+                                                             diagnostic.message))
     return found

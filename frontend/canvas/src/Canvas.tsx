@@ -33,6 +33,7 @@ import {
   toCanvasNodes,
   type CanvasNode,
 } from "./graph";
+import { withOptimisticErrors } from "./optimistic";
 import { Palette } from "./Palette";
 import { DRAG_MIME, findPaletteItem } from "./palette";
 import { Debouncer, decideSync, shouldApplyIncoming, shouldRefit, syncDelay } from "./sync";
@@ -70,6 +71,7 @@ function FlowCanvas({
 }: CanvasAppProps): ReactElement {
   const incoming = useMemo(() => normalizeGraph(graph), [graph]);
   const incomingSignature = useMemo(() => graphSignature(incoming), [incoming]);
+  const answered = useMemo(() => structureSignature({ ...incoming, selected: null }), [incoming]);
   const [nodes, setNodes] = useState<CanvasNode[]>(() => toCanvasNodes(incoming, read_only));
   const [edges, setEdges] = useState<Edge[]>(() => toCanvasEdges(incoming));
   const baseline = useRef(incomingSignature);
@@ -89,7 +91,9 @@ function FlowCanvas({
     setEdges(toCanvasEdges(incoming));
   }, [incoming, incomingSignature, read_only]);
 
-  useGraphSync(nodes, edges, known, send);
+  const [pressed, press] = usePressed();
+  useGraphSync(nodes, edges, known, send, pressed);
+  const shownNodes = useOptimisticNodes(nodes, edges, answered);
   const view = viewOptions(read_only);
   const onMoveStart = useFitUntilTouched(view_key, fit_view, view.fit);
 
@@ -119,9 +123,9 @@ function FlowCanvas({
   return (
     <div className={read_only ? "mawb-canvas is-read-only" : "mawb-canvas"} style={{ height: `${height}px` }}>
       {read_only ? null : <Palette items={palette} />}
-      <div className="mawb-flow" onDragOver={onDragOver} onDrop={onDrop}>
+      <div className="mawb-flow" onDragOver={onDragOver} onDrop={onDrop} onPointerDownCapture={press}>
         <ReactFlow<CanvasNode, Edge>
-          nodes={nodes}
+          nodes={shownNodes}
           edges={edges}
           nodeTypes={NODE_TYPES}
           onNodesChange={onNodesChange}
@@ -147,6 +151,19 @@ function FlowCanvas({
       </div>
     </div>
   );
+}
+
+/**
+ * The nodes as drawn: while the canvas differs from the graph Python last sent (an edit on its
+ * way; a selection alone changes no error), their reachability errors are redrawn locally (`optimistic.ts`); what is sent to Python
+ * is never touched.
+ */
+function useOptimisticNodes(nodes: CanvasNode[], edges: Edge[], answered: string): CanvasNode[] {
+  return useMemo(() => {
+    const current = fromCanvas(nodes, edges);
+    const unchanged = structureSignature({ ...current, selected: null }) === answered;
+    return unchanged ? nodes : withOptimisticErrors(nodes, current);
+  }, [nodes, edges, answered]);
 }
 
 function miniMapColor(node: CanvasNode): string {
@@ -198,10 +215,11 @@ function useGraphSync(
   edges: Edge[],
   baseline: Baseline,
   send: { current: (graph: FlowGraph) => void },
+  pressed: boolean,
 ): void {
   const current = useMemo(() => fromCanvas(nodes, edges), [nodes, edges]);
   const signature = useMemo(() => graphSignature(current), [current]);
-  const dragging = nodes.some((node) => node.dragging);
+  const dragging = pressed || nodes.some((node) => node.dragging);
   const debouncer = useRef<Debouncer | null>(null);
   debouncer.current ??= new Debouncer();
 
@@ -221,6 +239,22 @@ function useGraphSync(
   }, [current, signature, dragging, baseline, send]);
 
   useEffect(() => () => debouncer.current?.cancel(), []);
+}
+
+/**
+ * Whether a pointer pressed on the canvas is still down: a gesture in progress (the selection
+ * a press makes is sent when the press ends, not in the middle of the drag it may start).
+ */
+function usePressed(): [boolean, () => void] {
+  const [pressed, setPressed] = useState(false);
+  useEffect(() => {
+    if (!pressed) return;
+    const release = () => setPressed(false);
+    const events = ["pointerup", "pointercancel", "dragend"] as const;
+    events.forEach((name) => window.addEventListener(name, release, true));
+    return () => events.forEach((name) => window.removeEventListener(name, release, true));
+  }, [pressed]);
+  return [pressed, useCallback(() => setPressed(true), [])];
 }
 
 /** Accept palette items dropped on the canvas and create a node where they land. */
