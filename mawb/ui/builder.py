@@ -174,8 +174,11 @@ def _header(state: bs.BuilderState, store: VersionStore, drafts: DraftStore) -> 
     """Title and the actions that replace or leave the draft (full reruns only)."""
     st.header(f"Builder · {state.flow.name or state.flow.id}")
     state.titled = state.flow.name
+    # Always one slot, shown or not: the fragment below keeps its place in the page, so a
+    # rerun that brings a notice replaces the canvas in place instead of drawing a second one.
+    notice = st.empty()
     if state.notice:
-        st.success(state.notice, icon=":material/check_circle:")
+        notice.success(state.notice, icon=":material/check_circle:")
         state.notice = None
     pick, layout, simulate = st.columns([6, 1, 1], vertical_alignment="bottom")
     with pick:
