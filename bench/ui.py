@@ -198,15 +198,19 @@ def action_settle_times(browser: Any, url: str, repeats: int) -> Timings:
 
     for index in range(1, repeats + 1):
         node_id = f"delay_action_{index}"
+        # The canvas outlines a dropped step itself at once; settled means Python's validation
+        # of the edit is on the page too (its summary line changed).
+        checked = _validation(page)
         page.locator('[data-palette-type="delay_action"]').drag_to(
             page.locator(".react-flow__pane"), target_position={"x": 60 + 40 * index, "y": 40})
         error = page.locator(f'.react-flow__node[data-id="{node_id}"] .mawb-node-error')
-        timed("drop", lambda e=error: e.count() == 1)
+        timed("drop", lambda e=error, c=checked: e.count() == 1 and _validation(page) != c)
+        checked = _validation(page)
         source = page.locator('.react-flow__node[data-id="engaged"] '
                               '.react-flow__handle.source[data-handleid="false"]')
         source.drag_to(page.locator(f'.react-flow__node[data-id="{node_id}"] '
                                     ".react-flow__handle.target"))
-        timed("connect", lambda e=error: e.count() == 0)
+        timed("connect", lambda e=error, c=checked: e.count() == 0 and _validation(page) != c)
         page.locator('.react-flow__node[data-id="welcome"] .mawb-node-title').click()
         subject = page.get_by_label("Subject", exact=True)
         timed("select", lambda f=subject: f.count() == 1)
@@ -226,6 +230,12 @@ def action_settle_times(browser: Any, url: str, repeats: int) -> Timings:
     assert nodes.count() >= 7
     page.close()
     return found
+
+
+def _validation(page: Any) -> str | None:
+    """The Builder's validation summary as Python last drew it."""
+    return page.evaluate("() => (document.body.innerText.match("
+                         "/\\d+ errors? · \\d+ warnings?|No problems found/) || [null])[0]")
 
 
 def page_loads(browser: Any, url: str) -> Timings:

@@ -88,10 +88,12 @@ class BuilderState:
 
 def remembered(state: BuilderState, name: str, inputs: tuple[Any, ...], compute: Any) -> Any:
     """`compute()`, reused while `inputs` are the very same objects (flows are immutable: a
-    changed draft is a new object, so identity says "unchanged" for free)."""
+    changed draft is a new object, so identity says "unchanged" for free), or equal sets and
+    strings (cached store reads come back as copies)."""
     cached = state.memo.get(name)
     if cached is not None and len(cached[0]) == len(inputs) and all(
-        a is b for a, b in zip(cached[0], inputs, strict=True)
+        a is b or (isinstance(a, frozenset | str) and a == b)
+        for a, b in zip(cached[0], inputs, strict=True)
     ):
         return cached[1]
     value = compute()
