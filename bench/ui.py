@@ -1,32 +1,40 @@
-"""Benchmark: how the Builder page feels in a real browser on large flows.
+"""Benchmark: how the Builder page feels in a real browser.
 
-Two numbers per flow size (default 50 and 200 nodes), measured in Debian chromium driven by
-Playwright against `streamlit run app.py` on a loopback port, with a temporary workspace holding
-one generated flow (repeated blocks of email -> delay -> if/else -> sms | update -> merge):
+Measured in Debian chromium driven by Playwright against `streamlit run app.py` on a loopback
+port, each server on its own copy of a seeded workspace (synthetic contacts and events, one
+simulated run of the welcome flow, the flow saved as a version):
 
-- first render: from navigating to the Builder until every node of the flow is on the canvas
-  and Streamlit is idle (script run, component load, React Flow layout);
-- canvas round trip: from dropping a step from the palette (the end of the drag gesture) until
-  Python has validated the new graph and the canvas shows the step outlined in red ("no trigger
-  leads here"), i.e. the edit reached Python and the highlighted result came back on screen
-  (includes the canvas's 250 ms debounce). Repeated, median and max reported.
+- action settle times: each kind of canvas and form action an analyst makes on the welcome
+  flow (drop a step, connect two, select one so its settings open in the drawer, edit a field
+  so the canvas shows the new summary, undo with Ctrl+Z), from the end of the gesture until
+  its result is on screen and Streamlit is idle; with the server's CPU time per action (user +
+  system of the Streamlit process over the same span: much less sensitive to the machine's
+  load than the wall clock);
+- page loads: Builder, Monitor and Experiments, from navigating to the page's URL (a fresh
+  browser tab) until its content is drawn and Streamlit is idle;
+- on generated flows of `--sizes` steps (repeated blocks of email -> delay -> if/else -> sms |
+  update -> merge): first render (from clicking Builder on the home page until every node is
+  on the canvas) and the canvas round trip (a palette drop until the step is outlined in red,
+  i.e. the edit reached Python and the validated result came back on screen).
 
-And the settle time of each kind of canvas and form action an analyst makes on a small flow
-(the welcome template): drop a step, connect two, select one (its settings open in the
-drawer), edit a field (the canvas shows the new summary), undo (Ctrl+Z); each from the end of
-the gesture until its result is on screen and Streamlit is idle. `--repo` runs the same
-measurement against another checkout (e.g. the commit before a change) for a before/after.
+`--before DIR` measures another checkout too (e.g. an export of the commit before a change),
+alternating the two servers round by round so both see the same machine conditions, and
+prints before/after against the 1 s target. The machine's load (`uptime`) is printed at the
+start and the end.
 
-    python bench/ui.py [--sizes 50 200] [--edits 5] [--actions 3] [--repo DIR]
+    python bench/ui.py [--before DIR] [--rounds 2] [--actions 3] [--sizes 50 200] [--edits 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +48,11 @@ from support.browser import chromium_path, launch_chromium, serve_streamlit
 REPO = Path(__file__).resolve().parents[1]
 IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
 TIMEOUT_MS = 120_000
+TARGET_S = 1.0
+ACTIONS = ("drop", "connect", "select", "edit", "undo")
+PAGES = {"Builder": ".react-flow__node", "Monitor": "h1", "Experiments": "h1"}
+"""Page (URL path) -> what is on screen once it is drawn."""
+FLOW_ID = "lead_welcome_v1"
 
 
 def build_flow(size: int) -> Flow:
@@ -115,6 +128,48 @@ def round_trips(browser: Any, url: str, size: int, edits: int) -> list[float]:
     return timings
 
 
+@dataclass
+class Timings:
+    """Per action (or page) the wall-clock seconds, and the server's CPU seconds."""
+
+    wall: dict[str, list[float]] = field(default_factory=dict)
+    cpu: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, name: str, wall: float, cpu: float | None = None) -> None:
+        self.wall.setdefault(name, []).append(wall)
+        if cpu is not None:
+            self.cpu.setdefault(name, []).append(cpu)
+
+    def extend(self, other: Timings) -> None:
+        for name, values in other.wall.items():
+            self.wall.setdefault(name, []).extend(values)
+        for name, values in other.cpu.items():
+            self.cpu.setdefault(name, []).extend(values)
+
+
+class ServerClock:
+    """CPU seconds (user + system, all threads) used by the Streamlit server at `url`."""
+
+    def __init__(self, url: str) -> None:
+        import psutil
+
+        port = url.rsplit(":", 1)[1]
+        self.process = None
+        for child in psutil.Process().children():
+            try:
+                command = child.cmdline()
+            except psutil.Error:  # a browser helper that already exited
+                continue
+            if "streamlit" in command and port in command:
+                self.process = child
+
+    def __call__(self) -> float:
+        if self.process is None:
+            return float("nan")
+        times = self.process.cpu_times()
+        return float(times.user + times.system)
+
+
 def _settled(page: Any, started: float, done: Any) -> float:
     """Seconds from `started` until `done()` holds and Streamlit is idle."""
     deadline = time.monotonic() + TIMEOUT_MS / 1000
@@ -126,8 +181,9 @@ def _settled(page: Any, started: float, done: Any) -> float:
     return time.perf_counter() - started
 
 
-def action_settle_times(browser: Any, url: str, repeats: int) -> dict[str, list[float]]:
-    """Per action kind, the settle times of `repeats` tries on the welcome template."""
+def action_settle_times(browser: Any, url: str, repeats: int) -> Timings:
+    """Per action kind, the settle times of `repeats` tries on the welcome flow."""
+    clock = ServerClock(url)
     page = browser.new_page(viewport={"width": 1440, "height": 1000})
     page.goto(url)
     page.get_by_role("link", name="Builder").first.click()
@@ -135,44 +191,42 @@ def action_settle_times(browser: Any, url: str, repeats: int) -> dict[str, list[
     wait_for_nodes(page, 7)
     page.wait_for_function(IDLE, timeout=TIMEOUT_MS)
     page.wait_for_timeout(500)
-    found: dict[str, list[float]] = {"drop": [], "connect": [], "select": [], "edit": [],
-                                     "undo": []}
+    found = Timings()
+
+    def timed(name: str, done: Any) -> None:
+        started, cpu = time.perf_counter(), clock()
+        wall = _settled(page, started, done)
+        found.add(name, wall, clock() - cpu)
+        page.wait_for_timeout(300)
+
     for index in range(1, repeats + 1):
         node_id = f"delay_action_{index}"
+        # The canvas outlines a dropped step itself at once; settled means Python's validation
+        # of the edit is on the page too (its summary line changed).
+        checked = _validation(page)
         page.locator('[data-palette-type="delay_action"]').drag_to(
             page.locator(".react-flow__pane"), target_position={"x": 60 + 40 * index, "y": 40})
-        started = time.perf_counter()
         error = page.locator(f'.react-flow__node[data-id="{node_id}"] .mawb-node-error')
-        found["drop"].append(_settled(page, started, lambda e=error: e.count() == 1))
-        page.wait_for_timeout(300)
+        timed("drop", lambda e=error, c=checked: e.count() == 1 and _validation(page) != c)
+        checked = _validation(page)
         source = page.locator('.react-flow__node[data-id="engaged"] '
                               '.react-flow__handle.source[data-handleid="false"]')
         source.drag_to(page.locator(f'.react-flow__node[data-id="{node_id}"] '
                                     ".react-flow__handle.target"))
-        started = time.perf_counter()
-        found["connect"].append(_settled(page, started, lambda e=error: e.count() == 0))
-        page.wait_for_timeout(300)
+        timed("connect", lambda e=error, c=checked: e.count() == 0 and _validation(page) != c)
         page.locator('.react-flow__node[data-id="welcome"] .mawb-node-title').click()
-        started = time.perf_counter()
         subject = page.get_by_label("Subject", exact=True)
-        found["select"].append(_settled(page, started, lambda f=subject: f.count() == 1))
-        page.wait_for_timeout(300)
+        timed("select", lambda f=subject: f.count() == 1)
         text = f"Welcome, take {index}"
         subject.fill(text)
         subject.press("Enter")
-        started = time.perf_counter()
         summary = page.locator('.react-flow__node[data-id="welcome"] .mawb-node-summary')
-        found["edit"].append(_settled(page, started,
-                                      lambda s=summary, t=text: s.inner_text() == t))
-        page.wait_for_timeout(300)
+        timed("edit", lambda s=summary, t=text: s.inner_text() == t)
         if page.get_by_role("button", name="Undo").count():
             before = summary.inner_text()
             page.locator("h2").filter(has_text="Builder").first.click()
             page.keyboard.press("Control+z")
-            started = time.perf_counter()
-            found["undo"].append(_settled(page, started,
-                                          lambda s=summary, b=before: s.inner_text() != b))
-            page.wait_for_timeout(300)
+            timed("undo", lambda s=summary, b=before: s.inner_text() != b)
         page.locator('.react-flow__node[data-id="engaged"] .mawb-node-title').click()
         page.wait_for_function(IDLE, timeout=TIMEOUT_MS)
         page.wait_for_timeout(300)
@@ -181,14 +235,52 @@ def action_settle_times(browser: Any, url: str, repeats: int) -> dict[str, list[
     return found
 
 
-def measure_actions(browser: Any, repo: Path, repeats: int) -> dict[str, list[float]]:
-    import mawb
+def _validation(page: Any) -> str | None:
+    """The Builder's validation summary as Python last drew it."""
+    return page.evaluate("() => (document.body.innerText.match("
+                         "/\\d+ errors? · \\d+ warnings?|No problems found/) || [null])[0]")
 
+
+def page_loads(browser: Any, url: str) -> Timings:
+    """Seconds from opening each page's URL in a fresh tab until it is drawn and idle."""
+    found = Timings()
+    clock = ServerClock(url)
+    for name, marker in PAGES.items():
+        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        started, cpu = time.perf_counter(), clock()
+        page.goto(f"{url}/{name}")
+        page.locator(marker).first.wait_for(timeout=TIMEOUT_MS)
+        page.wait_for_function(IDLE, timeout=TIMEOUT_MS)
+        found.add(name, time.perf_counter() - started, clock() - cpu)
+        page.close()
+    return found
+
+
+def seed_workspace(home: Path) -> None:
+    """Synthetic contacts and events, one simulated run of the welcome flow, and that flow
+    as a saved version (what the Builder opens)."""
+    import mawb
+    from mawb.data import synthetic_contacts, synthetic_events
+    from mawb.engine import Workspace
+    from mawb.simulate import simulate
+
+    contacts = synthetic_contacts(300, seed=3)
+    flow = mawb.load_template(FLOW_ID)
+    simulate(flow, contacts, days=3, seed=1, progress=False, home=home)
+    Workspace(home).import_events(synthetic_events(contacts, days=7, seed=3))
+    if not VersionStore(home).flow_ids():  # the simulation saves the flow it ran
+        VersionStore(home).save(flow, "benchmark")
+
+
+def measure_round(browser: Any, repo: Path, seeded: Path, repeats: int
+                  ) -> tuple[Timings, Timings]:
+    """One server of `repo` on a fresh copy of the seeded workspace: actions, page loads."""
     with tempfile.TemporaryDirectory() as folder:
-        home = Path(folder)
-        VersionStore(home).save(mawb.load_template("lead_welcome_v1"), "benchmark")
+        home = Path(folder) / "home"
+        shutil.copytree(seeded, home)
         with serve_streamlit(repo / "app.py", cwd=repo, home=home) as url:
-            return action_settle_times(browser, url, repeats)
+            actions = action_settle_times(browser, url, repeats) if repeats else Timings()
+            return actions, page_loads(browser, url)
 
 
 def measure(browser: Any, size: int, edits: int, repo: Path = REPO) -> dict[str, float]:
@@ -202,34 +294,77 @@ def measure(browser: Any, size: int, edits: int, repo: Path = REPO) -> dict[str,
             statistics.median(trips), "round_trip_max_s": max(trips)}
 
 
+def _cell(values: list[float] | None) -> str:
+    if not values:
+        return f"{'—':>6} {'—':>6}"
+    return f"{statistics.median(values):>5.2f}s {max(values):>5.2f}s"
+
+
+def _cpu(values: list[float] | None) -> str:
+    return f"{statistics.median(values):>6.2f}s" if values else f"{'—':>7}"
+
+
+def report(title: str, names: tuple[str, ...], runs: dict[str, Timings], target: bool) -> None:
+    labels = list(runs)
+    print(f"\n{title}: p50 / max wall-clock, p50 server CPU")
+    header = "".join(f" | {label:^22}" for label in labels)
+    print(f"{'':>12}{header}" + ("  | target ≤ 1 s (p50, after)" if target else ""))
+    for name in names:
+        cells = "".join(f" | {_cell(run.wall.get(name))} {_cpu(run.cpu.get(name))}"
+                        for run in runs.values())
+        last = runs[labels[-1]].wall.get(name)
+        verdict = ""
+        if target and last:
+            verdict = "  | met" if statistics.median(last) <= TARGET_S else "  | NOT met"
+        print(f"{name:>12}{cells}{verdict}")
+
+
+def _uptime() -> str:
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    return f"load average {load} on {os.cpu_count()} cores"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[50, 200])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[50, 200])
     parser.add_argument("--edits", type=int, default=5)
     parser.add_argument("--actions", type=int, default=3,
-                        help="tries of each canvas/form action (0: skip)")
+                        help="tries of each canvas/form action per round (0: skip)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="servers per checkout, alternating with --before")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="another checkout to measure in the same run (the 'before')")
     parser.add_argument("--repo", type=Path, default=REPO,
-                        help="the checkout whose app.py is measured (default: this one)")
+                        help="the checkout measured as 'after' (default: this one)")
     args = parser.parse_args(argv)
     if chromium_path() is None:
         print("Debian chromium is not installed", file=sys.stderr)
         return 2
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
+    checkouts = {"before": args.before, "after": args.repo} if args.before else {
+        "this checkout": args.repo}
+    actions = {label: Timings() for label in checkouts}
+    loads = {label: Timings() for label in checkouts}
+    print(f"start: {_uptime()}")
+    with tempfile.TemporaryDirectory() as folder, sync_playwright() as playwright:
+        seeded = Path(folder) / "seeded"
+        seed_workspace(seeded)
         browser = launch_chromium(playwright)
-        actions = measure_actions(browser, args.repo, args.actions) if args.actions else {}
+        for _ in range(args.rounds):
+            for label, repo in checkouts.items():
+                done, opened = measure_round(browser, repo.resolve(), seeded, args.actions)
+                actions[label].extend(done)
+                loads[label].extend(opened)
         results = [measure(browser, size, args.edits, args.repo) for size in args.sizes]
         browser.close()
-    if actions:
-        print(f"{'action':>8} {'settle p50':>11} {'settle max':>11}  (welcome template, "
-              f"{args.actions} tries)")
-        for name, times in actions.items():
-            if times:
-                print(f"{name:>8} {statistics.median(times):>10.2f}s {max(times):>10.2f}s")
-            else:
-                print(f"{name:>8} {'—':>11} {'—':>11}  (not in this checkout)")
-    print(f"{'nodes':>6} {'first render':>13} {'round trip p50':>15} {'round trip max':>15}")
+    print(f"end: {_uptime()}")
+    if args.actions:
+        report(f"Action settle times (welcome flow, {args.actions} tries x {args.rounds} rounds)",
+               ACTIONS, actions, target=True)
+    report(f"Page loads ({args.rounds} rounds)", tuple(PAGES), loads, target=False)
+    if results:
+        print(f"\n{'nodes':>6} {'first render':>13} {'round trip p50':>15} {'round trip max':>15}")
     for row in results:
         print(f"{row['nodes']:>6} {row['first_render_s']:>12.2f}s "
               f"{row['round_trip_median_s']:>14.2f}s {row['round_trip_max_s']:>14.2f}s")

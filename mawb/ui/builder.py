@@ -1,14 +1,20 @@
 """The Builder page: canvas, config panel, live diagnostics, versions, import/export, compile.
 
-``pages/1_Builder.py`` only calls `render_builder`. Each rerun applies the canvas's latest edit
-and the config panel's inputs to the draft, validates it and draws the canvas with every error
-on its node. The canvas is drawn last into a slot reserved at the top, so an edit in the config
-panel shows on the canvas in the same run.
+``pages/1_Builder.py`` only calls `render_builder`. The page is two parts. The header (title,
+open a flow, auto layout, simulate) runs on a full rerun only. Everything an edit changes (the
+status line and undo/redo, the canvas, the step drawer, the diagnostics and the tabs below) is
+one `st.fragment`: a canvas action or a drawer input reruns just that fragment. Each fragment
+run applies the canvas's latest edit and the drawer's inputs to the draft, validates it (once
+per changed flow) and draws the canvas with every error on its node; the canvas is drawn into
+a slot reserved before the drawer, so a drawer edit shows on the canvas in the same run. The
+downloads below are built when clicked, not on every run. Anything that replaces the flow
+(open, import, save, rollback, auto layout) reruns the whole page, as does a rename (the title
+shows the name).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import streamlit as st
@@ -16,6 +22,7 @@ import yaml
 
 from mawb import templates
 from mawb.model import FlowFileError, Settings
+from mawb.ui import builder_reads as reads
 from mawb.ui import builder_state as bs
 from mawb.ui import golive
 from mawb.ui.canvas import flow_canvas, latest_graph
@@ -29,9 +36,11 @@ from mawb.ui.drafts import Draft, DraftStore
 from mawb.ui.flow_graph import flow_to_graph, palette_items
 from mawb.ui.pickers import workspace_vocabulary
 from mawb.ui.versions_panel import render_versions
+from mawb.validate import validate_flow
 from mawb.versions import VersionStore
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from mawb.model import Flow
@@ -48,24 +57,43 @@ def render_builder(home: Path | None = None) -> None:
     store = VersionStore(home)
     drafts = DraftStore(store.home)
     state = _state(store, drafts)
-    before = state.flow
     bs.adopt_shared_flow(state, st.session_state.get(bs.SHARED_FLOW_KEY))
+    _header(state, store, drafts)
+    _workbench(store, drafts)
+
+
+@st.fragment
+def _workbench(store: VersionStore, drafts: DraftStore) -> None:
+    """What an edit changes, rerun alone on a canvas action or a drawer input."""
+    state = _state(store, drafts)
+    before = state.flow
     bs.apply_canvas_edit(state, latest_graph(state.canvas_key))
-    status_slot, history_slot = _header(state, store, drafts)
+    status, history = st.columns([3, 2], vertical_alignment="bottom")
+    history_slot = history.container()
     board, drawer = st.columns([5, 2], gap="small")
+    with board:
+        canvas_slot = st.container()
     with drawer:
         _config_panel(state, store.home)
-    report = validate_draft(state.flow, columns=workspace_columns(store.home))
-    with board:
+    # The flow's validation is remembered per flow; this rerun's unreadable inputs join it.
+    report = validate_draft(state.flow, report=_report(state, reads.contact_columns(store.home)))
+    with canvas_slot:
         _canvas(state, report)
+    with board:
         _diagnostics(report)
     # Every edit of this rerun is known now: history, autosave and the status line are exact.
     bs.record_edit(state, before)
     _autosave(state, drafts)
     with history_slot:
-        _history_buttons(state, drafts)
-    status_slot.markdown(_status_line(state))
+        _history_buttons(state)
+    status.markdown(_status_line(state))
     _forget_old_canvases(state)
+    if state.flow.name != state.titled:
+        st.rerun(scope="app")  # the title above the fragment shows the name
+    _tabs(state, store, report)
+
+
+def _tabs(state: bs.BuilderState, store: VersionStore, report: Report) -> None:
     versions, files, dag = st.tabs(["Versions", "Import / export", "Airflow DAG"])
     with versions:
         render_versions(state, store, report)
@@ -76,34 +104,10 @@ def render_builder(home: Path | None = None) -> None:
         _compile(state, report)
 
 
-def workspace_columns(home: Path) -> frozenset[str] | None:
-    """The workspace's contact attributes, for the checks that need them (unknown columns,
-    unknown Liquid variables); None while the workspace has no contacts. Read once per store
-    change, not on every edit."""
-    from mawb.ui.reader import WorkspaceReader
-
-    reader = WorkspaceReader(home)
-    if not reader.has_store():
-        return None
-    paths = reader.store_paths() if hasattr(reader, "store_paths") else [reader.store_path]
-    stamp = tuple(path.stat().st_mtime_ns for path in paths if path.exists())
-    return _columns_at(str(home), stamp)
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def _columns_at(home: str, stamp: tuple[int, ...]) -> frozenset[str] | None:
-    from pathlib import Path
-
-    from mawb.engine.store import StoreBusyError, contact_column_names
-    from mawb.ui.reader import WorkspaceReader
-
-    try:
-        with WorkspaceReader(Path(home)).read() as connection:
-            row = connection.execute("SELECT count(*) FROM contacts").fetchone()
-            columns = contact_column_names(connection)
-    except (StoreBusyError, FileNotFoundError):
-        return None
-    return frozenset(columns) if row and row[0] else None
+def _report(state: bs.BuilderState, columns: frozenset[str] | None) -> Report:
+    """The draft's validation report, worked out once per changed flow (or columns)."""
+    return bs.remembered(state, "report", (state.flow, columns),
+                         lambda: validate_flow(state.flow, columns=columns))
 
 
 def _state(store: VersionStore, drafts: DraftStore) -> bs.BuilderState:
@@ -135,7 +139,7 @@ def _open_draft(state: bs.BuilderState, store: VersionStore, draft: Draft) -> No
                     notice=f"Restored your draft of {draft.flow.name or draft.flow.id} "
                     f"(autosaved {draft.saved_at:%Y-%m-%d %H:%M} UTC).")
     state.draft_key = draft.key
-    state.autosaved = draft.flow.to_json()
+    state.autosaved = bs.flow_text(state)
 
 
 def _open_saved(state: bs.BuilderState, store: VersionStore, drafts: DraftStore,
@@ -162,7 +166,7 @@ def _autosave(state: bs.BuilderState, drafts: DraftStore) -> None:
             drafts.discard(state.draft_key)
             state.autosaved = None
         return
-    text = state.flow.to_json()
+    text = bs.flow_text(state)
     if text != state.autosaved:
         drafts.save(state.draft_key, state.flow, state.based_on)
         state.autosaved = text
@@ -174,17 +178,17 @@ def _status_line(state: bs.BuilderState) -> str:
     return f"`{state.flow.id}` · {based}{changed}"
 
 
-def _header(state: bs.BuilderState, store: VersionStore, drafts: DraftStore
-            ) -> tuple[Any, Any]:
-    """Title, status and actions; returns the status and undo/redo slots, filled once the
-    rerun's edits are applied (so the marker is never one edit late)."""
-    title, status = st.columns([3, 2], vertical_alignment="bottom")
-    title.header(f"Builder · {state.flow.name or state.flow.id}")
-    status_slot = status.empty()
+def _header(state: bs.BuilderState, store: VersionStore, drafts: DraftStore) -> None:
+    """Title and the actions that replace or leave the draft (full reruns only)."""
+    st.header(f"Builder · {state.flow.name or state.flow.id}")
+    state.titled = state.flow.name
+    # Always one slot, shown or not: the fragment below keeps its place in the page, so a
+    # rerun that brings a notice replaces the canvas in place instead of drawing a second one.
+    notice = st.empty()
     if state.notice:
-        st.success(state.notice, icon=":material/check_circle:")
+        notice.success(state.notice, icon=":material/check_circle:")
         state.notice = None
-    pick, history, layout, simulate = st.columns([3, 3, 1, 1], vertical_alignment="bottom")
+    pick, layout, simulate = st.columns([6, 1, 1], vertical_alignment="bottom")
     with pick:
         _open_menu(state, store, drafts)
     if layout.button("Auto layout", icon=":material/account_tree:", width="stretch"):
@@ -193,23 +197,22 @@ def _header(state: bs.BuilderState, store: VersionStore, drafts: DraftStore
     if simulate.button("Simulate", icon=":material/science:", width="stretch",
                        help="Open this flow on the Experiments page"):
         _simulate(state)
-    return status_slot, history.container()
 
 
-def _history_buttons(state: bs.BuilderState, drafts: DraftStore) -> None:
+def _history_buttons(state: bs.BuilderState) -> None:
+    """Undo/redo as click callbacks: the step is taken before the fragment reruns, so one
+    run shows it (and autosaves it), not a run that asks for another."""
     back, forward = st.columns(2)
-    if back.button("Undo", icon=":material/undo:", width="stretch", key="builder_undo",
-                   disabled=not state.undo, shortcut="Ctrl+Z",
-                   help="Undo the last change (Ctrl+Z)"):
-        bs.undo(state)
-        _autosave(state, drafts)
-        st.rerun()
-    if forward.button("Redo", icon=":material/redo:", width="stretch", key="builder_redo",
-                      disabled=not state.redo, shortcut="Ctrl+Shift+Z",
-                      help="Redo (Ctrl+Shift+Z)"):
-        bs.redo(state)
-        _autosave(state, drafts)
-        st.rerun()
+    back.button("Undo", icon=":material/undo:", width="stretch", key="builder_undo",
+                disabled=not state.undo, shortcut="Ctrl+Z", help="Undo the last change (Ctrl+Z)",
+                on_click=_step_history, args=(bs.undo, state))
+    forward.button("Redo", icon=":material/redo:", width="stretch", key="builder_redo",
+                   disabled=not state.redo, shortcut="Ctrl+Shift+Z", help="Redo (Ctrl+Shift+Z)",
+                   on_click=_step_history, args=(bs.redo, state))
+
+
+def _step_history(step: Callable[[bs.BuilderState], bool], state: bs.BuilderState) -> None:
+    step(state)  # nothing to undo/redo: the button was disabled anyway
 
 
 def _open_menu(state: bs.BuilderState, store: VersionStore, drafts: DraftStore) -> None:
@@ -274,7 +277,10 @@ def _canvas(state: bs.BuilderState, report: Report) -> None:
     if not state.flow.nodes:
         st.info("Empty flow: drag a **trigger** from the palette onto the canvas, then add "
                 "steps and connect their handles.", icon=":material/touch_app:")
-    graph = flow_to_graph(state.flow, diagnostics=report.diagnostics, selected=state.selected)
+    drawn = bs.remembered(state, "graph", (state.flow, report),
+                          lambda: flow_to_graph(state.flow, diagnostics=report.diagnostics))
+    known = {node["id"] for node in drawn["nodes"]}
+    graph = {**drawn, "selected": state.selected if state.selected in known else None}
     flow_canvas(graph, palette=palette_items(), key=state.canvas_key, height=CANVAS_HEIGHT,
                 view_key=state.canvas_key)
 
@@ -305,7 +311,15 @@ def _config_panel(state: bs.BuilderState, home: Path | None = None) -> None:
 
 
 def _flow_settings(state: bs.BuilderState, expanded: bool = False) -> None:
-    with st.expander("Flow settings", icon=":material/tune:", expanded=expanded):
+    """The flow's own settings; their inputs run only while the expander is open (it starts
+    open while no step is selected), so editing a step does not pay for a dozen hidden
+    inputs. Opening it reruns the fragment; the inputs start from the draft's values."""
+    mode = "flow" if expanded else "step"
+    panel = st.expander("Flow settings", icon=":material/tune:", expanded=expanded,
+                        key=f"{state.inputs_key}::flow_settings_{mode}", on_change="rerun")
+    if panel.open is False:
+        return
+    with panel:
         prefix = state.inputs_key
         name = st.text_input("Name", value=state.flow.name, key=f"{prefix}::flow_name")
         description = st.text_area("Description", value=state.flow.description,
@@ -347,11 +361,17 @@ def _import_export(state: bs.BuilderState) -> None:
     with download:
         st.markdown("**Export the draft**")
         stem = f"{state.flow.id}_v{state.based_on or 0}"
-        st.download_button("Download JSON", state.flow.to_json(), file_name=f"{stem}.json",
-                           mime="application/json", icon=":material/download:")
-        text = yaml.safe_dump(state.flow.to_dict(), sort_keys=False, allow_unicode=True)
-        st.download_button("Download YAML", text, file_name=f"{stem}.yaml",
-                           mime="application/yaml", icon=":material/download:")
+        # Built when clicked (from the draft as it is then), not on every rerun.
+        st.download_button("Download JSON", lambda: bs.flow_text(state),
+                           file_name=f"{stem}.json", mime="application/json",
+                           icon=":material/download:")
+        st.download_button("Download YAML", lambda: _yaml_text(state.flow),
+                           file_name=f"{stem}.yaml", mime="application/yaml",
+                           icon=":material/download:")
+
+
+def _yaml_text(flow: Flow) -> str:
+    return yaml.safe_dump(flow.to_dict(), sort_keys=False, allow_unicode=True)
 
 
 def _import(state: bs.BuilderState, name: str, content: bytes) -> None:
@@ -366,15 +386,7 @@ def _lifecycle(state: bs.BuilderState, store: VersionStore) -> None:
     """Live / pause / stop of the saved flow (the service's lifecycle), next to its versions."""
     if not golive.lifecycle_available() or state.saved is None:
         return
-    from mawb.ui.reader import WorkspaceReader
-
-    reader = WorkspaceReader(store.home)
-    current = "draft"
-    if reader.has_store():
-        from mawb import analytics
-
-        with reader.read() as connection:
-            current = str(analytics.service_health(connection, state.flow.id)["state"])
+    current = reads.flow_state(store.home, state.flow.id)
     st.markdown(f"**Go live** · `{state.flow.id}` is **{current}**"
                 + (" · save your changes first: the saved version goes live"
                    if state.dirty else ""))
@@ -383,6 +395,7 @@ def _lifecycle(state: bs.BuilderState, store: VersionStore) -> None:
         if column.button(golive.LABELS[action], key=f"builder_{action}",
                          disabled=state.dirty and action in ("live", "resume")):
             outcome = golive.change_state(store.home, state.saved, action)
+            reads.forget()
             (st.toast if outcome.ok else st.error)(outcome.message)
             st.rerun()
 

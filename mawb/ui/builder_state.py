@@ -8,7 +8,13 @@ template) the `generation` moves on, which gives the canvas and the config input
 
 Every change to the draft during a rerun is one step of history (`record_edit`): undo and redo
 swap whole flows, and move `form_generation` on so the config inputs show the restored values
-while the canvas (which takes a changed graph from Python as it is) keeps its key.
+while the canvas (which takes a changed graph from Python as it is) keeps its key. A history
+step is the `Flow` object itself: flows are never changed in place (every edit makes a new one
+with `model_copy`), so a snapshot costs a reference, not a copy.
+
+A rerun must not pay for work its action does not need: the draft's JSON text (`flow_text`),
+whether it is dirty and its validation report are worked out once per flow object and reused
+until the draft changes.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ SHARED_FLOW_KEY = "mawb_flow"
 experiments)."""
 NEW_FLOW_ID = "new_flow"
 CANVAS_KEY_PREFIX = "builder_canvas_"
+TEXTS_KEPT = 3
 HISTORY_LIMIT = 100
 """Undo steps kept per draft (each is one Flow; a flow of 200 steps is ~100 kB)."""
 
@@ -57,6 +64,10 @@ class BuilderState:
     form_generation: int = 0
     pending_choice: str | None = None  # an "open" waiting for the user to confirm a discard
     autosaved: str | None = None  # the flow JSON last written to the draft file
+    titled: str | None = None  # the flow name the page title shows (drawn on full reruns)
+    memo: dict[str, tuple[Any, Any]] = field(default_factory=dict, repr=False)
+    """Per-flow results (dirty, report) by name: (the objects it was computed for, value)."""
+    texts: list[tuple[Flow, str]] = field(default_factory=list, repr=False)
 
     @property
     def canvas_key(self) -> str:
@@ -71,9 +82,40 @@ class BuilderState:
         """Whether the draft behaves differently from the version it is based on."""
         if self.saved is None:
             return bool(self.flow.nodes)
-        # Layout is left out: opening a deployed flow lays it out, which is not an edit.
-        ignored = {"version", "ui"}
-        return self.saved.model_dump(exclude=ignored) != self.flow.model_dump(exclude=ignored)
+        return bool(remembered(self, "dirty", (self.flow, self.saved),
+                               lambda: _behaviour(self.saved) != _behaviour(self.flow)))
+
+
+def remembered(state: BuilderState, name: str, inputs: tuple[Any, ...], compute: Any) -> Any:
+    """`compute()`, reused while `inputs` are the very same objects (flows are immutable: a
+    changed draft is a new object, so identity says "unchanged" for free), or equal sets and
+    strings (cached store reads come back as copies)."""
+    cached = state.memo.get(name)
+    if cached is not None and len(cached[0]) == len(inputs) and all(
+        a is b or (isinstance(a, frozenset | str) and a == b)
+        for a, b in zip(cached[0], inputs, strict=True)
+    ):
+        return cached[1]
+    value = compute()
+    state.memo[name] = (inputs, value)
+    return value
+
+
+def flow_text(state: BuilderState, flow: Flow | None = None) -> str:
+    """The JSON of `flow` (default: the draft), serialised once per flow object; the last few
+    are kept (the draft before and after a rerun's edit, the autosaved one)."""
+    target = state.flow if flow is None else flow
+    for known, text in state.texts:
+        if known is target:
+            return text
+    text = target.to_json()
+    state.texts = [(target, text), *state.texts[:TEXTS_KEPT - 1]]
+    return text
+
+
+def _behaviour(flow: Flow | None) -> dict[str, Any]:
+    # Layout is left out: opening a deployed flow lays it out, which is not an edit.
+    return flow.model_dump(exclude={"version", "ui"}) if flow is not None else {}
 
 
 def new_flow(flow_id: str = NEW_FLOW_ID) -> Flow:
@@ -180,14 +222,10 @@ def import_file(state: BuilderState, name: str, content: bytes) -> str | None:
     return None
 
 
-def _content(flow: Flow) -> dict[str, Any]:
-    return flow.model_dump(mode="json")
-
-
 def record_edit(state: BuilderState, before: Flow) -> bool:
     """After a rerun's edits: when the draft differs from `before`, make `before` one undo
     step (the redo list is dropped, as in any editor). True when something changed."""
-    if before is state.flow or _content(before) == _content(state.flow):
+    if before is state.flow or flow_text(state, before) == flow_text(state):
         return False
     state.undo.append(before)
     del state.undo[:-HISTORY_LIMIT]

@@ -157,13 +157,15 @@ def unreadable_problems(node_id: str | None, problems: Mapping[str, str]) -> Non
     found[node_id] = dict(problems)
 
 
-def validate_draft(flow: Flow, columns: frozenset[str] | None = None) -> Report:
-    """The draft's one validation: `validate_flow` plus the inputs of this rerun that could not
-    be read (they kept the param as it was, so the flow alone would look valid)."""
+def validate_draft(flow: Flow, columns: frozenset[str] | None = None,
+                   report: Report | None = None) -> Report:
+    """The draft's one validation: `validate_flow` (or its `report`, already worked out) plus
+    the inputs of this rerun that could not be read (they kept the param as it was, so the
+    flow alone would look valid)."""
     import streamlit as st
 
     found: dict[str | None, dict[str, str]] = st.session_state.pop(PROBLEMS_KEY, {})
-    report = validate_flow(flow, columns=columns)
+    report = report if report is not None else validate_flow(flow, columns=columns)
     ids = {node.id for node in flow.nodes}
     extra = tuple(
         Diagnostic(Severity.ERROR, "unreadable_input", node_id,

@@ -2,10 +2,13 @@
 
 A saved *version* must be valid and is immutable (`mawb.versions`); a draft is the work in
 between, so a half-built flow has a home. One file per draft, `drafts/<key>.json` in the
-workspace, written atomically (temp file, fsync, rename) so a crash leaves the previous draft,
-never half a file. The key is the flow id the draft started from, so renaming the flow in its
-settings keeps writing the same draft. Drafts are plain files, like versions: the workspace's
-store (and its one writer) is never involved.
+workspace, written atomically (temp file, rename) so a crash of the server leaves the previous
+draft or the new one, never half a file. A draft is written on every edit, so it is kept small
+(compact JSON) and flushed to disk (fsync) at most once per `SYNC_SECONDS` per draft: an editor
+that fsyncs every keystroke stalls on a busy disk, and what a power cut can cost is the last few
+seconds of edits, never the file. The key is the flow id the draft started from, so renaming
+the flow in its settings keeps writing the same draft. Drafts are plain files, like versions:
+the workspace's store (and its one writer) is never involved.
 
     drafts = DraftStore(home)
     drafts.save("welcome", flow, based_on=3)
@@ -19,6 +22,7 @@ import json
 import os
 import re
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +30,9 @@ from pathlib import Path
 from mawb.model import Flow, FlowFileError, loads
 
 FOLDER = "drafts"
+SYNC_SECONDS = 5.0
+"""At most one fsync per draft file in this many seconds (the rename is atomic regardless)."""
+_synced: dict[Path, float] = {}
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -51,15 +58,16 @@ class DraftStore:
         """Write the draft of `key` (replacing the previous one atomically)."""
         saved_at = datetime.now(UTC)
         document = {"key": key, "based_on": based_on, "saved_at": saved_at.isoformat(),
-                    "flow": json.loads(flow.to_json())}
+                    "flow": flow.to_dict()}
         self.folder.mkdir(parents=True, exist_ok=True)
         target = self.path(key)
         handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=".draft-", suffix=".tmp")
         try:
             with os.fdopen(handle, "w", encoding="utf-8") as file:
-                json.dump(document, file, indent=1)
-                file.flush()
-                os.fsync(file.fileno())
+                json.dump(document, file, separators=(",", ":"), ensure_ascii=False)
+                if _sync_due(target):
+                    file.flush()
+                    os.fsync(file.fileno())
             os.replace(temporary, target)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
@@ -85,6 +93,14 @@ class DraftStore:
 
     def _files(self) -> list[Path]:
         return sorted(self.folder.glob("*.json")) if self.folder.is_dir() else []
+
+
+def _sync_due(target: Path) -> bool:
+    now = time.monotonic()
+    if now - _synced.get(target, -SYNC_SECONDS) < SYNC_SECONDS:
+        return False
+    _synced[target] = now
+    return True
 
 
 def _read(path: Path) -> Draft | None:

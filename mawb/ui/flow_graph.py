@@ -9,6 +9,7 @@ handle per branch) and edits come back to a `Flow` in one place. The graph shape
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -23,11 +24,20 @@ UNKNOWN_COLOR = "#64748b"
 """Colour of nodes whose type is not registered (shown, flagged by validation)."""
 
 Counts = Mapping[str, Mapping[str, int | None]]
+UNREACHABLE = "unreachable"
+"""The one error the canvas can work out alone (no trigger leads to the node): it redraws it
+the moment an edit changes the edges, before Python's validation comes back."""
 
 
 def palette_items() -> list[dict[str, Any]]:
-    """Every registered node type as a palette entry, in palette order."""
-    return [
+    """Every registered node type as a palette entry, in palette order (built once: the
+    registry does not change while the app runs)."""
+    return list(_palette())
+
+
+@functools.cache
+def _palette() -> tuple[dict[str, Any], ...]:
+    return tuple(
         {
             "type": node_type.type,
             "category": node_type.category.value,
@@ -41,7 +51,7 @@ def palette_items() -> list[dict[str, Any]]:
             "params": {},
         }
         for node_type in nodes.all_types()
-    ]
+    )
 
 
 def edge_id(edge: Edge, taken: set[str]) -> str:
@@ -75,7 +85,10 @@ def flow_to_graph(
     for index, node in enumerate(flow.nodes):
         x, y = where.get(node.id, (index * 260.0, 0.0))
         data = node_data(node)
-        data["error"] = "; ".join(errors.get(node.id, [])) or None
+        found = errors.get(node.id, [])
+        data["error"] = "; ".join(message for _, message in found) or None
+        # What the canvas needs to redraw reachability itself until Python answers an edit.
+        data["other_errors"] = [message for code, message in found if code != UNREACHABLE]
         data["counts"] = dict(counts[node.id]) if counts and node.id in counts else None
         graph_nodes.append(
             {"id": node.id, "type": node.type, "position": {"x": round(x), "y": round(y)},
@@ -175,9 +188,10 @@ def _fallback_branches(node_type: type[NodeType], params: Mapping[str, Any]) -> 
     return [*dict.fromkeys(names), *(b for b in node_type.fixed_branches if b not in names)]
 
 
-def _errors_by_node(diagnostics: Iterable[Diagnostic]) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
+def _errors_by_node(diagnostics: Iterable[Diagnostic]) -> dict[str, list[tuple[str, str]]]:
+    found: dict[str, list[tuple[str, str]]] = {}
     for diagnostic in diagnostics:
         if diagnostic.node_id and diagnostic.severity is Severity.ERROR:
-            found.setdefault(diagnostic.node_id, []).append(diagnostic.message)
+            found.setdefault(diagnostic.node_id, []).append((diagnostic.code,
+                                                             diagnostic.message))
     return found

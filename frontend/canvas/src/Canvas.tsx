@@ -27,14 +27,16 @@ import {
   nextNodeId,
   nodeFromPalette,
   normalizeGraph,
+  structureSignature,
   toCanvasEdges,
   toCanvasNode,
   toCanvasNodes,
   type CanvasNode,
 } from "./graph";
+import { withOptimisticErrors } from "./optimistic";
 import { Palette } from "./Palette";
 import { DRAG_MIME, findPaletteItem } from "./palette";
-import { Debouncer, decideSync, shouldApplyIncoming, shouldRefit } from "./sync";
+import { Debouncer, decideSync, shouldApplyIncoming, shouldRefit, syncDelay } from "./sync";
 import type { CanvasProps, FlowGraph } from "./types";
 import { viewOptions, type FitOptions } from "./view";
 
@@ -69,9 +71,12 @@ function FlowCanvas({
 }: CanvasAppProps): ReactElement {
   const incoming = useMemo(() => normalizeGraph(graph), [graph]);
   const incomingSignature = useMemo(() => graphSignature(incoming), [incoming]);
+  const answered = useMemo(() => structureSignature({ ...incoming, selected: null }), [incoming]);
   const [nodes, setNodes] = useState<CanvasNode[]>(() => toCanvasNodes(incoming, read_only));
   const [edges, setEdges] = useState<Edge[]>(() => toCanvasEdges(incoming));
   const baseline = useRef(incomingSignature);
+  const baselineStructure = useRef(structureSignature(incoming));
+  const known = useMemo(() => ({ signature: baseline, structure: baselineStructure }), []);
   const lastIncoming = useRef<string | null>(incomingSignature);
   const send = useRef(sendGraph);
   send.current = sendGraph;
@@ -81,11 +86,14 @@ function FlowCanvas({
     lastIncoming.current = incomingSignature;
     if (!apply) return;
     baseline.current = incomingSignature;
+    baselineStructure.current = structureSignature(incoming);
     setNodes((previous) => toCanvasNodes(incoming, read_only, previous));
     setEdges(toCanvasEdges(incoming));
   }, [incoming, incomingSignature, read_only]);
 
-  useGraphSync(nodes, edges, baseline, send);
+  const [pressed, press] = usePressed();
+  useGraphSync(nodes, edges, known, send, pressed);
+  const shownNodes = useOptimisticNodes(nodes, edges, answered);
   const view = viewOptions(read_only);
   const onMoveStart = useFitUntilTouched(view_key, fit_view, view.fit);
 
@@ -115,9 +123,9 @@ function FlowCanvas({
   return (
     <div className={read_only ? "mawb-canvas is-read-only" : "mawb-canvas"} style={{ height: `${height}px` }}>
       {read_only ? null : <Palette items={palette} />}
-      <div className="mawb-flow" onDragOver={onDragOver} onDrop={onDrop}>
+      <div className="mawb-flow" onDragOver={onDragOver} onDrop={onDrop} onPointerDownCapture={press}>
         <ReactFlow<CanvasNode, Edge>
-          nodes={nodes}
+          nodes={shownNodes}
           edges={edges}
           nodeTypes={NODE_TYPES}
           onNodesChange={onNodesChange}
@@ -143,6 +151,19 @@ function FlowCanvas({
       </div>
     </div>
   );
+}
+
+/**
+ * The nodes as drawn: while the canvas differs from the graph Python last sent (an edit on its
+ * way; a selection alone changes no error), their reachability errors are redrawn locally (`optimistic.ts`); what is sent to Python
+ * is never touched.
+ */
+function useOptimisticNodes(nodes: CanvasNode[], edges: Edge[], answered: string): CanvasNode[] {
+  return useMemo(() => {
+    const current = fromCanvas(nodes, edges);
+    const unchanged = structureSignature({ ...current, selected: null }) === answered;
+    return unchanged ? nodes : withOptimisticErrors(nodes, current);
+  }, [nodes, edges, answered]);
 }
 
 function miniMapColor(node: CanvasNode): string {
@@ -179,33 +200,61 @@ function useFitUntilTouched(viewKey: string | null, fitOnMount: boolean, options
   }, []);
 }
 
-/** Send the canvas graph to Python after a pause, never mid-drag, only when it changed. */
+/** What Python last knew about: the graph's signature and its structure's (positions left out). */
+interface Baseline {
+  signature: { current: string };
+  structure: { current: string };
+}
+
+/**
+ * Send the canvas graph to Python, never mid-drag, only when it changed: a structural change
+ * almost at once, a move after a pause (`syncDelay`).
+ */
 function useGraphSync(
   nodes: CanvasNode[],
   edges: Edge[],
-  baseline: { current: string },
+  baseline: Baseline,
   send: { current: (graph: FlowGraph) => void },
+  pressed: boolean,
 ): void {
   const current = useMemo(() => fromCanvas(nodes, edges), [nodes, edges]);
   const signature = useMemo(() => graphSignature(current), [current]);
-  const dragging = nodes.some((node) => node.dragging);
+  const dragging = pressed || nodes.some((node) => node.dragging);
   const debouncer = useRef<Debouncer | null>(null);
   debouncer.current ??= new Debouncer();
 
   useEffect(() => {
     const timer = debouncer.current as Debouncer;
-    const decision = decideSync({ current: signature, baseline: baseline.current, dragging });
+    const decision = decideSync({ current: signature, baseline: baseline.signature.current, dragging });
     if (decision !== "schedule") {
       timer.cancel();
       return;
     }
+    const structure = structureSignature(current);
     timer.run(() => {
-      baseline.current = signature;
+      baseline.signature.current = signature;
+      baseline.structure.current = structure;
       send.current(current);
-    });
+    }, syncDelay(structure, baseline.structure.current));
   }, [current, signature, dragging, baseline, send]);
 
   useEffect(() => () => debouncer.current?.cancel(), []);
+}
+
+/**
+ * Whether a pointer pressed on the canvas is still down: a gesture in progress (the selection
+ * a press makes is sent when the press ends, not in the middle of the drag it may start).
+ */
+function usePressed(): [boolean, () => void] {
+  const [pressed, setPressed] = useState(false);
+  useEffect(() => {
+    if (!pressed) return;
+    const release = () => setPressed(false);
+    const events = ["pointerup", "pointercancel", "dragend"] as const;
+    events.forEach((name) => window.addEventListener(name, release, true));
+    return () => events.forEach((name) => window.removeEventListener(name, release, true));
+  }, [pressed]);
+  return [pressed, useCallback(() => setPressed(true), [])];
 }
 
 /** Accept palette items dropped on the canvas and create a node where they land. */

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   fromCanvas,
   graphSignature,
+  structureSignature,
   nextEdgeId,
   nextNodeId,
   nodeFromPalette,
@@ -113,6 +114,18 @@ describe("graphSignature", () => {
     const edited = structuredClone(graph);
     edited.nodes[1].data.branches = ["true", "false", "maybe"];
     expect(graphSignature(edited)).not.toBe(graphSignature(graph));
+  });
+});
+
+describe("structureSignature", () => {
+  it("ignores moves but not edges, steps or the selection", () => {
+    const graph = normalizeGraph(sampleGraph());
+    const before = structureSignature(graph);
+    const moved = { ...graph, nodes: graph.nodes.map((node) => ({ ...node, position: { x: 9, y: 9 } })) };
+    expect(structureSignature(moved)).toBe(before);
+    expect(structureSignature({ ...graph, edges: [] })).not.toBe(before);
+    expect(structureSignature({ ...graph, nodes: graph.nodes.slice(1) })).not.toBe(before);
+    expect(structureSignature({ ...graph, selected: "start" })).not.toBe(before);
   });
 });
 

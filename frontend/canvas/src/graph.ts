@@ -90,6 +90,11 @@ export function graphSignature(graph: FlowGraph): string {
   return stableStringify(graph);
 }
 
+/** The signature of what the graph is, positions left out (moving a node changes nothing). */
+export function structureSignature(graph: FlowGraph): string {
+  return stableStringify({ ...graph, nodes: graph.nodes.map(({ position: _, ...node }) => node) });
+}
+
 function stableStringify(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(stableStringify).join(",")}]`;
   if (value !== null && typeof value === "object") {

@@ -1,5 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { Debouncer, decideSync, shouldApplyIncoming, shouldRefit } from "./sync";
+import {
+  Debouncer,
+  decideSync,
+  shouldApplyIncoming,
+  shouldRefit,
+  STRUCTURE_DELAY_MS,
+  SYNC_DELAY_MS,
+  syncDelay,
+} from "./sync";
 
 describe("decideSync", () => {
   it("stays idle when Python already has this graph", () => {
@@ -77,6 +85,26 @@ describe("Debouncer", () => {
     const started = Date.now();
     const elapsed = await new Promise<number>((resolve) => debouncer.run(() => resolve(Date.now() - started)));
     expect(elapsed).toBeGreaterThanOrEqual(15);
+  });
+});
+
+describe("syncDelay", () => {
+  it("waits for a pause after moves, sends structural changes almost at once", () => {
+    expect(syncDelay("s1", "s1")).toBe(SYNC_DELAY_MS);
+    expect(syncDelay("s2", "s1")).toBe(STRUCTURE_DELAY_MS);
+    expect(STRUCTURE_DELAY_MS).toBeLessThan(SYNC_DELAY_MS);
+  });
+
+  it("lets one run use its own delay", () => {
+    const delays: number[] = [];
+    const debouncer = new Debouncer(250, (callback, delayMs) => {
+      delays.push(delayMs);
+      return setTimeout(callback, 0);
+    });
+    debouncer.run(() => undefined, 30);
+    debouncer.run(() => undefined);
+    debouncer.cancel();
+    expect(delays).toEqual([30, 250]);
   });
 });
 

@@ -1,7 +1,16 @@
-// When the canvas tells Python about an edit. Each send reruns the whole Streamlit script, so
-// we send only real changes, never mid-drag (a drag would otherwise rerun the app dozens of
-// times), and only after the user paused for a moment.
+// When the canvas tells Python about an edit. Each send reruns the Builder's fragment, so we
+// send only real changes, never mid-drag (a drag would otherwise rerun it dozens of times).
+// A move waits for the user to pause (nudging a node is often several moves); a change of
+// what the flow is (a step dropped or deleted, an edge drawn, a selection) goes almost at once:
+// its result (errors, the step's settings) is what the user waits for. The short delay only
+// gathers the changes of one gesture (deleting a step deletes its edges too).
 export const SYNC_DELAY_MS = 250;
+export const STRUCTURE_DELAY_MS = 30;
+
+/** How long to wait before sending: short when more than positions changed. */
+export function syncDelay(structure: string, baselineStructure: string): number {
+  return structure === baselineStructure ? SYNC_DELAY_MS : STRUCTURE_DELAY_MS;
+}
 
 export type SyncDecision = "idle" | "wait-for-drag" | "schedule";
 
@@ -45,12 +54,12 @@ export class Debouncer {
       clearTimeout(handle),
   ) {}
 
-  run(callback: () => void): void {
+  run(callback: () => void, delayMs: number = this.delayMs): void {
     this.cancel();
     this.handle = this.schedule(() => {
       this.handle = null;
       callback();
-    }, this.delayMs);
+    }, delayMs);
   }
 
   cancel(): void {
