@@ -42,8 +42,6 @@ run: demo
 	trap 'kill $$service 2>/dev/null; wait $$service 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) --server.headless true
 
-# pytest's options (two xdist workers, --dist loadgroup) are in pyproject.toml, so this and a
-# plain `.venv/bin/python -m pytest` run the suite the same way.
 test: setup-test
 	$(BIN)/python -m pytest
 
