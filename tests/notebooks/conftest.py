@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# The kernels inherit this: notebook 04 imports its DAGs in a DagBag, whose 30 s default
+# import timeout a loaded 2-core machine can exceed (a slow import is not what it checks).
+os.environ.setdefault("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", "300")
 
 TIMINGS: dict[str, float] = {}
 
