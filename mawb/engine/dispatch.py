@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from mawb.engine import outbox
 from mawb.expr import to_sql
+from mawb.flowplan import plan
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -59,15 +60,18 @@ def complete(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime,
     """Enrollments with no token left have reached the end of every path."""
     within = ("AND enrollment_id IN (SELECT enrollment_id FROM cohort)" if scope == "cohort"
               else "")
-    connection.execute(
-        f"""
-        UPDATE enrollments SET status = 'completed', exited_at = ?, exit_reason = 'end of path'
+    ended = f"""
         WHERE flow_id = ? AND status = 'active' {within}
           AND NOT EXISTS (SELECT 1 FROM tokens t WHERE t.flow_id = ?
-                          AND t.enrollment_id = enrollments.enrollment_id)
-        """,
-        [now, flow.id, flow.id],
-    )
+                          AND t.enrollment_id = enrollments.enrollment_id)"""
+    if any(node_type.is_merge for node_type in plan(flow).types.values()):
+        # A finished enrollment never reaches a merge again: its merge state goes with it.
+        connection.execute("DELETE FROM merge_passed WHERE flow_id = ? AND enrollment_id IN "
+                           f"(SELECT enrollment_id FROM enrollments {ended})",
+                           [flow.id, flow.id, flow.id])
+    connection.execute(
+        "UPDATE enrollments SET status = 'completed', exited_at = ?, exit_reason = 'end of path' "
+        + ended, [now, flow.id, flow.id])
 
 
 __all__ = ["complete", "dispatch"]

@@ -526,10 +526,15 @@ def merge(cohort: Cohort) -> None:
         FROM (
             SELECT t.token_id, {ready} AS ready,
                    t.token_id = min(t.token_id) OVER (PARTITION BY t.enrollment_id) AS first,
-                   EXISTS (SELECT 1 FROM node_log l WHERE l.enrollment_id = t.enrollment_id
-                           AND l.node_id = t.node_id AND l.event = 'completed'
-                           AND l.branch = ?) AS already
+                   EXISTS (SELECT 1 FROM merge_passed m WHERE m.enrollment_id = t.enrollment_id
+                           AND m.node_id = t.node_id) AS already
             FROM cohort t)
         """,
-        [SINGLE, SINGLE],
+        [SINGLE],
+    )
+    # Remember who went through, with the tokens rather than in the audit log.
+    cohort.sql(
+        "INSERT INTO merge_passed SELECT DISTINCT c.flow_id, c.enrollment_id, c.contact_id, "
+        "c.node_id FROM decision d JOIN cohort c USING (token_id) WHERE d.branch = ?",
+        [SINGLE],
     )

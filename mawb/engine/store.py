@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-STORE_SCHEMA_VERSION = 7
+STORE_SCHEMA_VERSION = 8
 # A lock wait longer than this is logged as a warning (see `retry_open`).
 SLOW_WAIT_SECONDS = 1.0
 CHECKPOINT_THRESHOLD = "1GB"
@@ -168,7 +168,24 @@ CREATE TABLE IF NOT EXISTS run_params (
     PRIMARY KEY (flow_id, version, tick_time));
 """
 
-SCHEMA_STEPS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7}
+# v8: merge state kept beside the tokens. A merge remembers which enrollments it has let
+# through here instead of searching the whole node_log audit table at every tick (a tick's
+# cost must not grow with history); rows of enrollments that finish are removed. Existing
+# stores are filled from node_log for the enrollments still active.
+_V8 = """
+CREATE TABLE IF NOT EXISTS merge_passed (
+    flow_id VARCHAR, enrollment_id BIGINT, contact_id VARCHAR, node_id VARCHAR);
+INSERT INTO merge_passed
+SELECT DISTINCT l.flow_id, l.enrollment_id, l.contact_id, l.node_id
+FROM node_log l JOIN enrollments e ON e.enrollment_id = l.enrollment_id
+ AND e.contact_id = l.contact_id
+WHERE e.status = 'active' AND l.event = 'completed' AND l.branch = 'out'
+  AND NOT EXISTS (SELECT 1 FROM merge_passed m WHERE m.enrollment_id = l.enrollment_id
+                  AND m.node_id = l.node_id);
+"""
+
+SCHEMA_STEPS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7,
+                                8: _V8}
 
 
 class StoreBusyError(RuntimeError):
