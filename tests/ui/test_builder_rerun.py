@@ -34,6 +34,9 @@ def test_results_are_reused_per_flow_object_and_recomputed_for_a_new_one() -> No
     assert bs.remembered(state, "n", (state.flow,), compute) == 1  # same object: reused
     state.flow = state.flow.model_copy(update={"name": "Renamed"})
     assert bs.remembered(state, "n", (state.flow,), compute) == 2
+    columns = frozenset({"email"})
+    assert bs.remembered(state, "n", (state.flow, columns), compute) == 3
+    assert bs.remembered(state, "n", (state.flow, frozenset({"email"})), compute) == 3  # a copy
     assert bs.flow_text(state) is bs.flow_text(state)
     assert json.loads(bs.flow_text(state))["name"] == "Renamed"
 
