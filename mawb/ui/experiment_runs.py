@@ -10,7 +10,6 @@ This module is plain Python (tested without Streamlit); `mawb.ui.experiments_vie
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -19,7 +18,7 @@ import plotly.graph_objects as go
 
 from mawb import nodes
 from mawb.nodes.base import TriggerKind
-from mawb.simulate import SweepResult, simulate
+from mawb.simulate import SweepResult, simulate, sweep
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -70,12 +69,11 @@ def run_variant(flow: Flow, population: Population, *, params: dict[str, ParamVa
                 days: float, seed: int = 0,
                 on_progress: Callable[[float], None] | None = None,
                 cancel: Callable[[], bool] | None = None) -> Variant:
-    """Simulate `flow` with `params` on the population in a throw-away workspace; `cancel`
-    stops it between two ticks (`SimulationCancelled`)."""
-    with tempfile.TemporaryDirectory(prefix="mawb-experiment-") as home:
-        result = simulate(flow, population.contacts, events=population.events, days=days,
-                          params=params, seed=seed, progress=False, home=home,
-                          on_progress=on_progress, cancel=cancel)
+    """Simulate `flow` with `params` on the population in a throw-away in-memory store;
+    `cancel` stops it between two ticks (`SimulationCancelled`)."""
+    result = simulate(flow, population.contacts, events=population.events, days=days,
+                      params=params, seed=seed, progress=False, on_progress=on_progress,
+                      cancel=cancel)
     summary = dict(result.summary)
     return Variant(label=variant_label(flow, population.label, days, seed, params),
                    flow_id=flow.id, params=dict(params), population=population.label,
@@ -113,17 +111,12 @@ def run_sweep(flow: Flow, population: Population, *, param: str, values: list[Pa
               fixed: dict[str, ParamValue], days: float, seed: int = 0,
               on_progress: Callable[[float], None] | None = None,
               cancel: Callable[[], bool] | None = None) -> SweepResult:
-    """Simulate once per value of `param` (others `fixed`), same seed, one row per value."""
-    rows = []
-    for index, value in enumerate(values):
-        def share(done: float, index: int = index) -> None:
-            if on_progress is not None:
-                on_progress((index + done) / len(values))
-
-        variant = run_variant(flow, population, params={**fixed, param: value}, days=days,
-                              seed=seed, on_progress=share, cancel=cancel)
-        rows.append({"value": value, **variant.summary})
-    return SweepResult(param, pd.DataFrame(rows), [])
+    """Simulate once per value of `param` (others `fixed`), same seed, one row per value:
+    `mawb.simulate.sweep`, so the population is imported once and the values share their
+    ticks until the param first matters."""
+    return sweep(flow, population.contacts, param=param, values=list(values),
+                 params=dict(fixed), events=population.events, days=days, seed=seed,
+                 progress=False, on_progress=on_progress, cancel=cancel)
 
 
 def compare_table(variants: list[Variant], baseline: int = 0) -> pd.DataFrame:
