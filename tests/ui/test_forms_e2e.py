@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
-from mawb.ui.server import serve_streamlit
+from support.browser import serve_streamlit
 from test_builder_e2e import Workbench
 from test_pages_e2e import Tab
 
