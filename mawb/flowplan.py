@@ -18,15 +18,14 @@ it can have work.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from mawb import graph, nodes
 from mawb.nodes.base import Outputs
-from mawb.validate import FlowInvalidError, analyse, flow_key, validate_flow
+from mawb.validate import ByContent, FlowInvalidError, analyse, validate_flow
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -87,27 +86,9 @@ class FlowPlan:
         return node_type.branches(params)
 
 
-_PLANS: OrderedDict[tuple[Any, ...], FlowPlan] = OrderedDict()
-_PLANS_KEPT = 256
-_LOCK = threading.Lock()
-
-
 def plan(flow: Flow) -> FlowPlan:
     """The plan of `flow`, built on the first call for its content and shared after that."""
-    key = flow_key(flow)
-    if key is None:
-        return _build(flow)
-    with _LOCK:
-        found = _PLANS.get(key)
-        if found is not None:
-            _PLANS.move_to_end(key)
-            return found
-    found = _build(flow)
-    with _LOCK:
-        _PLANS[key] = found
-        while len(_PLANS) > _PLANS_KEPT:
-            _PLANS.popitem(last=False)
-    return found
+    return _plans(flow)
 
 
 def node_params(flow: Flow, node_id: str) -> Params:
@@ -173,6 +154,9 @@ def _build(flow: Flow) -> FlowPlan:
         cycle_free=cycle_free,
         _order=order,
     )
+
+
+_plans: ByContent[FlowPlan] = ByContent(lambda flow: _build(flow))  # late-bound name
 
 
 def _frozen(groups: dict[str, list[Edge]]) -> Mapping[str, tuple[Edge, ...]]:

@@ -42,7 +42,7 @@ from collections import Counter, OrderedDict, defaultdict
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
@@ -57,7 +57,7 @@ from mawb.nodes.plain_errors import plain_message
 from mawb.personalize import check_template, compile_template, template_variables
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Iterator, Mapping
+    from collections.abc import Callable, Collection, Iterator, Mapping
 
     from mawb.nodes.base import NodeType, Params
 
@@ -204,9 +204,32 @@ class Analysis:
     diagnostics: tuple[Diagnostic, ...]
 
 
-_ANALYSES: OrderedDict[tuple[Any, ...], Analysis] = OrderedDict()
-_ANALYSES_KEPT = 256
-_LOCK = threading.Lock()
+T = TypeVar("T")
+
+
+class ByContent(Generic[T]):
+    """What is worked out from a flow, kept per flow content (`flow_key`) for the most
+    recently used `kept` contents; flows without a key are worked out every time."""
+
+    def __init__(self, build: Callable[[Flow], T], kept: int = 256) -> None:
+        self._build, self._kept = build, kept
+        self._found: OrderedDict[tuple[Any, ...], T] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, flow: Flow) -> T:
+        key = flow_key(flow)
+        if key is None:
+            return self._build(flow)
+        with self._lock:
+            if key in self._found:
+                self._found.move_to_end(key)
+                return self._found[key]
+        built = self._build(flow)
+        with self._lock:
+            self._found[key] = built
+            while len(self._found) > self._kept:
+                self._found.popitem(last=False)
+        return built
 
 
 def flow_key(flow: Flow) -> tuple[Any, ...] | None:
@@ -244,25 +267,6 @@ def _json_native(value: Any) -> bool:
     return True
 
 
-def analyse(flow: Flow) -> Analysis:
-    """Parse and check `flow` once per content: a later call with an equal flow (the same
-    file loaded again, a copy with other param values) returns the first call's analysis."""
-    key = flow_key(flow)
-    if key is None:
-        return _analyse(flow)
-    with _LOCK:
-        found = _ANALYSES.get(key)
-        if found is not None:
-            _ANALYSES.move_to_end(key)
-            return found
-    found = _analyse(flow)
-    with _LOCK:
-        _ANALYSES[key] = found
-        while len(_ANALYSES) > _ANALYSES_KEPT:
-            _ANALYSES.popitem(last=False)
-    return found
-
-
 def _analyse(flow: Flow) -> Analysis:
     parsed: dict[str, Params] = {}
     found: list[Diagnostic] = []
@@ -276,6 +280,11 @@ def _analyse(flow: Flow) -> Analysis:
     found += _check_settings(flow, None)
     found += _check_unconnected_branches(flow, parsed)
     return Analysis(MappingProxyType(parsed), tuple(found))
+
+
+# Parse and check a flow once per content: a later call with an equal flow (the same file
+# loaded again, a copy with other param values) returns the first call's analysis.
+analyse: ByContent[Analysis] = ByContent(lambda flow: _analyse(flow))  # late-bound name
 
 
 def _check_columns(flow: Flow, parsed: Mapping[str, Params], columns: Collection[str]
