@@ -550,7 +550,7 @@ def _lifecycle(workspace: Workspace, connection: duckdb.DuckDBPyConnection,
 def _move(workspace: Workspace, connection: duckdb.DuckDBPyConnection,
           record: dict[str, Any]) -> tuple[str, str]:
     """This partition's share of moving one version's contacts in flight onto another."""
-    from mawb.versions import move_partition, plan_move
+    from mawb.engine.moves import move_partition, plan_move
 
     flow_id = str(record.get("flow_id"))
     source, target = int(record["from_version"]), int(record["to_version"])
