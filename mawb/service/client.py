@@ -115,14 +115,16 @@ def outcomes(home: Path, receipt: str, timeout: float = 20.0) -> list[tuple[Any,
     return None
 
 
-def ask(home: Path, records: list[dict[str, Any]], timeout: float = 10.0) -> tuple[bool, str]:
-    """Queue commands and wait (bounded) for their outcome: (False, the refusal) when one
-    failed, (True, the last outcome) when all applied, (True, "asked…") when the service has
-    not got to them within `timeout` — they stay queued and will apply."""
+def ask(home: Path, records: list[dict[str, Any]], waiting: str, done: str | None = None,
+        timeout: float = 10.0) -> tuple[bool, str]:
+    """Queue commands and wait (bounded) for the service to apply them: (False, the refusal)
+    when one failed, (True, `done` or the last command's outcome) when all applied, (True,
+    `waiting`) when the service has not got to them within `timeout` (they stay queued and
+    will apply)."""
     applied = outcomes(home, submit(home, records), timeout=timeout)
     if applied is None:
-        return True, "Asked the service; it applies requests within about a second."
+        return True, waiting
     failed = [row for row in applied if str(row[2]) == "failed"]
     if failed:
         return False, f"The service refused: {failed[0][3]}"
-    return True, str(applied[-1][3])
+    return True, done or str(applied[-1][3])

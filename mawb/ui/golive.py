@@ -64,21 +64,15 @@ def change_state(home: Path, flow: Flow, action: str) -> Outcome:
 
 
 def _via_service(home: Path, flow: Flow, state: str) -> Outcome:
-    from mawb.service.client import command, outcomes, submit
+    from mawb.service.client import ask, command
 
     records = []
     if state == "live":
         records.append(command("deploy", flow=json.loads(flow.to_json())))
     records.append(command("lifecycle", flow_id=flow.id, state=state))
-    receipt = submit(home, records)
-    applied = outcomes(home, receipt, timeout=10.0)
-    if applied is None:
-        return Outcome(True, f"Asked the service to make {flow.id} {state}; it applies "
-                       "requests within about a second.")
-    failed = [row for row in applied if str(row[2]) == "failed"]
-    if failed:
-        return Outcome(False, f"The service refused: {failed[0][3]}")
-    return Outcome(True, f"{flow.id} is {state} (applied by the service).")
+    return Outcome(*ask(home, records, f"Asked the service to make {flow.id} {state}; it "
+                        "applies requests within about a second.",
+                        done=f"{flow.id} is {state} (applied by the service)."))
 
 
 def _directly(home: Path, flow: Flow, state: str) -> Outcome:

@@ -11,12 +11,14 @@ live in `mawb.versions` (`plan_move`, `move_in_flight`); while the service runs,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pandas as pd
 import streamlit as st
 
+from mawb.ui import builder_reads as reads
+from mawb.ui import golive
+from mawb.ui.golive import Outcome
 from mawb.versions import in_flight, move_in_flight, plan_move
 
 if TYPE_CHECKING:
@@ -24,12 +26,6 @@ if TYPE_CHECKING:
 
     from mawb.model import Flow
     from mawb.versions import InFlight, VersionStore
-
-
-@dataclass(frozen=True)
-class MoveOutcome:
-    ok: bool
-    message: str
 
 
 def render_in_flight(flow_id: str, store: VersionStore) -> None:
@@ -68,6 +64,7 @@ def _version_move(store: VersionStore, flow_id: str, version: int, newest: int,
         if st.button(f"Move onto v{newest}", key=f"move_{flow_id}_{version}",
                      icon=":material/move_down:"):
             outcome = move_contacts(store.home, flow_id, version, newest, mapping)
+            _waiting_at.clear()  # the page changed the store itself
             (st.toast if outcome.ok else st.error)(outcome.message)
             if outcome.ok:
                 st.rerun()
@@ -93,35 +90,41 @@ def _mapping_inputs(old: Flow, new: Flow, unmapped: tuple[str, ...], nodes: dict
 
 
 def _waiting(home: Path, flow_id: str) -> dict[int, InFlight]:
+    """Read once per store change: the versions tab reruns with every canvas action."""
+    stamp = reads.store_stamp(home)
+    return {} if stamp is None else _waiting_at(str(home), flow_id, stamp)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _waiting_at(home: str, flow_id: str, stamp: reads.Stamp) -> dict[int, InFlight]:
+    from pathlib import Path
+
     from mawb.engine.store import StoreBusyError, StoreSchemaError
     from mawb.ui.reader import WorkspaceReader
 
-    reader = WorkspaceReader(home)
-    if not reader.has_store():
-        return {}
     try:
-        with reader.read() as connection:
+        with WorkspaceReader(Path(home)).read() as connection:
             return in_flight(connection, flow_id)
-    except (StoreBusyError, StoreSchemaError):
+    except (StoreBusyError, StoreSchemaError, FileNotFoundError):
         return {}
 
 
 def move_contacts(home: Path, flow_id: str, from_version: int, to_version: int,
-                  mapping: dict[str, str]) -> MoveOutcome:
+                  mapping: dict[str, str]) -> Outcome:
     """Move through the service when it runs (its loop is the one writer), else directly."""
-    from mawb.ui import golive
-
     if golive.service_running(home):
         from mawb.service.client import ask, command
 
-        return MoveOutcome(*ask(home, [command("move", flow_id=flow_id, from_version=from_version,
-                                               to_version=to_version, mapping=mapping)]))
+        return Outcome(*ask(home, [command("move", flow_id=flow_id, from_version=from_version,
+                                           to_version=to_version, mapping=mapping)],
+                            "Asked the service to move the contacts; it applies requests "
+                            "within about a second."))
     from mawb.engine import Workspace
 
     try:
         result = move_in_flight(Workspace(home), flow_id, from_version, to_version, mapping)
     except (KeyError, ValueError) as error:
-        return MoveOutcome(False, str(error.args[0] if error.args else error))
+        return Outcome(False, str(error.args[0] if error.args else error))
     left = sum(result.stayed.values())
-    return MoveOutcome(True, f"{result.moved} enrollments moved onto v{to_version}"
-                       + (f"; {left} stay on v{from_version}" if left else "") + ".")
+    return Outcome(True, f"{result.moved} enrollments moved onto v{to_version}"
+                   + (f"; {left} stay on v{from_version}" if left else "") + ".")

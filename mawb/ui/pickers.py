@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from mawb.nodes.base import Category
+from mawb.ui.builder_reads import Stamp, store_stamp
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -43,14 +44,8 @@ def workspace_vocabulary(home: Path | None, flow: Flow | None = None) -> Vocabul
     name (known before any event arrived). Empty without a store or while it stays busy."""
     from mawb import nodes
 
-    stored = Vocabulary()
-    if home is not None:
-        from mawb.ui.reader import WorkspaceReader
-
-        reader = WorkspaceReader(home)
-        if reader.has_store():
-            stamp = tuple(p.stat().st_mtime_ns for p in reader.store_paths() if p.exists())
-            stored = _stored_vocabulary(str(home), stamp)
+    stamp = store_stamp(home) if home is not None else None
+    stored = Vocabulary() if stamp is None else _stored_vocabulary(str(home), stamp)
     named: set[str] = set()
     for node in flow.nodes if flow is not None else []:
         if nodes.has(node.type) and nodes.get(node.type).category is Category.TRIGGER:
@@ -63,17 +58,12 @@ def workspace_vocabulary(home: Path | None, flow: Flow | None = None) -> Vocabul
 
 def sample_contacts(home: Path) -> tuple[str, ...]:
     """A few contact ids of the workspace to preview with (none without a store)."""
-    from mawb.ui.reader import WorkspaceReader
-
-    reader = WorkspaceReader(home)
-    if not reader.has_store():
-        return ()
-    stamp = tuple(p.stat().st_mtime_ns for p in reader.store_paths() if p.exists())
-    return _stored_vocabulary(str(home), stamp).samples
+    stamp = store_stamp(home)
+    return () if stamp is None else _stored_vocabulary(str(home), stamp).samples
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def _stored_vocabulary(home: str, stamp: tuple[int, ...]) -> Vocabulary:
+def _stored_vocabulary(home: str, stamp: Stamp) -> Vocabulary:
     from pathlib import Path
 
     from mawb.engine.store import StoreBusyError, contact_column_names
