@@ -36,11 +36,8 @@ WHERE contacts.contact_id = x.contact_id
 
 
 def ingest(connection: duckdb.DuckDBPyConnection, now: datetime) -> None:
-    due = connection.execute(
-        "SELECT EXISTS (SELECT 1 FROM events WHERE applied_at IS NULL AND ts <= ?)", [now]
-    ).fetchone()
-    if not (due and due[0]):
-        return
+    """Apply the events due at `now`. Both runners ask the tick plan first and skip this stage
+    when no event is due (`TickPlan.events_due`), so it does not ask again."""
     connection.execute(EVENT_EFFECTS, [now])
     outbox.record_event_suppressions(connection, now)  # bounces, complaints
     connection.execute("UPDATE events SET applied_at = ? WHERE applied_at IS NULL AND ts <= ?",

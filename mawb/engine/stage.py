@@ -174,12 +174,13 @@ def _node_step(connection: duckdb.DuckDBPyConnection, flow: Flow, node_id: str, 
     node = flow.node(node_id)
     node_type = nodes.get(node.type)
     params = flowplan.node_params(flow, node_id)
+    every_token = node_type.every_tick
     if node_type.category is Category.TRIGGER:
         enroll.candidates(connection, flow, node, params, now, flow_params)
         enroll.enroll(connection, flow, node, now)
-    every_token = node_type.every_tick
-    if not _anyone_due(connection, flow, node.id, now, every_token):
-        return  # most nodes are idle at most ticks; skip their statements entirely
+        if not _anyone_due(connection, flow, node.id, now, every_token):
+            return  # nobody entered
+    # (any other node got here only because `_idle` found a token due)
     prepare(connection, flow, node.id, node_type, now, every_token=every_token)
     cohort = Cohort(connection, flow, node, node_type, params, now, flow_params)
     if node_type.category is Category.TRIGGER:

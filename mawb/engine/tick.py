@@ -13,12 +13,11 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from mawb import flowplan, nodes
+from mawb import flowplan
 from mawb.engine import enroll, lifecycle
 from mawb.engine.plan import TickPlan
 from mawb.engine.stage import DISPATCH, INGEST, run_stage
 from mawb.engine.store import utc_naive
-from mawb.nodes.base import Category
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -41,24 +40,31 @@ def stages(flow: Flow) -> list[str]:
 
 
 def tick(workspace: Workspace, flow: Flow, now: datetime,
-         params: dict[str, Any] | None = None, load_spool: bool = True) -> None:
+         params: dict[str, Any] | None = None, load_spool: bool = True) -> set[str]:
     """Advance `flow` by one tick on every partition, then every other live version.
 
     `params` override `flow`'s own params and apply to that version only; they are
     recorded in `run_params`. Contacts on other versions of the flow (entered before a
     newer version was published, or still held by a removed node) move on in the DRAIN
     stage, with the params their version last ran with, and no new contact enters them.
+
+    Returns the stages that ran on some partition (the plan skipped the others): a tick
+    without DISPATCH or DRAIN sent nothing.
     """
     now = utc_naive(now)
     if load_spool:
         workspace.load_spool()
-    for partition in range(workspace.partitions):
-        tick_partition(workspace, flow, now, partition, params)
+    ran: set[str] = set()
+    with flowplan.held():
+        for partition in range(workspace.partitions):
+            ran.update(tick_partition(workspace, flow, now, partition, params))
+    return ran
 
 
 def tick_partition(workspace: Workspace, flow: Flow, now: datetime, partition: int,
-                   params: dict[str, Any] | None) -> None:
-    with workspace.connection(partition) as connection:
+                   params: dict[str, Any] | None) -> list[str]:
+    ran = []
+    with workspace.connection(partition) as connection, flowplan.held():
         workspace._once(("params", partition, flow.id, flow.version, as_json(params)),
                         lambda: record_params(connection, flow, now, params))
         held = workspace._once(("held", partition, flow.id),
@@ -68,11 +74,12 @@ def tick_partition(workspace: Workspace, flow: Flow, now: datetime, partition: i
         plan = TickPlan(connection, flow, now,  # stages with nothing due are skipped
                         settled=bool(workspace._steady and workspace._steady.pop(settled, False)))
         for stage in workspace.stages(flow) if not held else [INGEST]:
-            if not plan.skip(stage):
-                run(workspace, connection, flow, stage, now, params)
+            if not plan.skip(stage) and run(workspace, connection, flow, stage, now, params):
                 plan.ran(stage)
+                ran.append(stage)
         if workspace._steady is not None:
             workspace._steady[settled] = True
+    return ran
 
 
 def step(workspace: Workspace, flow: Flow, stage: str, now: datetime, partition: int = 0,
@@ -87,7 +94,7 @@ def step(workspace: Workspace, flow: Flow, stage: str, now: datetime, partition:
     if stage == TICK:
         tick_partition(workspace, flow, utc_naive(now), partition, params)
         return
-    with workspace.connection(partition) as connection:
+    with workspace.connection(partition) as connection, flowplan.held():
         if stage != INGEST and lifecycle.held(connection, flow.id):
             return
         record_params(connection, flow, utc_naive(now), params)
@@ -100,15 +107,18 @@ def step(workspace: Workspace, flow: Flow, stage: str, now: datetime, partition:
 
 
 def run(workspace: Workspace, connection: duckdb.DuckDBPyConnection, flow: Flow, stage: str,
-        now: datetime, params: dict[str, Any] | None) -> None:
+        now: datetime, params: dict[str, Any] | None) -> bool:
+    """Run one stage; False when it was DRAIN and no older version holds contacts."""
     if stage != DRAIN:
         run_stage(connection, flow, stage, now, params)
-        return
-    for older in older_versions(workspace, connection, flow):
+        return True
+    older_ones = older_versions(workspace, connection, flow)
+    for older in older_ones:
         own = recorded_params(connection, older, now)
         record_params(connection, older, now, own)
         for older_stage in drain_stages(older):
             run_stage(connection, older, older_stage, now, own)
+    return bool(older_ones)
 
 
 def older_versions(workspace: Workspace, connection: duckdb.DuckDBPyConnection,
@@ -136,7 +146,7 @@ def next_due(workspace: Workspace, flow: Flow, now: datetime,
     now = utc_naive(now)
     candidates: list[datetime] = []
     for partition in range(workspace.partitions):
-        with workspace.connection(partition) as connection:
+        with workspace.connection(partition) as connection, flowplan.held():
             row = connection.execute(
                 """
                 SELECT least(
@@ -155,14 +165,12 @@ def next_due(workspace: Workspace, flow: Flow, now: datetime,
             if row[0] is not None:
                 candidates.append(row[0])
             states = {state["node"]: (state["fired"], state["seq"]) for state in row[1]}
-            for node in flow.nodes:
-                node_type = nodes.get(node.type)
-                if node_type.category is Category.TRIGGER:
-                    due = enroll.next_trigger_time(connection, flow, node,
-                                                   flowplan.node_params(flow, node.id), now,
-                                                   states.get(node.id, (None, None)))
-                    if due is not None:
-                        candidates.append(due)
+            for node_id in flowplan.plan(flow).triggers:
+                due = enroll.next_trigger_time(connection, flow, flow.node(node_id),
+                                               flowplan.node_params(flow, node_id), now,
+                                               states.get(node_id, (None, None)))
+                if due is not None:
+                    candidates.append(due)
     return min(candidates) if candidates else None
 
 

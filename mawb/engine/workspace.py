@@ -200,9 +200,9 @@ class Workspace:
         return ticking.stages(flow)
 
     def tick(self, flow: Flow, now: datetime, params: dict[str, Any] | None = None,
-             load_spool: bool = True) -> None:
+             load_spool: bool = True) -> set[str]:
         """See `engine.tick.tick`."""
-        ticking.tick(self, flow, now, params, load_spool)
+        return ticking.tick(self, flow, now, params, load_spool)
 
     def step(self, flow: Flow, stage: str, now: datetime, partition: int = 0,
              params: dict[str, Any] | None = None) -> None:

@@ -44,16 +44,18 @@ def _rows(workspace: Workspace) -> dict[str, list[tuple[Any, ...]]]:
 
 @pytest.fixture
 def stores(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, list[tuple[Any, ...]]]]:
-    """Every table of each run's store, read when the run reads its result back."""
+    """Every table of each run's store, read when the run reads its result back, in the
+    order the runs finish (a sweep's variants run side by side: see `by_params`)."""
     import sys
 
     module = sys.modules["mawb.simulate"]
     collected: list[dict[str, list[tuple[Any, ...]]]] = []
     original = module._collect
 
-    def collect(workspace: Workspace, flow: Flow, *args: Any, **kwargs: Any) -> Any:
-        collected.append(_rows(workspace))
-        return original(workspace, flow, *args, **kwargs)
+    def collect(workspace: Workspace, flow: Flow, params: dict[str, Any], *args: Any,
+                **kwargs: Any) -> Any:
+        collected.append({**_rows(workspace), "params": [tuple(sorted(params.items()))]})
+        return original(workspace, flow, params, *args, **kwargs)
 
     monkeypatch.setattr(module, "_collect", collect)
     return collected
@@ -84,7 +86,9 @@ def test_each_variant_leaves_the_store_a_lone_run_leaves(
     swept = mawb.sweep(flow, contacts, param=param, values=values, **options)
     assert [result.to_dict() for result in swept.results] == alone
     assert len(stores) == len(lone_stores) == len(values)
-    for value, lone, variant in zip(values, lone_stores, stores, strict=True):
+    variants = {tuple(store["params"]): store for store in stores}
+    for value, lone in zip(values, lone_stores, strict=True):
+        variant = variants[tuple(lone["params"])]
         for table in TABLES:
             assert variant[table] == lone[table], f"{param}={value}: table {table} differs"
     assert lone_stores[0]["node_log"], "the flow did nothing at all"
