@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from mawb import flowplan
 from mawb.engine import enroll, lifecycle
-from mawb.engine.plan import TickPlan
+from mawb.engine.plan import TRIGGER_STATES, TickPlan, trigger_states
 from mawb.engine.stage import DISPATCH, INGEST, run_stage
 from mawb.engine.store import utc_naive
 
@@ -69,16 +69,24 @@ def tick_partition(workspace: Workspace, flow: Flow, now: datetime, partition: i
                         lambda: record_params(connection, flow, now, params))
         held = workspace._once(("held", partition, flow.id),
                                lambda: lifecycle.held(connection, flow.id))
-        # Within `steady`, a previous tick that ran to its end leaves nothing to complete.
+        # Within `steady`, a previous tick that ran to its end leaves nothing to complete, and
+        # trigger states change only when a trigger stage runs.
         settled = ("settled", partition, flow.id, flow.version)
+        steady = workspace._steady if workspace._steady is not None else {}
         plan = TickPlan(connection, flow, now,  # stages with nothing due are skipped
-                        settled=bool(workspace._steady and workspace._steady.pop(settled, False)))
+                        settled=bool(steady.pop(settled, False)),
+                        triggers=steady.get(("triggers", partition, flow.id)))
+        steady[("triggers", partition, flow.id)] = plan.triggers
+        triggers = flowplan.plan(flow).triggers
         for stage in workspace.stages(flow) if not held else [INGEST]:
-            if not plan.skip(stage) and run(workspace, connection, flow, stage, now, params):
+            if plan.skip(stage):
+                continue
+            if stage in triggers:
+                steady.pop(("triggers", partition, flow.id), None)
+            if run(workspace, connection, flow, stage, now, params):
                 plan.ran(stage)
                 ran.append(stage)
-        if workspace._steady is not None:
-            workspace._steady[settled] = True
+        steady[settled] = True
     return ran
 
 
@@ -147,24 +155,23 @@ def next_due(workspace: Workspace, flow: Flow, now: datetime,
     candidates: list[datetime] = []
     for partition in range(workspace.partitions):
         with workspace.connection(partition) as connection, flowplan.held():
+            known = (workspace._steady or {}).get(("triggers", partition, flow.id))
             row = connection.execute(
-                """
+                f"""
                 SELECT least(
-                    (SELECT min(wake_at) FROM tokens WHERE flow_id = $1 AND wake_at > $2),
-                    (SELECT min(not_before) FROM outbox WHERE flow_id = $1
-                       AND status = 'pending' AND not_before > $2),
-                    (SELECT min(ts) FROM events WHERE ts > $2 AND $3)),
+                    (SELECT min(wake_at) FROM tokens WHERE flow_id = $flow AND wake_at > $now),
+                    (SELECT min(not_before) FROM outbox WHERE flow_id = $flow
+                       AND status = 'pending' AND not_before > $now),
+                    (SELECT min(ts) FROM events WHERE ts > $now AND $events)),
                     -- each trigger's state, in this statement rather than one per trigger
-                    (SELECT coalesce(list({'node': node_id, 'fired': last_fired_at,
-                                           'seq': last_event_seq}), [])
-                     FROM trigger_state WHERE flow_id = $1)
+                    {'[]' if known is not None else TRIGGER_STATES}
                 """,
-                [flow.id, now, include_events],
+                {"flow": flow.id, "now": now, "events": include_events},
             ).fetchone()
             assert row is not None
             if row[0] is not None:
                 candidates.append(row[0])
-            states = {state["node"]: (state["fired"], state["seq"]) for state in row[1]}
+            states = known if known is not None else trigger_states(row[1])
             for node_id in flowplan.plan(flow).triggers:
                 due = enroll.next_trigger_time(connection, flow, flow.node(node_id),
                                                flowplan.node_params(flow, node_id), now,
