@@ -54,6 +54,7 @@ class Cohort:
     now: datetime
     flow_params: dict[str, Any]
     entry_condition: str = field(default="")
+    all_leave: bool = field(default=False)  # only pass_all decided: every token leaves
 
     def condition(self, text: str) -> str:
         """DuckDB SQL for a flow condition over the contact alias `c` (params bound)."""
@@ -70,12 +71,14 @@ class Cohort:
         """Fill `decision` from a SELECT returning (token_id, branch, wait_until, deadline,
         iteration); branch NULL means wait until wait_until."""
         self.sql(f"INSERT INTO decision {select}", parameters)
+        self.all_leave = False
 
     def pass_all(self, branch: str = SINGLE) -> None:
         """Every token leaves by `branch` (the common case for actions)."""
         self.decide(
             "SELECT token_id, ?, NULL, NULL, NULL FROM cohort", [branch]
         )
+        self.all_leave = branch == SINGLE
 
 
 def routes(flow: Flow, node_id: str, node_type: type[NodeType]) -> list[tuple[str, str]]:
@@ -85,84 +88,94 @@ def routes(flow: Flow, node_id: str, node_type: type[NodeType]) -> list[tuple[st
 
 def prepare(connection: duckdb.DuckDBPyConnection, flow: Flow, node_id: str,
             node_type: type[NodeType], now: datetime, every_token: bool) -> None:
-    """Materialise the cohort of a node and an empty decision table."""
-    connection.execute("DROP TABLE IF EXISTS cohort")
-    connection.execute("DROP TABLE IF EXISTS decision")
+    """Materialise the cohort of a node, an empty decision table and the node's routes.
+
+    One statement per table (CREATE OR REPLACE, routes from a VALUES list): a node step's
+    fixed cost is counted in statements, whatever the cohort's size."""
     due = "" if every_token else "AND wake_at <= ?"
     parameters: list[Any] = [flow.id, flow.version, node_id] + ([] if every_token else [now])
     connection.execute(
-        "CREATE TEMP TABLE cohort AS SELECT * FROM tokens "
+        "CREATE OR REPLACE TEMP TABLE cohort AS SELECT * FROM tokens "
         f"WHERE flow_id = ? AND version = ? AND node_id = ? {due}",
         parameters,
     )
     connection.execute(
-        "CREATE TEMP TABLE decision (token_id BIGINT, branch VARCHAR, wait_until TIMESTAMP, "
-        "deadline TIMESTAMP, iteration INTEGER)"
+        "CREATE OR REPLACE TEMP TABLE decision (token_id BIGINT, branch VARCHAR, "
+        "wait_until TIMESTAMP, deadline TIMESTAMP, iteration INTEGER)"
     )
-    connection.execute("DROP TABLE IF EXISTS route")
-    connection.execute("CREATE TEMP TABLE route (branch VARCHAR, target VARCHAR)")
     pairs = routes(flow, node_id, node_type)
-    if pairs:
-        connection.executemany("INSERT INTO route VALUES (?, ?)", pairs)
+    values = ", ".join(f"({literal(branch)}, {literal(target)})" for branch, target in pairs)
+    connection.execute(
+        "CREATE OR REPLACE TEMP TABLE route AS SELECT * FROM "
+        + (f"(VALUES {values}) r(branch, target)" if pairs else
+           "(SELECT CAST(NULL AS VARCHAR) AS branch, CAST(NULL AS VARCHAR) AS target LIMIT 0)")
+    )
 
 
 def apply(cohort: Cohort) -> None:
-    """Move the cohort according to `decision` (see module docstring)."""
+    """Move the cohort according to `decision` (see module docstring).
+
+    New tokens are inserted straight into `tokens` under ids above the largest one before
+    them, so their `entered` rows are read back by id in the same statement that logs the
+    cohort's own transitions. When every token left by SINGLE (`pass_all`), the cohort itself
+    is the decision: no join with `decision`, and no token waits."""
     connection, flow, now = cohort.connection, cohort.flow, cohort.now
     node_id = cohort.node.id
     back_targets = plan(flow).back_targets.get(node_id, frozenset())
+    row = connection.execute("SELECT coalesce(max(token_id), 0) FROM tokens").fetchone()
+    base = int(row[0]) if row else 0
+    if cohort.all_leave:
+        leaving, branch, iteration = "cohort t", literal(SINGLE), "t.iteration"
+        transitions = f"'completed', {branch}"
+        logged = "cohort t"
+    else:
+        connection.execute(
+            """
+            UPDATE tokens SET wake_at = d.wait_until,
+                   deadline = coalesce(d.deadline, tokens.deadline),
+                   state = 'waiting'
+            FROM decision d
+            WHERE tokens.token_id = d.token_id AND d.branch IS NULL
+            """
+        )
+        leaving = "decision d JOIN cohort t USING (token_id)"
+        branch, iteration = "d.branch", "coalesce(d.iteration, t.iteration)"
+        # Tokens starting to wait and tokens leaving.
+        transitions = "CASE WHEN d.branch IS NULL THEN 'waiting' ELSE 'completed' END, d.branch"
+        logged = f"{leaving} WHERE d.branch IS NOT NULL OR t.state IS NULL"
     # A back-edge is taken at the next tick: its token wakes a microsecond later, so the
     # loop node (already processed this tick) picks it up next time.
-    connection.execute(
-        """
-        UPDATE tokens SET wake_at = d.wait_until,
-               deadline = coalesce(d.deadline, tokens.deadline),
-               state = 'waiting'
-        FROM decision d
-        WHERE tokens.token_id = d.token_id AND d.branch IS NULL
-        """
-    )
-    # Tokens starting to wait and tokens leaving, logged in one pass over the decisions.
-    connection.execute(
-        """
-        INSERT INTO node_log
-        SELECT ?, t.flow_id, t.version, t.enrollment_id, t.contact_id, t.node_id,
-               CASE WHEN d.branch IS NULL THEN 'waiting' ELSE 'completed' END, d.branch, NULL
-        FROM decision d JOIN cohort t USING (token_id)
-        WHERE d.branch IS NOT NULL OR t.state IS NULL
-        """,
-        [now],
-    )
     back = list(back_targets) or [""]
     placeholders = ", ".join("?" for _ in back)
     connection.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE moved AS
-        SELECT (SELECT coalesce(max(token_id), 0) FROM tokens)
-                   + row_number() OVER (ORDER BY t.token_id, r.target) AS token_id,
-               t.enrollment_id, t.contact_id, t.flow_id,
-               t.version, r.target AS node_id, t.node_id AS via, CAST(? AS TIMESTAMP) AS arrived_at,
+        INSERT INTO tokens
+        SELECT ? + row_number() OVER (ORDER BY t.token_id, r.target),
+               t.enrollment_id, t.contact_id, t.flow_id, t.version, r.target, t.node_id,
+               CAST(? AS TIMESTAMP),
                CASE WHEN r.target IN ({placeholders})
                     THEN CAST(? AS TIMESTAMP) + INTERVAL 1 MICROSECOND
-                    ELSE CAST(? AS TIMESTAMP) END AS wake_at,
-               CAST(NULL AS TIMESTAMP) AS deadline,
-               coalesce(d.iteration, t.iteration) AS iteration, CAST(NULL AS VARCHAR) AS state
-        FROM decision d JOIN cohort t USING (token_id) JOIN route r ON r.branch = d.branch
+                    ELSE CAST(? AS TIMESTAMP) END,
+               NULL, {iteration}, NULL
+        FROM {leaving} JOIN route r ON r.branch = {branch}
         """,
-        [now, *back, now, now],
+        [base, now, *back, now, now],
     )
-    connection.execute("INSERT INTO tokens SELECT * FROM moved")
     connection.execute(
-        """
+        f"""
         INSERT INTO node_log
+        SELECT ?, t.flow_id, t.version, t.enrollment_id, t.contact_id, t.node_id,
+               {transitions}, NULL
+        FROM {logged}
+        UNION ALL
         SELECT arrived_at, flow_id, version, enrollment_id, contact_id, node_id, 'entered',
-               NULL, via FROM moved
-        """
+               NULL, via FROM tokens WHERE token_id > ?
+        """,
+        [now, base],
     )
-    connection.execute(
-        "DELETE FROM tokens WHERE token_id IN "
-        "(SELECT token_id FROM decision WHERE branch IS NOT NULL)"
-    )
+    left = ("SELECT token_id FROM cohort" if cohort.all_leave else
+            "SELECT token_id FROM decision WHERE branch IS NOT NULL")
+    connection.execute(f"DELETE FROM tokens WHERE token_id IN ({left})")
 
 
 def ended_paths(connection: duckdb.DuckDBPyConnection) -> bool:

@@ -254,44 +254,52 @@ def render_pending(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datet
     return len(updates)
 
 
-def send_sandbox(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime) -> int:
-    """Record every due row without a connection as sent (set-based); returns how many.
+def send_sandbox(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime) -> None:
+    """Record every due row without a connection as sent (set-based), and move it with every
+    other finished row to `outbox_done` (see `archive_finished`).
 
     Message channels land in `messages`; webhook, api and crm rows are requests and are only
-    marked sent in the outbox (provider `sandbox`), never counted as messages."""
-    connection.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE sending AS
-        SELECT idempotency_key, flow_id, contact_id, node_id, channel, recipient, subject, body,
-               created_at
-        FROM outbox WHERE {_DUE} AND outbox.connection IS NULL
-        """,
-        [flow.id, flow.version, now],
-    )
+    marked sent (provider `sandbox`), never counted as messages. The sent rows are written to
+    `outbox_done` already marked sent: the hot table is never updated for rows leaving it."""
+    due = f"{_DUE} AND outbox.connection IS NULL"
+    parameters = [flow.id, flow.version, now]
+    oldest = connection.execute(f"SELECT min(created_at) FROM outbox WHERE {due}",
+                                parameters).fetchone()
+    if not (oldest and oldest[0] is not None):
+        archive_finished(connection)
+        return
     # A key's message is recorded at or after its row was created, so only messages since the
     # oldest row sent here can match: older row groups are skipped by their statistics.
-    oldest = connection.execute("SELECT min(created_at) FROM sending").fetchone()
     connection.execute(
-        """
+        f"""
         INSERT INTO messages (idempotency_key, flow_id, contact_id, node_id, channel, recipient,
                               subject, body, sent_at, provider)
         SELECT idempotency_key, flow_id, contact_id, node_id, channel, recipient, subject, body,
                ?, 'sandbox'
-        FROM sending WHERE channel IN ('email', 'sms', 'web_push', 'social')
+        FROM outbox WHERE {due} AND channel IN ('email', 'sms', 'web_push', 'social')
           AND NOT EXISTS (SELECT 1 FROM messages m
-                          WHERE m.idempotency_key = sending.idempotency_key
+                          WHERE m.idempotency_key = outbox.idempotency_key
                             AND m.sent_at >= CAST(? AS TIMESTAMP))
         """,
-        [now, oldest[0] if oldest and oldest[0] is not None else now],
+        [now, *parameters, oldest[0]],
     )
+    finished = ", ".join(literal(status) for status in FINISHED)
     connection.execute(
-        "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?, reason = NULL, "
-        "provider_ref = 'sandbox:' || idempotency_key "
-        "WHERE idempotency_key IN (SELECT idempotency_key FROM sending)",
-        [now],
+        f"""
+        INSERT INTO {DONE_TABLE} BY NAME
+        SELECT * EXCLUDE (sandbox) REPLACE (
+               CASE WHEN sandbox THEN 'sent' ELSE status END AS status,
+               CASE WHEN sandbox THEN attempts + 1 ELSE attempts END AS attempts,
+               CASE WHEN sandbox THEN CAST(? AS TIMESTAMP) ELSE sent_at END AS sent_at,
+               CASE WHEN sandbox THEN NULL ELSE reason END AS reason,
+               CASE WHEN sandbox THEN 'sandbox:' || idempotency_key ELSE provider_ref END
+                   AS provider_ref)
+        FROM (SELECT *, {due} AS sandbox FROM outbox)
+        WHERE sandbox OR status IN ({finished})
+        """,
+        [now, *parameters],
     )
-    row = connection.execute("SELECT count(*) FROM sending").fetchone()
-    return int(row[0]) if row else 0
+    connection.execute(f"DELETE FROM outbox WHERE status IN ({finished}) OR ({due})", parameters)
 
 
 def queue_connected(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime) -> None:
@@ -305,7 +313,7 @@ def queue_connected(connection: duckdb.DuckDBPyConnection, flow: Flow, now: date
 
 def dispatch(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime,
              params: dict[str, Any] | None = None) -> None:
-    """Run every outbox rule, then sandbox-send (caller holds the transaction).
+    """Run every outbox rule, then sandbox-send and archive (caller holds the transaction).
 
     Rows with a connection become `queued`, rendered and allowed, for the dispatcher."""
     due = connection.execute(
@@ -320,7 +328,6 @@ def dispatch(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime,
     render_pending(connection, flow, now, params)
     queue_connected(connection, flow, now)
     send_sandbox(connection, flow, now)
-    archive_finished(connection)
 
 
 def archive_finished(connection: duckdb.DuckDBPyConnection) -> int:

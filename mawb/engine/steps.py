@@ -94,15 +94,18 @@ def _unique_tokens(cohort: Cohort) -> str:
     return "(SELECT DISTINCT ON (enrollment_id, coalesce(iteration, 0)) * FROM cohort)"
 
 
-def _new_keys(cohort: Cohort) -> str:
-    """Keep rows whose key this node has not written yet (only its own rows can match).
+def _new_keys(cohort: Cohort, key: str) -> str:
+    """Keep rows whose key (the column `key`, computed once per row) this node has not
+    written yet (only its own rows can match).
 
     An anti-join (NOT EXISTS), not `NOT IN`: DuckDB hashes the few new keys and probes the
-    outbox, so the cost follows the cohort, not the outbox's history. Both the open rows and
+    outbox, so the cost follows the cohort, not the outbox's history. It probes with a column,
+    not the key's expression: correlated on an expression, DuckDB first deduplicates every
+    column the expression reads. Both the open rows and
     the finished ones (`outbox_done`) are looked at: a key is never enqueued twice. A key
     names its enrollment, so its row was created after that enrollment entered: finished rows
     older than the cohort's first entry are skipped by row-group statistics, unread."""
-    own = (f"o.idempotency_key = ({KEY_SQL}) AND o.flow_id = {literal(cohort.flow.id)} "
+    own = (f"o.idempotency_key = {key} AND o.flow_id = {literal(cohort.flow.id)} "
            f"AND o.node_id = {literal(cohort.node.id)}")
     row = cohort.connection.execute(
         "SELECT bool_and(e.entered_at IS NOT NULL), min(e.entered_at) FROM cohort t "
@@ -142,12 +145,12 @@ def _enqueue(cohort: Cohort, channel: str, audience: str = "contact") -> None:
     cohort.sql(
         f"""
         INSERT INTO outbox ({OUTBOX_COLUMNS})
-        SELECT {KEY_SQL}, t.flow_id, t.version, t.contact_id, t.node_id, t.iteration, ?,
+        SELECT k.key, t.flow_id, t.version, t.contact_id, t.node_id, t.iteration, ?,
                {value["recipient"]}, {value["subject"]}, {value["body"]}, {value["html"]},
                {value["payload"]}, {value["headers"]}, 'pending', 0, NULL, NULL, ?, ?, ?, ?, ?
         FROM {_unique_tokens(cohort)} t JOIN contacts c USING (contact_id)
-             LEFT JOIN enrollments e USING (enrollment_id)
-        {_new_keys(cohort)}
+             LEFT JOIN enrollments e USING (enrollment_id), LATERAL (SELECT {KEY_SQL} AS key) k
+        {_new_keys(cohort, "k.key")}
         """,
         [channel, cohort.now, cohort.now, connection, audience, unrendered],
     )
