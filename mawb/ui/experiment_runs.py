@@ -57,6 +57,11 @@ class Variant:
         return {"variant": self.label, **{k: self.summary.get(k) for k in METRICS}}
 
 
+def default_days(flow: Flow) -> int:
+    """The virtual days a run of `flow` starts at: its declared duration, within 1..30."""
+    return min(max(flow.metadata.duration_days or 7, 1), 30)
+
+
 def variant_label(flow: Flow, population: str, days: float, seed: int,
                   params: dict[str, ParamValue]) -> str:
     """`flow v2 · demo data · 7 d · seed 0 · threshold=0.6`: two runs that differ in anything

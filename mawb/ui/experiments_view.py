@@ -3,14 +3,17 @@
 Drawing only; the runs, sweeps, comparisons and saving live in `mawb.ui.experiment_runs`.
 Results are kept in the session (``st.session_state["mawb_experiments"]``) so they survive
 reruns while the analyst moves the next slider. A simulation or sweep runs beside the page
-(`mawb.ui.experiment_jobs`): a fragment polls its progress and offers Cancel, and the last
-result stays visible until the new one is done.
+(`mawb.ui.experiment_jobs`): a fragment watches it, with its progress and Cancel, and the last
+result stays visible until the new one is done. The fragment waits on the job rather than
+sleeping between polls, so a result is drawn as soon as the run ends; every rerun of the page
+ends in a full garbage collection by Streamlit, so looks are few and long, not many and short.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,8 +66,7 @@ def render_experiments(home: str | Path | None = None) -> None:
         return
     params = _param_controls(flow)
     days_column, seed_column = st.columns(2)
-    default_days = min(max(flow.metadata.duration_days or 7, 1), 30)
-    days = days_column.number_input("Days of virtual time", 1, 120, default_days,
+    days = days_column.number_input("Days of virtual time", 1, 120, runs.default_days(flow),
                                     key="exp_days")
     seed = seed_column.number_input("Seed", 0, 1_000_000, 0, key="exp_seed",
                                     help="Same seed, same simulated behaviour.")
@@ -237,39 +239,74 @@ def _busy(state: dict[str, Any]) -> bool:
     return isinstance(job, jobs.Job) and job.running
 
 
+POLL = 0.25
+"""Seconds between two looks at a running job (the watching fragment's timer)."""
+WATCH = 0.75
+"""How long one look waits for the job to end, moving the progress bar meanwhile: a run that
+ends while it waits shows its result at once instead of at the next look. Streamlit queues a
+click on Cancel behind the running look, so Cancel answers within this time."""
+STEP = 0.1
+"""The progress bar's refresh while a look waits; each refresh is also where Streamlit stops
+the look for a rerun the analyst asked for (a slider moved, another page)."""
+INLINE = "inline"
+"""Set by the page's own run: the fragment then draws and returns at once (waiting there would
+hold back the rest of the page), and waits only in its timed reruns."""
+
+
 def _job_panel(state: dict[str, Any], kind: str) -> None:
-    """The running job's progress and Cancel (polled), or what became of the last one."""
+    """The running job's progress and Cancel (watched), or what became of the last one."""
+    job = state.get("job")
+    if isinstance(job, jobs.Job) and job.kind == kind and not job.running:
+        _take(state, job)
     notice = state.get("notice")
     if notice and notice[0] == kind:
         st.info(notice[1], icon=":material/info:")
     job = state.get("job")
     if isinstance(job, jobs.Job) and job.kind == kind:
+        state[INLINE] = True
         _watch(state, kind)
 
 
-@st.fragment(run_every=1.0)
+def _take(state: dict[str, Any], job: jobs.Job) -> None:
+    """Move a finished job's outcome into the page's state: the result drawn from now on, or
+    a notice that it was cancelled or failed (the last result is kept)."""
+    state.pop("job", None)
+    state.pop("notice", None)
+    if job.cancelled:
+        state["notice"] = (job.kind, f"{job.description} was cancelled at {job.progress:.0%}; "
+                           "the last result is kept.")
+    elif job.error:
+        state["notice"] = (job.kind, f"{job.description} failed: {job.error}")
+    elif job.kind == "simulation":
+        state["last"] = job.result
+    else:
+        state["sweep"] = (job.flow_id, job.result)
+
+
+@st.fragment(run_every=POLL)
 def _watch(state: dict[str, Any], kind: str) -> None:
+    inline = state.pop(INLINE, False)
     job = state.get("job")
     if not isinstance(job, jobs.Job) or job.kind != kind:
         return
     if job.running:
-        st.progress(job.progress, text=f"{job.description}: {job.progress:.0%}")
+        bar = st.progress(job.progress, text=_progress_text(job))
         if st.button("Cancel", icon=":material/stop_circle:", key=f"exp_cancel_{kind}"):
             job.cancel()
         st.caption("The last result stays below until this one is done.")
-        return
-    state.pop("job", None)
-    state.pop("notice", None)
-    if job.cancelled:
-        state["notice"] = (kind, f"{job.description} was cancelled at {job.progress:.0%}; "
-                           "the last result is kept.")
-    elif job.error:
-        state["notice"] = (kind, f"{job.description} failed: {job.error}")
-    elif kind == "simulation":
-        state["last"] = job.result
-    else:
-        state["sweep"] = (job.flow_id, job.result)
-    st.rerun()
+        if inline:
+            return
+        deadline = time.monotonic() + WATCH
+        while job.running and time.monotonic() < deadline:
+            job.wait(STEP)
+            bar.progress(job.progress, text=_progress_text(job))
+        if job.running:
+            return
+    st.rerun()  # the page's run takes the outcome and draws it
+
+
+def _progress_text(job: jobs.Job) -> str:
+    return f"{job.description}: {job.progress:.0%}"
 
 
 # -- sweep and compare -----------------------------------------------------------------------
