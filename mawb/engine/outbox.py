@@ -55,6 +55,7 @@ REASONS = {
 # store has run; `outbox_all` (a view over both) is what readers of the history query.
 FINISHED = ("sent", "suppressed", "skipped", "dead")
 DONE_TABLE = "outbox_done"
+_FINISHED_SQL = ", ".join(literal(status) for status in FINISHED)
 ALL_ROWS = "outbox_all"
 ALL_ROWS_QUERY = "SELECT * FROM outbox UNION ALL BY NAME SELECT * FROM outbox_done"
 # A version's dispatch handles its own rows (its settings, its templates): section 6.
@@ -283,7 +284,6 @@ def send_sandbox(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetim
         """,
         [now, *parameters, oldest[0]],
     )
-    finished = ", ".join(literal(status) for status in FINISHED)
     connection.execute(
         f"""
         INSERT INTO {DONE_TABLE} BY NAME
@@ -295,11 +295,12 @@ def send_sandbox(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetim
                CASE WHEN sandbox THEN 'sandbox:' || idempotency_key ELSE provider_ref END
                    AS provider_ref)
         FROM (SELECT *, {due} AS sandbox FROM outbox)
-        WHERE sandbox OR status IN ({finished})
+        WHERE sandbox OR status IN ({_FINISHED_SQL})
         """,
         [now, *parameters],
     )
-    connection.execute(f"DELETE FROM outbox WHERE status IN ({finished}) OR ({due})", parameters)
+    connection.execute(f"DELETE FROM outbox WHERE status IN ({_FINISHED_SQL}) OR ({due})",
+                       parameters)
 
 
 def queue_connected(connection: duckdb.DuckDBPyConnection, flow: Flow, now: datetime) -> None:
@@ -334,13 +335,12 @@ def archive_finished(connection: duckdb.DuckDBPyConnection) -> int:
     """Move every finished row of the hot table to `outbox_done` (caller holds the
     transaction that finished them, so no reader sees a row in both or in neither); returns
     how many moved. Only the hot table is scanned: its open rows plus the ones just finished."""
-    finished = ", ".join(literal(status) for status in FINISHED)
     row = connection.execute(
-        f"INSERT INTO {DONE_TABLE} BY NAME SELECT * FROM outbox WHERE status IN ({finished})"
+        f"INSERT INTO {DONE_TABLE} BY NAME SELECT * FROM outbox WHERE status IN ({_FINISHED_SQL})"
     ).fetchone()
     moved = int(row[0]) if row else 0
     if moved:
-        connection.execute(f"DELETE FROM outbox WHERE status IN ({finished})")
+        connection.execute(f"DELETE FROM outbox WHERE status IN ({_FINISHED_SQL})")
     return moved
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from mawb import flowplan
 from mawb.engine import enroll, lifecycle
-from mawb.engine.plan import TRIGGER_STATES, TickPlan, trigger_states
+from mawb.engine.plan import TRIGGERS, TickPlan, read_facts, trigger_states
 from mawb.engine.stage import DISPATCH, INGEST, run_stage
 from mawb.engine.store import utc_naive
 
@@ -73,16 +73,16 @@ def tick_partition(workspace: Workspace, flow: Flow, now: datetime, partition: i
         # trigger states change only when a trigger stage runs.
         settled = ("settled", partition, flow.id, flow.version)
         steady = workspace._steady if workspace._steady is not None else {}
+        known = triggers_key(partition, flow)
         plan = TickPlan(connection, flow, now,  # stages with nothing due are skipped
-                        settled=bool(steady.pop(settled, False)),
-                        triggers=steady.get(("triggers", partition, flow.id)))
-        steady[("triggers", partition, flow.id)] = plan.triggers
+                        settled=bool(steady.pop(settled, False)), triggers=steady.get(known))
+        steady[known] = plan.triggers
         triggers = flowplan.plan(flow).triggers
         for stage in workspace.stages(flow) if not held else [INGEST]:
             if plan.skip(stage):
                 continue
             if stage in triggers:
-                steady.pop(("triggers", partition, flow.id), None)
+                steady.pop(known, None)
             if run(workspace, connection, flow, stage, now, params):
                 plan.ran(stage)
                 ran.append(stage)
@@ -145,6 +145,19 @@ def older_versions(workspace: Workspace, connection: duckdb.DuckDBPyConnection,
     return [workspace.load_flow(flow.id, row[0]) for row in rows]
 
 
+# The earliest wake time, deferred message or (with $events) event after $now, as a fact row.
+_NEXT = """SELECT 'next', NULL, least(
+    (SELECT min(wake_at) FROM tokens WHERE flow_id = $flow AND wake_at > $now),
+    (SELECT min(not_before) FROM outbox WHERE flow_id = $flow
+       AND status = 'pending' AND not_before > $now),
+    (SELECT min(ts) FROM events WHERE ts > $now AND $events)), NULL"""
+
+
+def triggers_key(partition: int, flow: Flow) -> tuple[str, int, str]:
+    """Where `steady` keeps a partition's trigger states of `flow` (see `tick_partition`)."""
+    return ("triggers", partition, flow.id)
+
+
 def next_due(workspace: Workspace, flow: Flow, now: datetime,
              include_events: bool = True) -> datetime | None:
     """The earliest time after `now` at which a tick would change anything.
@@ -155,23 +168,14 @@ def next_due(workspace: Workspace, flow: Flow, now: datetime,
     candidates: list[datetime] = []
     for partition in range(workspace.partitions):
         with workspace.connection(partition) as connection, flowplan.held():
-            known = (workspace._steady or {}).get(("triggers", partition, flow.id))
-            row = connection.execute(
-                f"""
-                SELECT least(
-                    (SELECT min(wake_at) FROM tokens WHERE flow_id = $flow AND wake_at > $now),
-                    (SELECT min(not_before) FROM outbox WHERE flow_id = $flow
-                       AND status = 'pending' AND not_before > $now),
-                    (SELECT min(ts) FROM events WHERE ts > $now AND $events)),
-                    -- each trigger's state, in this statement rather than one per trigger
-                    {'[]' if known is not None else TRIGGER_STATES}
-                """,
-                {"flow": flow.id, "now": now, "events": include_events},
-            ).fetchone()
-            assert row is not None
-            if row[0] is not None:
-                candidates.append(row[0])
-            states = known if known is not None else trigger_states(row[1])
+            known = (workspace._steady or {}).get(triggers_key(partition, flow))
+            # each trigger's state in this statement rather than one per trigger
+            facts = read_facts(connection, [_NEXT] + ([] if known is not None else [TRIGGERS]),
+                               {"flow": flow.id, "now": now, "events": include_events})
+            earliest = facts["next"][0][1]
+            if earliest is not None:
+                candidates.append(earliest)
+            states = known if known is not None else trigger_states(facts)
             for node_id in flowplan.plan(flow).triggers:
                 due = enroll.next_trigger_time(connection, flow, flow.node(node_id),
                                                flowplan.node_params(flow, node_id), now,
