@@ -254,17 +254,23 @@ hold back the rest of the page), and waits only in its timed reruns."""
 
 
 def _job_panel(state: dict[str, Any], kind: str) -> None:
-    """The running job's progress and Cancel (watched), or what became of the last one."""
+    """The running job's progress and Cancel (watched), or what became of the last one.
+
+    Drawn in one container whether or not a job runs, so the result below keeps its place
+    in the page: were the panel to vanish, the rerun that draws a finished job's result would
+    shift every element below it and show the old ones (buttons included) beside the new ones
+    until the rerun ends."""
     job = state.get("job")
     if isinstance(job, jobs.Job) and job.kind == kind and not job.running:
         _take(state, job)
-    notice = state.get("notice")
-    if notice and notice[0] == kind:
-        st.info(notice[1], icon=":material/info:")
-    job = state.get("job")
-    if isinstance(job, jobs.Job) and job.kind == kind:
-        state[INLINE] = True
-        _watch(state, kind)
+    with st.container():
+        notice = state.get("notice")
+        if notice and notice[0] == kind:
+            st.info(notice[1], icon=":material/info:")
+        job = state.get("job")
+        if isinstance(job, jobs.Job) and job.kind == kind:
+            state[INLINE] = True
+            _watch(state, kind)
 
 
 def _take(state: dict[str, Any], job: jobs.Job) -> None:

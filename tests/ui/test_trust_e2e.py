@@ -192,6 +192,7 @@ def test_monitor_numbers_add_up_and_compare_labels_tell_runs_apart(
             page.get_by_role("button", name="Run simulation").click()
             tab.settle()
             page.get_by_text(f"seed {seed} ·").first.wait_for(timeout=WAIT_MS * 2)
+            # Without settling: the result's rerun must not show a second Keep button.
             page.get_by_role("button", name="Keep for comparison").click()
             page.get_by_text(f"Kept as variant #{number_kept}").wait_for(timeout=WAIT_MS)
             tab.settle()
