@@ -138,6 +138,8 @@ def _fill(connection: Any, first_day: int) -> None:
                CASE WHEN active THEN NULL ELSE 'end of path' END AS exit_reason, entry_number
         FROM hist ORDER BY enrollment_id
         """, {"flow": FLOW_ID})
+    connection.execute("INSERT INTO flow_entries SELECT flow_id, contact_id, count(*) "
+                       "FROM enrollments GROUP BY flow_id, contact_id ORDER BY contact_id")
     connection.execute(
         f"""
         INSERT INTO tokens BY NAME

@@ -253,35 +253,42 @@ def enroll(connection: duckdb.DuckDBPyConnection, flow: Flow, node: Node, now: d
     found = connection.execute("SELECT EXISTS (SELECT 1 FROM candidates)").fetchone()
     if not (found and found[0]):
         return
-    # Past entries are read only for the contacts entering (a semi-join DuckDB prunes with the
-    # candidates' keys), not counted over the whole enrollment history per contact.
+    # Past entries come from `flow_entries` (one row per contact that ever entered), not
+    # from counting the enrollment history; "active" is read from the active enrollments,
+    # which lie in the newest row groups (older ones are skipped by their statistics).
     reentry = {
-        "never": "coalesce(p.entries, 0) = 0",
-        "after_exit": "NOT coalesce(p.active, false)",
+        "never": "p.entries IS NULL",
+        "after_exit": "NOT EXISTS (SELECT 1 FROM enrollments e WHERE e.flow_id = $flow "
+                      "AND e.status = 'active' AND e.contact_id = k.contact_id)",
         "always": "true",
     }[flow.settings.reentry.value]
     connection.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE entering AS
         WITH k AS (SELECT DISTINCT contact_id FROM candidates),
-             p AS (SELECT e.contact_id, count(*) AS entries,
-                          bool_or(e.status = 'active') AS active
-                   FROM enrollments e
-                   WHERE e.flow_id = ? AND e.contact_id IN (SELECT contact_id FROM k)
-                   GROUP BY e.contact_id)
+             p AS (SELECT contact_id, entries FROM flow_entries
+                   WHERE flow_id = $flow AND contact_id IN (SELECT contact_id FROM k))
         SELECT (SELECT coalesce(max(enrollment_id), 0) FROM enrollments)
                    + row_number() OVER (ORDER BY k.contact_id) AS enrollment_id, k.contact_id,
                1 + coalesce(p.entries, 0) AS entry_number
         FROM k LEFT JOIN p USING (contact_id)
         WHERE {reentry}
         """,
-        [flow.id],
+        {"flow": flow.id},
     )
     connection.execute(
         "INSERT INTO enrollments SELECT enrollment_id, contact_id, ?, ?, ?, 'active', ?, NULL, "
         "NULL, entry_number FROM entering",
         [flow.id, flow.version, node.id, now],
     )
+    if flow.settings.reentry.value != "never":  # otherwise every entry is a first one
+        connection.execute(
+            "UPDATE flow_entries SET entries = n.entry_number FROM entering n "
+            "WHERE flow_entries.flow_id = ? AND flow_entries.contact_id = n.contact_id "
+            "AND n.entry_number > 1", [flow.id])
+    connection.execute(
+        "INSERT INTO flow_entries SELECT ?, contact_id, entry_number FROM entering "
+        "WHERE entry_number = 1", [flow.id])
     connection.execute(
         "INSERT INTO tokens SELECT (SELECT coalesce(max(token_id), 0) FROM tokens) "
         "+ row_number() OVER (ORDER BY enrollment_id), enrollment_id, contact_id, ?, ?, ?, "
