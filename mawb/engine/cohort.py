@@ -115,15 +115,17 @@ def prepare(connection: duckdb.DuckDBPyConnection, flow: Flow, node_id: str,
 def apply(cohort: Cohort) -> None:
     """Move the cohort according to `decision` (see module docstring).
 
-    New tokens are inserted straight into `tokens` under ids above the largest one before
-    them, so their `entered` rows are read back by id in the same statement that logs the
-    cohort's own transitions. When every token left by SINGLE (`pass_all`), the cohort itself
-    is the decision: no join with `decision`, and no token waits."""
+    Where each branch leads to at most one node, a leaving token moves in place (an UPDATE
+    keeping its id) and a token whose branch has no edge is deleted; where a branch fans out,
+    the tokens are replaced by new ones under ids above the largest before them, in
+    (token, target) order. When every token left by SINGLE (`pass_all`), the cohort itself is
+    the decision: no join with `decision`, and no token waits."""
     connection, flow, now = cohort.connection, cohort.flow, cohort.now
     node_id = cohort.node.id
     back_targets = plan(flow).back_targets.get(node_id, frozenset())
-    row = connection.execute("SELECT coalesce(max(token_id), 0) FROM tokens").fetchone()
-    base = int(row[0]) if row else 0
+    pairs = routes(flow, node_id, cohort.node_type)
+    branches = [branch for branch, _ in pairs]
+    fans_out = len(branches) != len(set(branches))
     if cohort.all_leave:
         leaving, branch, iteration = "cohort t", literal(SINGLE), "t.iteration"
         transitions = f"'completed', {branch}"
@@ -147,19 +149,63 @@ def apply(cohort: Cohort) -> None:
     # loop node (already processed this tick) picks it up next time.
     back = list(back_targets) or [""]
     placeholders = ", ".join("?" for _ in back)
+    wake = (f"CASE WHEN r.target IN ({placeholders}) "
+            "THEN CAST(? AS TIMESTAMP) + INTERVAL 1 MICROSECOND ELSE CAST(? AS TIMESTAMP) END")
+    moves = f"{leaving} JOIN route r ON r.branch = {branch}"
+    if fans_out:
+        _replace(connection, cohort, moves, iteration, wake, [*back, now, now],
+                 transitions, logged)
+        return
+    connection.execute(
+        f"""
+        INSERT INTO node_log
+        SELECT ?, t.flow_id, t.version, t.enrollment_id, t.contact_id, t.node_id,
+               {transitions}, NULL
+        FROM {logged}
+        UNION ALL
+        SELECT ?, t.flow_id, t.version, t.enrollment_id, t.contact_id, r.target, 'entered',
+               NULL, t.node_id FROM {moves}
+        """,
+        [now, now],
+    )
+    connection.execute(
+        f"""
+        UPDATE tokens SET node_id = m.target, via = m.node_id, arrived_at = CAST(? AS TIMESTAMP),
+               wake_at = m.wake_at, deadline = NULL, iteration = m.iteration, state = NULL
+        FROM (SELECT t.token_id, t.node_id, r.target, {iteration} AS iteration,
+                     {wake} AS wake_at
+              FROM {moves}) m
+        WHERE tokens.token_id = m.token_id
+        """,
+        [now, *back, now, now],
+    )
+    if cohort.all_leave:
+        if SINGLE not in branches:  # an end of the path: every token leaves the flow here
+            connection.execute("DELETE FROM tokens WHERE token_id IN "
+                               "(SELECT token_id FROM cohort)")
+    else:  # tokens that left by a branch with no edge
+        connection.execute(
+            "DELETE FROM tokens WHERE token_id IN (SELECT token_id FROM decision "
+            "WHERE branch IS NOT NULL AND branch NOT IN (SELECT branch FROM route))")
+
+
+def _replace(connection: duckdb.DuckDBPyConnection, cohort: Cohort, moves: str,
+             iteration: str, wake: str, wake_parameters: list[Any], transitions: str,
+             logged: str) -> None:
+    """A fan-out: the leaving tokens are replaced by one new token per target, whose
+    `entered` rows are read back by id in the statement that logs the cohort's own."""
+    now = cohort.now
+    row = connection.execute("SELECT coalesce(max(token_id), 0) FROM tokens").fetchone()
+    base = int(row[0]) if row else 0
     connection.execute(
         f"""
         INSERT INTO tokens
         SELECT ? + row_number() OVER (ORDER BY t.token_id, r.target),
                t.enrollment_id, t.contact_id, t.flow_id, t.version, r.target, t.node_id,
-               CAST(? AS TIMESTAMP),
-               CASE WHEN r.target IN ({placeholders})
-                    THEN CAST(? AS TIMESTAMP) + INTERVAL 1 MICROSECOND
-                    ELSE CAST(? AS TIMESTAMP) END,
-               NULL, {iteration}, NULL
-        FROM {leaving} JOIN route r ON r.branch = {branch}
+               CAST(? AS TIMESTAMP), {wake}, NULL, {iteration}, NULL
+        FROM {moves}
         """,
-        [base, now, *back, now, now],
+        [base, now, *wake_parameters],
     )
     connection.execute(
         f"""
