@@ -52,8 +52,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
