@@ -88,6 +88,7 @@ def scenario(kind: str, size: int, chunk: int, seed: int) -> dict[str, Any]:
 
 def measure(kind: str, size: int, chunk: int, seed: int, memory_limit: str) -> dict[str, Any]:
     environment = {**os.environ, "MAWB_MEMORY_LIMIT": memory_limit}
+    os.sync()  # the last run's writeback is not this run's: its commits sync the WAL
     output = subprocess.run(
         [sys.executable, __file__, "--scenario", kind, "--size", str(size), "--chunk",
          str(chunk), "--seed", str(seed)],
