@@ -156,18 +156,9 @@ def apply(cohort: Cohort) -> None:
         _replace(connection, cohort, moves, iteration, wake, [*back, now, now],
                  transitions, logged)
         return
-    connection.execute(
-        f"""
-        INSERT INTO node_log
-        SELECT ?, t.flow_id, t.version, t.enrollment_id, t.contact_id, t.node_id,
-               {transitions}, NULL
-        FROM {logged}
-        UNION ALL
-        SELECT ?, t.flow_id, t.version, t.enrollment_id, t.contact_id, r.target, 'entered',
-               NULL, t.node_id FROM {moves}
-        """,
-        [now, now],
-    )
+    _log(connection, now, transitions, logged,
+         "SELECT ?, t.flow_id, t.version, t.enrollment_id, t.contact_id, r.target, "
+         f"'entered', NULL, t.node_id FROM {moves}", [now])
     connection.execute(
         f"""
         UPDATE tokens SET node_id = m.target, via = m.node_id, arrived_at = CAST(? AS TIMESTAMP),
@@ -207,6 +198,18 @@ def _replace(connection: duckdb.DuckDBPyConnection, cohort: Cohort, moves: str,
         """,
         [base, now, *wake_parameters],
     )
+    _log(connection, now, transitions, logged,
+         "SELECT arrived_at, flow_id, version, enrollment_id, contact_id, node_id, 'entered', "
+         "NULL, via FROM tokens WHERE token_id > ?", [base])
+    left = ("SELECT token_id FROM cohort" if cohort.all_leave else
+            "SELECT token_id FROM decision WHERE branch IS NOT NULL")
+    connection.execute(f"DELETE FROM tokens WHERE token_id IN ({left})")
+
+
+def _log(connection: duckdb.DuckDBPyConnection, now: datetime, transitions: str, logged: str,
+         entered: str, parameters: list[Any]) -> None:
+    """One node_log statement: the cohort's own transitions and the `entered` rows of the
+    tokens arriving at the targets (`entered`, a SELECT with its `parameters`)."""
     connection.execute(
         f"""
         INSERT INTO node_log
@@ -214,14 +217,10 @@ def _replace(connection: duckdb.DuckDBPyConnection, cohort: Cohort, moves: str,
                {transitions}, NULL
         FROM {logged}
         UNION ALL
-        SELECT arrived_at, flow_id, version, enrollment_id, contact_id, node_id, 'entered',
-               NULL, via FROM tokens WHERE token_id > ?
+        {entered}
         """,
-        [now, base],
+        [now, *parameters],
     )
-    left = ("SELECT token_id FROM cohort" if cohort.all_leave else
-            "SELECT token_id FROM decision WHERE branch IS NOT NULL")
-    connection.execute(f"DELETE FROM tokens WHERE token_id IN ({left})")
 
 
 def ended_paths(connection: duckdb.DuckDBPyConnection) -> bool:
