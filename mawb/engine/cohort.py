@@ -151,10 +151,11 @@ def apply(cohort: Cohort) -> None:
     placeholders = ", ".join("?" for _ in back)
     wake = (f"CASE WHEN r.target IN ({placeholders}) "
             "THEN CAST(? AS TIMESTAMP) + INTERVAL 1 MICROSECOND ELSE CAST(? AS TIMESTAMP) END")
+    wake_parameters = [*back, now, now]
     moves = f"{leaving} JOIN route r ON r.branch = {branch}"
     if fans_out:
-        _replace(connection, cohort, moves, iteration, wake, [*back, now, now],
-                 transitions, logged)
+        _replace(connection, cohort, moves, iteration, wake, wake_parameters, transitions,
+                 logged)
         return
     _log(connection, now, transitions, logged,
          "SELECT ?, t.flow_id, t.version, t.enrollment_id, t.contact_id, r.target, "
@@ -168,7 +169,7 @@ def apply(cohort: Cohort) -> None:
               FROM {moves}) m
         WHERE tokens.token_id = m.token_id
         """,
-        [now, *back, now, now],
+        [now, *wake_parameters],
     )
     if cohort.all_leave:
         if SINGLE not in branches:  # an end of the path: every token leaves the flow here
